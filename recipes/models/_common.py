@@ -1,0 +1,148 @@
+"""Argument checks, classifier heads and compilation shared by the builders.
+
+Every public builder validates at its boundary with these helpers, so a bad
+argument fails in one line that names the argument and the value received.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import keras
+
+OPTIMIZERS = ("adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw",
+              "ftrl", "lion", "nadam", "rmsprop", "sgd")
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """Returns `value` as an int, or raises if it is not an integer >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_int_tuple(name: str, value, minimum: int = 1) -> tuple[int, ...]:
+    """Returns a non-empty sequence of integers >= `minimum` as a tuple (an int counts as one)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise TypeError(f"{name} must be an integer or a non-empty list of integers. "
+                        f"Received: {name}={value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
+            raise ValueError(f"{name} must contain integers >= {minimum}. Received: {name}={value!r}")
+    return tuple(int(v) for v in value)
+
+
+def check_rate(name: str, value) -> float:
+    """Returns a dropout-like rate in [0, 1) as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1). Received: {name}={value!r}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1). Received: {name}={value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}. Received: {name}={value!r}")
+    return value
+
+
+def check_activation(name: str, value):
+    """Returns `value` if Keras knows it as an activation (a name or a callable)."""
+    if callable(value):
+        return value
+    try:
+        keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"Unknown activation for {name}. Received: {name}={value!r}") from None
+    return value
+
+
+def check_shape(name: str, value, rank: int, min_size: int | None = None) -> tuple[int, ...]:
+    """Validates a static input shape (no batch axis) of the given rank.
+
+    Args:
+        name: argument name used in messages.
+        value: the shape the user gave.
+        rank: the number of axes it must have.
+        min_size: if given, the minimum of every axis but the last (spatial axes of images).
+    """
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a tuple of {rank} integers. Received: {name}={value!r}")
+    if len(value) != rank:
+        raise ValueError(f"{name} must have {rank} dimensions. Received: {name}={tuple(value)!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must contain positive integers. Received: {name}={tuple(value)!r}")
+    if min_size is not None and min(value[:-1]) < min_size:
+        spatial = "x".join([str(min_size)] * (rank - 1))
+        raise ValueError(f"Input size must be at least {spatial}. Received: {name}={tuple(value)!r}")
+    return tuple(int(v) for v in value)
+
+
+def output_dtype():
+    """float32 for the last layer under a mixed precision policy, so softmax/sigmoid stay stable."""
+    return "float32" if keras.mixed_precision.global_policy().name.startswith("mixed") else None
+
+
+def classifier_head(x, num_classes: int, classifier_activation: str = "auto", name: str = "predictions"):
+    """The final Dense layer of a classifier.
+
+    `"auto"` gives a softmax over `num_classes` units, except for a binary problem
+    (`num_classes=2`), which gets one sigmoid unit. `"softmax"`/`"sigmoid"` force
+    that activation with `num_classes` units (`"sigmoid"` allows `num_classes=1`).
+    """
+    units, activation = head_units(num_classes, classifier_activation)
+    return keras.layers.Dense(units, activation=activation, name=name, dtype=output_dtype())(x)
+
+
+def head_units(num_classes, classifier_activation):
+    """Returns `(units, activation)` of the head, validating both arguments."""
+    check_choice("classifier_activation", classifier_activation, ("auto", "softmax", "sigmoid"))
+    minimum = 1 if classifier_activation == "sigmoid" else 2
+    num_classes = check_int("num_classes", num_classes, minimum=minimum)
+    if classifier_activation == "auto":
+        return (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
+    return num_classes, classifier_activation
+
+
+def make_optimizer(optimizer, learning_rate=None):
+    """Returns a fresh Keras optimizer from a name or an instance.
+
+    Raises:
+        ValueError: for an unknown name or a non-positive learning rate.
+    """
+    if learning_rate is not None:
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
+                or learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a positive number. Received: learning_rate={learning_rate!r}")
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        if learning_rate is not None:
+            optimizer.learning_rate = learning_rate
+        return optimizer
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer. Expected one of {', '.join(OPTIMIZERS)} or a "
+                         f"keras.optimizers.Optimizer. Received: optimizer={optimizer!r}")
+    opt = keras.optimizers.get(optimizer.lower())
+    if learning_rate is not None:
+        opt.learning_rate = learning_rate
+    return opt
+
+
+def compile_classifier(model, *, optimizer, learning_rate, compile: bool, jit_compile="auto"):
+    """Compiles a classifier for integer labels: cross-entropy that matches its head, accuracy.
+
+    Validates `optimizer` and `learning_rate` even when `compile=False`.
+    """
+    opt = make_optimizer(optimizer, learning_rate)
+    if not compile:
+        return model
+    head = model.layers[-1]
+    binary = keras.activations.serialize(head.activation) == "sigmoid"
+    loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
+    return model

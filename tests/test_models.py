@@ -1,0 +1,69 @@
+"""One suite over every registered recipe, plus the registry itself."""
+
+import numpy as np
+import pytest
+
+import keras
+import recipes
+from recipes import get_model, list_models
+
+
+def _images(shape, n=16, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *shape), dtype=np.float32)
+    y = rng.integers(0, classes, size=n)
+    return x, y
+
+
+def _tokens(timesteps, vocab, n=16, classes=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(1, vocab, size=(n, timesteps)), rng.integers(0, classes, size=n)
+
+
+# name -> (tiny builder kwargs, data maker, expected output shape of one batch of 16)
+CASES = {
+    "mlp": (dict(input_shape=(8, 8, 1), num_classes=3, hidden_units=(16,)),
+            lambda: _images((8, 8, 1)), (16, 3)),
+}
+
+
+def test_every_registered_model_has_a_case():
+    assert sorted(CASES) == list_models()
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ValueError, match=r"Unknown model 'resnet'\. Valid names: .*mlp"):
+        get_model("resnet")
+
+
+def test_list_models_is_sorted_and_exported():
+    names = list_models()
+    assert names == sorted(names)
+    for name in names:
+        assert callable(getattr(recipes, f"build_{name}"))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_build_fit_save_load(name, tmp_path):
+    kwargs, make_data, out_shape = CASES[name]
+    model = get_model(name, learning_rate=1e-2, **kwargs)
+    assert model.compiled
+    x, y = make_data()
+    assert tuple(model.predict(x, verbose=0).shape) == out_shape
+
+    history = model.fit(x, y, epochs=6, batch_size=16, shuffle=False, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), restored.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_compile_false_returns_uncompiled(name):
+    kwargs, _, _ = CASES[name]
+    model = get_model(name, compile=False, **kwargs)
+    assert not model.compiled
