@@ -1,0 +1,328 @@
+"""DCGAN: deep convolutional generative adversarial network (Radford et al., 2015)."""
+
+from __future__ import annotations
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+from recipes.models import _common as c
+from recipes.registry import register_model
+
+_BASES = (4, 7)  # side of the generator's first feature map: 4 for 32/64, 7 for 28
+_SUPPORTED = "square, with a side of 4*2^k or 7*2^k (k >= 1; e.g. 28, 32, 64)"
+
+
+@keras.saving.register_keras_serializable(package="recipes")
+class DCGAN(keras.Model):
+    """A generator and a discriminator trained against each other with `fit()`.
+
+    `fit(images)` takes a dataset of images (or of `(images, labels)`, labels
+    ignored) in `value_range` (-1, 1). Each step updates the discriminator on one
+    real and one generated batch, then the generator with the non-saturating
+    loss (labels "real" for generated images). Logs `d_loss`, `g_loss`,
+    `d_acc_real` and `d_acc_fake` (the discriminator's accuracy on each half).
+    Calling the model on latent vectors runs the generator.
+
+    Args:
+        generator: functional model, latent vectors `(latent_dim,)` -> images.
+        discriminator: functional model, images -> probability of "real", `(1,)`.
+        latent_dim: size of the latent vectors.
+        label_smoothing: one-sided label smoothing; the discriminator's target for
+            real images is `1 - label_smoothing` (Salimans et al., 2016). The
+            paper uses none. Defaults to `0.0`.
+        seed: seed of the model's `SeedGenerator`, which draws the latent vectors
+            during training and for `generate(n)` without a seed. Defaults to `None`.
+    """
+
+    value_range = (-1.0, 1.0)
+
+    def __init__(self, generator, discriminator, latent_dim, label_smoothing=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = c.check_int("latent_dim", latent_dim)
+        self.label_smoothing = c.check_rate("label_smoothing", label_smoothing)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="latent_seed")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_acc_real_tracker = keras.metrics.Mean(name="d_acc_real")
+        self.d_acc_fake_tracker = keras.metrics.Mean(name="d_acc_fake")
+        self.d_optimizer = self.g_optimizer = self.loss_fn = None
+        self.built = True  # both halves are built functional models
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_acc_real_tracker, self.d_acc_fake_tracker]
+
+    def compile(self, d_optimizer=None, g_optimizer=None, loss_fn=None, **kwargs):
+        """Configures the two optimizers and the loss.
+
+        Args:
+            d_optimizer, g_optimizer: optimizers of the discriminator and of the
+                generator (names or instances; two distinct instances). Default to
+                the paper's `Adam(learning_rate=2e-4, beta_1=0.5)`.
+            loss_fn: a Keras loss, its name, or `fn(y_true, y_prob)` returning
+                per-example values; averaged over the batch (a `Loss` object's own
+                `reduction` is not used). Defaults to `"binary_crossentropy"`.
+            **kwargs: `jit_compile`, `run_eagerly`, `steps_per_execution`, as for
+                `keras.Model.compile()`.
+        """
+        d_optimizer = _optimizer(d_optimizer, "d_optimizer")
+        g_optimizer = _optimizer(g_optimizer, "g_optimizer")
+        if d_optimizer is g_optimizer:
+            raise ValueError("d_optimizer and g_optimizer must be two distinct optimizer instances. "
+                             f"Received: d_optimizer=g_optimizer={d_optimizer!r}")
+        loss_fn = keras.losses.get(loss_fn or "binary_crossentropy")
+        super().compile(optimizer=None, **kwargs)
+        self._gan_compile_config = keras.saving.serialize_keras_object(
+            dict(d_optimizer=d_optimizer, g_optimizer=g_optimizer, loss_fn=loss_fn))
+        if self.dtype_policy.name == "mixed_float16":
+            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale_optimizer")
+            g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, name="g_loss_scale_optimizer")
+        self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
+        # Build the optimizer variables now, so that load_model() and
+        # BackupAndRestore find them to restore into (Keras builds only `optimizer`).
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def get_compile_config(self):
+        if not self.compiled or not hasattr(self, "_gan_compile_config"):
+            return {}
+        return {**self._gan_compile_config, "jit_compile": self._jit_compile,
+                "run_eagerly": self.run_eagerly, "steps_per_execution": self.steps_per_execution}
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
+    def call(self, latent, training=False):
+        return self.generator(latent, training=training)
+
+    def generate(self, n, seed=None, batch_size=256):
+        """Returns `n` generated images, a float32 array `(n, H, W, C)` in [-1, 1].
+
+        The same int `seed` gives the same images; `seed=None` draws from the
+        model's `SeedGenerator`.
+        """
+        n = c.check_int("n", n)
+        latent = keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None else seed)
+        return _batched(lambda z: self.generator(z, training=False), ops.convert_to_numpy(latent), batch_size)
+
+    def train_step(self, data):
+        real = _images(data)
+        if keras.backend.backend() == "tensorflow":
+            return self._tf_train_step(real)
+        # A JAX/torch branch would compute the same losses through
+        # stateless_call / torch autograd; the loss maths below is backend-neutral.
+        raise NotImplementedError(f"DCGAN.train_step supports the TensorFlow backend. "
+                                  f"Received: backend={keras.backend.backend()!r}")
+
+    def _tf_train_step(self, real):
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        batch = ops.shape(real)[0]
+        fake = self.generator(self._latent(batch), training=True)
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            d_loss, p_real, p_fake = self._d_loss(real, fake, training=True)
+            # Replica gradients are summed: scale like Keras losses do.
+            scaled = self.d_optimizer.scale_loss(d_loss / replicas)
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, d_vars), d_vars))
+
+        g_vars = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            g_loss = self._g_loss(self._latent(batch), training=True)
+            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars))
+        return self._update_metrics(d_loss, g_loss, p_real, p_fake)
+
+    def test_step(self, data):
+        real = _images(data)
+        batch = ops.shape(real)[0]
+        fake = self.generator(self._latent(batch), training=False)
+        d_loss, p_real, p_fake = self._d_loss(real, fake, training=False)
+        g_loss = self._g_loss(self._latent(batch), training=False)
+        return self._update_metrics(d_loss, g_loss, p_real, p_fake)
+
+    def _latent(self, batch):
+        return keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+
+    def _d_loss(self, real, fake, training):
+        p_real = ops.cast(self.discriminator(real, training=training), "float32")
+        p_fake = ops.cast(self.discriminator(fake, training=training), "float32")
+        real_target = ops.full_like(p_real, 1.0 - self.label_smoothing)
+        return self._loss(real_target, p_real) + self._loss(ops.zeros_like(p_fake), p_fake), p_real, p_fake
+
+    def _g_loss(self, latent, training):
+        p = ops.cast(self.discriminator(self.generator(latent, training=training), training=training), "float32")
+        return self._loss(ops.ones_like(p), p)
+
+    def _loss(self, y_true, y_prob):
+        fn = self.loss_fn.call if isinstance(self.loss_fn, keras.losses.Loss) else self.loss_fn
+        return ops.mean(fn(y_true, y_prob))
+
+    def _update_metrics(self, d_loss, g_loss, p_real, p_fake):
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_acc_real_tracker.update_state(ops.cast(p_real > 0.5, "float32"))
+        self.d_acc_fake_tracker.update_state(ops.cast(p_fake < 0.5, "float32"))
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {**super().get_config(),
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "latent_dim": self.latent_dim, "label_smoothing": self.label_smoothing, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _optimizer(value, name):
+    if value is None:
+        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, name=name[0] + "_adam")
+    if isinstance(value, str):
+        return c.make_optimizer(value)
+    if isinstance(value, keras.optimizers.Optimizer):
+        return value
+    raise TypeError(f"{name} must be an optimizer name or a keras.optimizers.Optimizer. Received: {name}={value!r}")
+
+
+def _images(data):
+    """The images of a batch that is `images` or `(images, labels[, weights])`."""
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return ops.cast(x, "float32")
+
+
+def _batched(fn, x, batch_size):
+    """Runs `fn` over `x` in batches; returns one float32 numpy array."""
+    out = [ops.convert_to_numpy(ops.cast(fn(x[i:i + batch_size]), "float32"))
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out, axis=0)
+
+
+def _stages(image_shape):
+    """Returns `(base, k)` with side == base * 2**k, or raises."""
+    side = image_shape[0]
+    for base in _BASES:
+        size, k = base, 0
+        while size < side:
+            size, k = size * 2, k + 1
+        if size == side and k >= 1 and image_shape[1] == side:
+            return base, k
+    raise ValueError(f"image_shape must be {_SUPPORTED}. Received: image_shape={tuple(image_shape)!r}")
+
+
+@register_model("dcgan", task="generation", inputs="image",
+                description="DCGAN (Radford et al. 2015): strided-conv discriminator, "
+                            "transposed-conv generator, batch norm, Adam 2e-4/0.5")
+def build_dcgan(
+    *,
+    image_shape=(28, 28, 1),
+    latent_dim: int = 100,
+    base_filters: int = 128,
+    kernel_size: int = 5,
+    learning_rate: float = 2e-4,
+    beta_1: float = 0.5,
+    label_smoothing: float = 0.0,
+    seed: int | None = None,
+    compile: bool = True,
+) -> DCGAN:
+    """Builds a DCGAN following the paper's architecture guidelines.
+
+    Generator: Dense projection of the latent vector to `base x base` feature
+    maps (7x7 for 28x28 images, 4x4 for 32x32 and 64x64), then one stride-2
+    `Conv2DTranspose` per doubling up to the image size; batch norm and ReLU
+    after every layer but the last, which is tanh. Discriminator: the mirror
+    image, stride-2 `Conv2D` down to `base x base`, batch norm after every
+    layer but the first, LeakyReLU(0.2), then one sigmoid unit. No pooling;
+    weights drawn from N(0, 0.02). The widest layer has
+    `base_filters * 2**(k-1)` filters for `k` doublings: for 64x64x3 and
+    `base_filters=128` that is the paper's 1024-512-256-128 generator.
+
+    Layer names are stable: generator `project_dense`, `project_bn`,
+    `project_relu`, `project_reshape`, `block{i}_convT`, `block{i}_bn`,
+    `block{i}_relu`, `output_convT`; discriminator `block{i}_conv`,
+    `block{i}_bn`, `block{i}_lrelu`, `flatten`, `predictions`.
+
+    Reference:
+    - [Radford, Metz & Chintala, 2015](https://arxiv.org/abs/1511.06434)
+
+    Args:
+        image_shape: `(H, W, C)` of the images, square with a side of
+            `4*2^k` or `7*2^k` (k >= 1), C 1 or 3. Defaults to `(28, 28, 1)`.
+        latent_dim: size of the latent vectors. Defaults to `100`.
+        base_filters: filters of the generator's last hidden layer and the
+            discriminator's first layer; doubled per stage. Defaults to `128`.
+        kernel_size: convolution kernel size. Defaults to `5` (the paper's code).
+        learning_rate: Adam learning rate of both networks. Defaults to `2e-4`.
+        beta_1: Adam beta_1 of both networks. Defaults to `0.5`.
+        label_smoothing: one-sided label smoothing of the real targets.
+            Defaults to `0.0` (none, as in the paper).
+        seed: seed of the latent-vector `SeedGenerator`. Defaults to `None`.
+        compile: return the model compiled with the two Adam optimizers.
+            Defaults to `True`.
+
+    Returns:
+        A `DCGAN` named `"dcgan"` with `generator` and `discriminator`
+        sub-models; images live in `value_range == (-1.0, 1.0)`.
+
+    Raises:
+        ValueError, TypeError: for an invalid argument; the message names it.
+    """
+    image_shape = c.check_shape("image_shape", image_shape, rank=3)
+    if image_shape[-1] not in (1, 3):
+        raise ValueError(f"image_shape must have 1 or 3 channels. Received: image_shape={image_shape!r}")
+    base, k = _stages(image_shape)
+    latent_dim = c.check_int("latent_dim", latent_dim)
+    base_filters = c.check_int("base_filters", base_filters)
+    kernel_size = c.check_int("kernel_size", kernel_size)
+    label_smoothing = c.check_rate("label_smoothing", label_smoothing)
+    if isinstance(beta_1, bool) or not isinstance(beta_1, numbers.Real) or not 0 <= beta_1 < 1:
+        raise ValueError(f"beta_1 must be in [0, 1). Received: beta_1={beta_1!r}")
+    d_optimizer = c.make_optimizer(keras.optimizers.Adam(beta_1=beta_1, name="d_adam"), learning_rate)
+    g_optimizer = c.make_optimizer(keras.optimizers.Adam(beta_1=beta_1, name="g_adam"), learning_rate)
+    init = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+    conv = dict(kernel_size=kernel_size, strides=2, padding="same", kernel_initializer=init)
+    widths = [base_filters * 2 ** i for i in reversed(range(k))]  # e.g. 1024, 512, 256, 128
+
+    # Generator: project and reshape, then fractionally-strided convolutions.
+    latent = keras.Input(shape=(latent_dim,), name="latent")
+    x = keras.layers.Dense(base * base * widths[0], use_bias=False, kernel_initializer=init,
+                           name="project_dense")(latent)
+    x = keras.layers.BatchNormalization(name="project_bn")(x)
+    x = keras.layers.ReLU(name="project_relu")(x)
+    x = keras.layers.Reshape((base, base, widths[0]), name="project_reshape")(x)
+    for i, filters in enumerate(widths[1:], start=1):
+        x = keras.layers.Conv2DTranspose(filters, use_bias=False, name=f"block{i}_convT", **conv)(x)
+        x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = keras.layers.ReLU(name=f"block{i}_relu")(x)
+    images = keras.layers.Conv2DTranspose(image_shape[-1], activation="tanh", dtype=c.output_dtype(),
+                                          name="output_convT", **conv)(x)
+    generator = keras.Model(latent, images, name="generator")
+
+    # Discriminator: strided convolutions, no batch norm on the input layer.
+    inputs = keras.Input(shape=image_shape, name="images")
+    x = inputs
+    for i, filters in enumerate(reversed(widths), start=1):
+        x = keras.layers.Conv2D(filters, use_bias=i == 1, name=f"block{i}_conv", **conv)(x)
+        if i > 1:
+            x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"block{i}_lrelu")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=init, dtype=c.output_dtype(),
+                                 name="predictions")(x)
+    discriminator = keras.Model(inputs, outputs, name="discriminator")
+
+    gan = DCGAN(generator, discriminator, latent_dim, label_smoothing=label_smoothing, seed=seed, name="dcgan")
+    if compile:
+        gan.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
+    return gan

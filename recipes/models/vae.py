@@ -1,0 +1,256 @@
+"""Variational autoencoder (Kingma & Welling, 2013), convolutional or dense."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from recipes.models import _common as c
+from recipes.models.dcgan import _batched, _images
+from recipes.registry import register_model
+
+
+@keras.saving.register_keras_serializable(package="recipes")
+class Sampling(keras.layers.Layer):
+    """The reparameterisation trick: `z = mean + exp(log_var / 2) * eps`, eps ~ N(0, I).
+
+    Args:
+        seed: seed of the layer's `SeedGenerator`. Defaults to `None`.
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="recipes")
+class VAE(keras.Model):
+    """An encoder and a decoder trained on the negative ELBO with `fit()`.
+
+    `fit(x)` takes a dataset of examples (or of `(x, labels)`, labels ignored)
+    in `value_range` (0, 1). Logs `loss`, `reconstruction_loss` (binary
+    cross-entropy summed over the values of one example) and `kl_loss` (KL
+    divergence from N(0, I), summed over the latent dimensions), both in nats
+    per example, averaged over the batch. Calling the model on `x` returns the
+    reconstruction of its mean code.
+
+    Args:
+        encoder: functional model, x -> `[z_mean, z_log_var, z]`.
+        decoder: functional model, z -> x in [0, 1].
+        latent_dim: size of the code.
+        seed: seed of the model's `SeedGenerator`, used by `sample(n)` without
+            a seed. Defaults to `None`.
+    """
+
+    value_range = (0.0, 1.0)
+
+    def __init__(self, encoder, decoder, latent_dim, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = c.check_int("latent_dim", latent_dim)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="prior_seed")
+        self.total_loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.built = True  # both halves are built functional models
+
+    @property
+    def metrics(self):
+        return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+
+    def call(self, x, training=False):
+        z_mean, _, _ = self.encoder(x, training=training)
+        return self.decoder(z_mean, training=training)
+
+    def encode(self, x, batch_size=256):
+        """Returns the mean code of each example of `x`, float32 `(n, latent_dim)`."""
+        return _batched(lambda b: self.encoder(b, training=False)[0], x, batch_size)
+
+    def decode(self, z, batch_size=256):
+        """Returns the decoded examples of the codes `z`, float32 in [0, 1]."""
+        return _batched(lambda b: self.decoder(b, training=False), z, batch_size)
+
+    def sample(self, n, seed=None, batch_size=256):
+        """Decodes `n` codes drawn from the prior N(0, I); the same int `seed`, the same samples."""
+        n = c.check_int("n", n)
+        z = keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None else seed)
+        return self.decode(ops.convert_to_numpy(z), batch_size)
+
+    generate = sample
+
+    def compute_losses(self, x, training=False):
+        """Returns `(loss, reconstruction_loss, kl_loss)`, nats per example, mean over the batch."""
+        z_mean, z_log_var, z = self.encoder(x, training=training)
+        z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
+        x_hat = ops.cast(self.decoder(z, training=training), "float32")
+        bce = ops.binary_crossentropy(x, x_hat)
+        reconstruction = ops.mean(ops.sum(ops.reshape(bce, (ops.shape(bce)[0], -1)), axis=1))
+        kl = -0.5 * (1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+        kl = ops.mean(ops.sum(kl, axis=1))
+        return reconstruction + kl, reconstruction, kl
+
+    def train_step(self, data):
+        x = _images(data)
+        if keras.backend.backend() == "tensorflow":
+            return self._tf_train_step(x)
+        # A JAX/torch branch would differentiate compute_losses() with
+        # stateless_call / torch autograd; the loss maths is backend-neutral.
+        raise NotImplementedError(f"VAE.train_step supports the TensorFlow backend. "
+                                  f"Received: backend={keras.backend.backend()!r}")
+
+    def _tf_train_step(self, x):
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(x, training=True)
+            # Replica gradients are summed: scale like Keras losses do.
+            scaled = self.optimizer.scale_loss(losses[0] / replicas)
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return self._update_metrics(losses)
+
+    def test_step(self, data):
+        return self._update_metrics(self.compute_losses(_images(data), training=False))
+
+    def _update_metrics(self, losses):
+        for tracker, value in zip(self.metrics, losses):
+            tracker.update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {**super().get_config(),
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "latent_dim": self.latent_dim, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@register_model("vae", task="generation", inputs="any",
+                description="Variational autoencoder (Kingma & Welling 2013; the keras-io conv VAE)")
+def build_vae(
+    *,
+    input_shape=(28, 28, 1),
+    latent_dim: int = 2,
+    filters=(32, 64),
+    hidden_units=None,
+    optimizer="adam",
+    learning_rate: float | None = None,
+    seed: int | None = None,
+    compile: bool = True,
+) -> VAE:
+    """Builds a variational autoencoder for images `(H, W, C)` or flat vectors `(features,)`.
+
+    For images (the keras-io example): encoder Conv2D 32 s2, Conv2D 64 s2
+    (3x3, ReLU), Dense 16, then Dense `z_mean` and `z_log_var` and the
+    `Sampling` layer `z`; decoder Dense (H/4)*(W/4)*64, Conv2DTranspose 64 s2,
+    Conv2DTranspose 32 s2, Conv2DTranspose C with a sigmoid. For flat inputs:
+    Dense layers of `hidden_units` each way and a sigmoid Dense output.
+    Inputs must be in [0, 1] (the Bernoulli decoder of the paper).
+
+    Layer names: encoder `block{i}_conv`, `flatten`, `fc{i}` (flat inputs:
+    `dense{i}`), `z_mean`, `z_log_var`, `z`; decoder `fc{i}` (for
+    `hidden_units[1:]`), `project_dense`, `project_reshape`, `block{i}_convT`
+    (flat inputs: `dense{i}`), `reconstruction`.
+
+    Reference:
+    - [Kingma & Welling, 2013](https://arxiv.org/abs/1312.6114)
+    - [keras-io VAE example](https://keras.io/examples/generative/vae/)
+
+    Args:
+        input_shape: `(H, W, C)` with H and W divisible by 2**len(filters), or
+            `(features,)`. Defaults to `(28, 28, 1)`.
+        latent_dim: size of the code. Defaults to `2`.
+        filters: filters of the encoder's stride-2 convolutions (mirrored in
+            the decoder); images only. Defaults to `(32, 64)`.
+        hidden_units: widths of the dense layers after the convolutions (images;
+            the decoder mirrors all but the first, as in keras-io) or of the
+            whole encoder (flat inputs; mirrored in the decoder).
+            Defaults to `(16,)` for images, `(512,)` for flat inputs.
+        optimizer: optimizer name or instance. Defaults to `"adam"`.
+        learning_rate: overrides the optimizer's learning rate. Defaults to `None`.
+        seed: seed of the sampling and prior `SeedGenerator`s. Defaults to `None`.
+        compile: return the model compiled. Defaults to `True`.
+
+    Returns:
+        A `VAE` named `"vae"` with `encoder` and `decoder` sub-models;
+        `value_range == (0.0, 1.0)`.
+
+    Raises:
+        ValueError, TypeError: for an invalid argument; the message names it.
+    """
+    if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (1, 3):
+        raise ValueError("input_shape must be (height, width, channels) or (features,). "
+                         f"Received: input_shape={input_shape!r}")
+    input_shape = c.check_shape("input_shape", input_shape, rank=len(input_shape))
+    latent_dim = c.check_int("latent_dim", latent_dim)
+    filters = c.check_int_tuple("filters", filters)
+    image = len(input_shape) == 3
+    hidden_units = c.check_int_tuple("hidden_units", hidden_units or ((16,) if image else (512,)))
+    opt = c.make_optimizer(optimizer, learning_rate)
+    if image:
+        scale = 2 ** len(filters)
+        if input_shape[0] % scale or input_shape[1] % scale:
+            raise ValueError(f"input_shape must have a height and width divisible by {scale} "
+                             f"(2**len(filters)). Received: input_shape={input_shape!r}")
+    relu = dict(activation="relu")
+    out_dtype = c.output_dtype()
+
+    # Encoder
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    x = inputs
+    if image:
+        for i, f in enumerate(filters, start=1):
+            x = keras.layers.Conv2D(f, 3, strides=2, padding="same", name=f"block{i}_conv", **relu)(x)
+        feature_shape = tuple(x.shape[1:])
+        x = keras.layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(hidden_units, start=1):
+        x = keras.layers.Dense(units, name=f"fc{i}" if image else f"dense{i}", **relu)(x)
+    z_mean = keras.layers.Dense(latent_dim, dtype=out_dtype, name="z_mean")(x)
+    z_log_var = keras.layers.Dense(latent_dim, dtype=out_dtype, name="z_log_var")(x)
+    z = Sampling(seed=seed, dtype=out_dtype, name="z")([z_mean, z_log_var])
+    encoder = keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
+
+    # Decoder
+    latent = keras.Input(shape=(latent_dim,), name="latent")
+    x = latent
+    for i, units in enumerate(reversed(hidden_units[1:] if image else hidden_units), start=1):
+        x = keras.layers.Dense(units, name=f"fc{i}" if image else f"dense{i}", **relu)(x)
+    if image:
+        x = keras.layers.Dense(math.prod(feature_shape), name="project_dense", **relu)(x)
+        x = keras.layers.Reshape(feature_shape, name="project_reshape")(x)
+        for i, f in enumerate(reversed(filters), start=1):
+            x = keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", name=f"block{i}_convT", **relu)(x)
+        outputs = keras.layers.Conv2DTranspose(input_shape[-1], 3, padding="same", activation="sigmoid",
+                                               dtype=out_dtype, name="reconstruction")(x)
+    else:
+        outputs = keras.layers.Dense(input_shape[0], activation="sigmoid", dtype=out_dtype,
+                                     name="reconstruction")(x)
+    decoder = keras.Model(latent, outputs, name="decoder")
+
+    vae = VAE(encoder, decoder, latent_dim, seed=seed, name="vae")
+    if compile:
+        vae.compile(optimizer=opt)
+    return vae
