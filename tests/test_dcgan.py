@@ -105,6 +105,9 @@ def test_compile_defaults_custom_and_errors():
     opt = keras.optimizers.Adam()
     with pytest.raises(ValueError, match=r"d_optimizer and g_optimizer must be two distinct optimizer instances"):
         gan.compile(d_optimizer=opt, g_optimizer=opt)
+    with pytest.raises(TypeError, match=r"DCGAN\.compile\(\) takes d_optimizer and g_optimizer, not optimizer\. "
+                                        r"Received: optimizer='adam'"):
+        gan.compile(optimizer="adam")
     with pytest.raises(TypeError, match=r"g_optimizer must be an optimizer name or a keras\.optimizers\.Optimizer"):
         gan.compile(g_optimizer=3)
 

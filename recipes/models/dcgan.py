@@ -70,7 +70,13 @@ class DCGAN(keras.Model):
                 `reduction` is not used). Defaults to `"binary_crossentropy"`.
             **kwargs: `jit_compile`, `run_eagerly`, `steps_per_execution`, as for
                 `keras.Model.compile()`.
+
+        Under the `"mixed_float16"` policy both optimizers are wrapped in a
+        `LossScaleOptimizer`, as `keras.Model.compile()` does for its one.
         """
+        if "optimizer" in kwargs:
+            raise TypeError("DCGAN.compile() takes d_optimizer and g_optimizer, not optimizer. "
+                            f"Received: optimizer={kwargs['optimizer']!r}")
         d_optimizer = _optimizer(d_optimizer, "d_optimizer")
         g_optimizer = _optimizer(g_optimizer, "g_optimizer")
         if d_optimizer is g_optimizer:
@@ -81,8 +87,10 @@ class DCGAN(keras.Model):
         self._gan_compile_config = keras.saving.serialize_keras_object(
             dict(d_optimizer=d_optimizer, g_optimizer=g_optimizer, loss_fn=loss_fn))
         if self.dtype_policy.name == "mixed_float16":
-            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale_optimizer")
-            g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, name="g_loss_scale_optimizer")
+            d_optimizer, g_optimizer = (
+                opt if isinstance(opt, keras.optimizers.LossScaleOptimizer)
+                else keras.optimizers.LossScaleOptimizer(opt, name=f"{prefix}_loss_scale_optimizer")
+                for opt, prefix in ((d_optimizer, "d"), (g_optimizer, "g")))
         self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
         # Build the optimizer variables now, so that load_model() and
         # BackupAndRestore find them to restore into (Keras builds only `optimizer`).
