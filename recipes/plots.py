@@ -1,0 +1,546 @@
+"""Pictures of a run: image grids, training curves, confusion matrices, and the
+callbacks that draw them each epoch.
+
+Figures are drawn with matplotlib's Agg canvas (never a display), so this works
+on a headless machine. Every picture goes to a PNG under `run_dir/plots/`
+(written atomically) and, for images, to TensorBoard as an image summary in the
+run `run_dir/logs/images`, one step per epoch, so it animates in the Images tab.
+
+```python
+from recipes.plots import make_grid, plot_history
+grid = make_grid(images)                      # (N, H, W, C) in [0, 1] -> one image
+plot_history("runs/mlp/history.csv", "runs/mlp/plots/curves.png")
+```
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def atomic_write(path, write):
+    """Calls `write(tmp_path)` and moves the result onto `path` in one step.
+
+    The temporary file lives in the same directory and keeps the extension of
+    `path` (Keras picks the format from it), so `os.replace` is atomic: a crash
+    while writing leaves the previous `path` whole and no temporary file behind.
+    """
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    stem, ext = os.path.splitext(name)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=f".tmp{ext}")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def to_unit_range(images, value_range=(0.0, 1.0)) -> np.ndarray:
+    """Maps images from `value_range` to [0, 1] (float32, clipped)."""
+    low, high = (float(v) for v in value_range)
+    if not high > low:
+        raise ValueError(f"value_range must be (low, high) with low < high. Received: value_range={value_range!r}")
+    images = np.asarray(images, dtype="float32")
+    return np.clip((images - low) / (high - low), 0.0, 1.0)
+
+
+def make_grid(images, ncols: int | None = None, padding: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tiles a batch of images into one image.
+
+    Args:
+        images: array `(N, H, W, C)` or `(N, H, W)` with values in [0, 1].
+        ncols: images per row. Defaults to `ceil(sqrt(N))`.
+        padding: pixels between images and around the border. Defaults to `1`.
+        pad_value: value of the padding. Defaults to `1.0` (white).
+
+    Returns:
+        float32 array `(rows * (H + padding) + padding, ncols * (W + padding) + padding, C)`.
+    """
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"images must be a non-empty batch (N, H, W, C) or (N, H, W). "
+                         f"Received: images.shape={images.shape}")
+    n, h, w, c = images.shape
+    ncols = min(n, ncols or math.ceil(math.sqrt(n)))
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (h + padding) + padding, ncols * (w + padding) + padding, c),
+                   pad_value, dtype="float32")
+    for i, image in enumerate(images):
+        top = padding + (i // ncols) * (h + padding)
+        left = padding + (i % ncols) * (w + padding)
+        grid[top:top + h, left:left + w] = image
+    return grid
+
+
+def upscale(image, min_size: int = 256, max_factor: int = 8) -> np.ndarray:
+    """Repeats pixels (nearest neighbour) until the image is about `min_size` wide, so 8x8 digits stay visible."""
+    factor = int(min(max_factor, max(1, math.ceil(min_size / image.shape[1]))))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def save_image(image, path):
+    """Writes an `(H, W, C)` image in [0, 1] with 1, 3 or 4 channels as a PNG, pixel for pixel (atomically)."""
+    import matplotlib.image
+
+    image = np.asarray(image, dtype="float32")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        atomic_write(path, lambda tmp: matplotlib.image.imsave(tmp, image, cmap="gray", vmin=0.0, vmax=1.0,
+                                                               format="png"))
+    else:
+        atomic_write(path, lambda tmp: matplotlib.image.imsave(tmp, np.clip(image, 0.0, 1.0), format="png"))
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Renders a matplotlib figure to an `(H, W, 4)` uint8 RGBA array."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def save_figure(fig, path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=fig.dpi))
+
+
+# Training curves ------------------------------------------------------------
+
+def read_history(path) -> dict[str, list[float]]:
+    """Reads a Keras `CSVLogger` file into `{column: values}`; "NA" and blanks become NaN."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = list(rows[0].keys()) if rows else []
+    history = {}
+    for column in columns:
+        values = []
+        for row in rows:
+            try:
+                values.append(float(row[column]))
+            except (TypeError, ValueError):
+                values.append(float("nan"))
+        history[column] = values
+    return history
+
+
+def plot_history(history, path):
+    """Draws loss and each metric, train against validation, one panel each, to a PNG.
+
+    Args:
+        history: `{name: [value per epoch]}` (e.g. `model.fit(...).history`), or the
+            path of a `history.csv` written by `CSVLogger`. Its `"epoch"` column
+            (0-based, as Keras counts) places the points, else their order; the
+            axis shows epoch + 1, as Keras prints "Epoch 1/...".
+        path: the PNG to write (atomically).
+    """
+    from matplotlib.figure import Figure
+
+    if isinstance(history, (str, os.PathLike)):
+        history = read_history(history)
+    history = {k: np.asarray(v, dtype="float64") for k, v in history.items()}
+    epochs = history.pop("epoch", None)
+    names = [k for k in history if not k.startswith("val_") and np.isfinite(history[k]).any()]
+    names.sort(key=lambda k: (k != "loss", "learning_rate" in k, k))
+    if not names:
+        return
+    ncols = min(3, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    width, height = 4.5 * ncols, 3.2 * nrows
+    fig = Figure(figsize=(width, height), dpi=100)
+    # fixed margins in inches: tight_layout would cost most of the drawing time
+    fig.subplots_adjust(left=0.6 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - 0.35 / height,
+                        wspace=0.3, hspace=0.6)
+    for i, name in enumerate(names, start=1):
+        ax = fig.add_subplot(nrows, ncols, i)
+        train = history[name]
+        x = (epochs if epochs is not None else np.arange(len(train))) + 1
+        ax.plot(x, train, marker=".", label="train")
+        val = history.get(f"val_{name}")
+        if val is not None and np.isfinite(val).any():
+            ax.plot(x, val, marker=".", linestyle="--", label="validation")
+        if "learning_rate" in name and np.all(train[np.isfinite(train)] > 0):
+            ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    save_figure(fig, path)
+
+
+# Confusion matrix -----------------------------------------------------------
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """Counts `(true, predicted)` pairs: an int64 `(num_classes, num_classes)` array, rows are true classes."""
+    y_true = np.asarray(y_true, dtype="int64").ravel()
+    y_pred = np.asarray(y_pred, dtype="int64").ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred must have the same length. "
+                         f"Received: {y_true.shape[0]} and {y_pred.shape[0]}")
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes ** 2) \
+        .reshape(num_classes, num_classes)
+
+
+def confusion_matrix_figure_size(num_classes: int) -> float:
+    """Side of the square confusion-matrix figure in inches (at 100 dpi): 4 to 12, growing with the classes."""
+    return float(min(12.0, max(4.0, 0.5 * num_classes + 2.0)))
+
+
+def confusion_matrix_figure(matrix, class_names=None):
+    """A matplotlib Figure of `matrix`: colour is the row-normalised rate, text the count (up to 20 classes)."""
+    from matplotlib.figure import Figure
+
+    matrix = np.asarray(matrix)
+    k = matrix.shape[0]
+    size = confusion_matrix_figure_size(k)
+    fig = Figure(figsize=(size, size), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    if k <= 30:
+        labels = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+        ax.set_xticks(range(k), labels, rotation=90, fontsize=8)
+        ax.set_yticks(range(k), labels, fontsize=8)
+    total = int(matrix.sum())
+    accuracy = np.trace(matrix) / total if total else float("nan")
+    ax.set_title(f"Confusion matrix (accuracy {accuracy:.3f}, n={total})", fontsize=9)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+# Callbacks -------------------------------------------------------------------
+
+_CLASSIFIER_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+_writers = {}
+
+
+def summary_writer(log_dir):
+    """One `tf.summary` writer per directory for the whole process: TensorBoard reads
+    the event files of a run one after another, so two live writers in one directory
+    would hide each other's events."""
+    log_dir = os.path.abspath(os.fspath(log_dir))
+    if log_dir not in _writers:
+        _writers[log_dir] = tf.summary.create_file_writer(log_dir)
+    return _writers[log_dir]
+
+
+def take_examples(data, n: int | None = None):
+    """`(x, y)` numpy arrays from validation data: the first `n` examples (all when `None`).
+
+    `data` is a batched `tf.data.Dataset` of `(x, y)` or `x`, an array `x`, or a tuple
+    `(x, y)`; `y` is `None` when there are no labels.
+    """
+    if isinstance(data, tf.data.Dataset):
+        xs, ys, count = [], [], 0
+        for element in data.as_numpy_iterator():
+            x, y = (element[0], element[1]) if isinstance(element, tuple) and len(element) > 1 else (element, None)
+            x = x[0] if isinstance(x, tuple) else x
+            xs.append(x)
+            ys.append(y)
+            count += len(x)
+            if n is not None and count >= n:
+                break
+        x = np.concatenate(xs)[:n]
+        y = None if ys[0] is None else np.concatenate(ys)[:n]
+        return x, y
+    if isinstance(data, (tuple, list)):
+        x, y = data[0], data[1] if len(data) > 1 else None
+    else:
+        x, y = data, None
+    x = np.asarray(x)[:n]
+    return x, None if y is None else np.asarray(y)[:n]
+
+
+def _has_labels(data) -> bool:
+    if isinstance(data, tf.data.Dataset):
+        return isinstance(data.element_spec, tuple) and len(data.element_spec) > 1
+    return isinstance(data, (tuple, list)) and len(data) > 1 and data[1] is not None
+
+
+def is_classifier(model) -> bool:
+    """True when the model was compiled with a classification cross-entropy."""
+    loss = getattr(model, "loss", None)
+    name = loss if isinstance(loss, str) else getattr(loss, "name", getattr(loss, "__name__", ""))
+    return str(name).lower() in _CLASSIFIER_LOSSES
+
+
+def latent_grid(latent_dim: int, size: int = 9) -> np.ndarray:
+    """Latent vectors for a traversal: `(size * size, latent_dim)` float32.
+
+    The first two dimensions take the standard normal quantiles of
+    `linspace(0.05, 0.95, size)` (rows: dimension 0, decreasing downwards;
+    columns: dimension 1, increasing to the right); the others stay at 0, the
+    prior's mean. With `latent_dim == 1` it is a single row, `(size, 1)`.
+    """
+    quantiles = np.array([statistics.NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, size)], "float32")
+    if latent_dim == 1:
+        return quantiles[:, None]
+    z = np.zeros((size, size, latent_dim), dtype="float32")
+    z[..., 0] = quantiles[::-1, None]
+    z[..., 1] = quantiles[None, :]
+    return z.reshape(size * size, latent_dim)
+
+
+class ImageCallback(keras.callbacks.Callback):
+    """Base of the picture callbacks: decides whether the model supports it, writes a picture.
+
+    Args:
+        run_dir: the run directory.
+        required: raise at the start of training when the model does not support
+            this picture; otherwise the callback quietly does nothing. Defaults to `False`.
+    """
+
+    name = "image"
+    needs = "a model"
+
+    def __init__(self, run_dir, *, required: bool = False):
+        super().__init__()
+        self.run_dir = os.fspath(run_dir)
+        self.required = required
+        self.active = False
+
+    def supports(self, model) -> bool:
+        raise NotImplementedError
+
+    def on_train_begin(self, logs=None):
+        self.active = self.supports(self.model)
+        if self.required and not self.active:
+            raise ValueError(f"{self.name}=True needs {self.needs}. "
+                             f"Received: model={self.model.name!r} ({type(self.model).__name__})")
+
+    def write(self, image, step: int, per_epoch: bool = True):
+        """Writes an `(H, W, C)` image in [0, 1] to TensorBoard at `step` and to `plots/<name>.png`."""
+        if image.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"{self.name} images must have 1, 3 or 4 channels. Received: shape={image.shape}")
+        writer = summary_writer(os.path.join(self.run_dir, "logs", "images"))
+        with writer.as_default():
+            tf.summary.image(self.name, image[None], step=step, max_outputs=1)
+        writer.flush()
+        plots_dir = os.path.join(self.run_dir, "plots")
+        big = upscale(image)
+        if per_epoch:
+            save_image(big, os.path.join(plots_dir, f"{self.name}_epoch_{step + 1:03d}.png"))
+        save_image(big, os.path.join(plots_dir, f"{self.name}.png"))
+
+    def _unit(self, images):
+        images = keras.ops.convert_to_numpy(images)
+        return to_unit_range(images, getattr(self.model, "value_range", (0.0, 1.0)))
+
+
+class SampleGrid(ImageCallback):
+    """Each epoch, a grid of `model.generate(num_samples, seed=seed)`: the same latent
+    vectors every epoch, so the grid shows how the generator learns.
+
+    Writes the TensorBoard image `samples` and `plots/samples_epoch_NNN.png`,
+    `plots/samples.png`. Images are mapped from `model.value_range` to [0, 1].
+    """
+
+    name = "samples"
+    needs = "a model with generate(n, seed) (DCGAN, VAE)"
+
+    def __init__(self, run_dir, *, num_samples: int = 64, seed: int = 1234, required: bool = False):
+        super().__init__(run_dir, required=required)
+        self.num_samples = num_samples
+        self.seed = seed
+
+    def supports(self, model):
+        return callable(getattr(model, "generate", None))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.active:
+            self.write(make_grid(self._unit(self.model.generate(self.num_samples, seed=self.seed))), epoch)
+
+
+class Reconstructions(ImageCallback):
+    """Each epoch, a fixed batch of validation images over their reconstructions
+    `model.decode(model.encode(x))`: rows of originals alternate with rows of
+    reconstructions, `columns` images wide. TensorBoard image `reconstructions`.
+    """
+
+    name = "reconstructions"
+    needs = "a model with encode(x) and decode(z) (VAE)"
+
+    def __init__(self, run_dir, validation_data, *, num_images: int = 16, columns: int = 8,
+                 required: bool = False):
+        super().__init__(run_dir, required=required)
+        self.validation_data = validation_data
+        self.num_images = num_images
+        self.columns = columns
+        self.images = None
+
+    def supports(self, model):
+        return callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.active and self.images is None:
+            self.images = take_examples(self.validation_data, self.num_images)[0]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.active:
+            return
+        original = self._unit(self.images)
+        restored = self._unit(self.model.decode(self.model.encode(self.images)))
+        rows = []
+        for start in range(0, len(original), self.columns):
+            rows += [original[start:start + self.columns], restored[start:start + self.columns]]
+        if len(rows[-1]) < self.columns and len(rows) > 2:  # pad a short last pair with blanks
+            blank = np.ones((self.columns - len(rows[-1]), *original.shape[1:]), "float32")
+            rows[-2], rows[-1] = np.concatenate([rows[-2], blank]), np.concatenate([rows[-1], blank])
+        self.write(make_grid(np.concatenate(rows), ncols=min(self.columns, len(original))), epoch)
+
+
+class LatentTraversal(ImageCallback):
+    """Each epoch, `model.decode` over a grid of latent vectors (`latent_grid`):
+    for `latent_dim == 2` the whole latent plane at the normal quantiles of
+    `linspace(0.05, 0.95, size)`; for `latent_dim > 2` the first two dimensions,
+    the others held at 0. TensorBoard image `latent_traversal`.
+    """
+
+    name = "latent_traversal"
+    needs = "a model with decode(z) and an integer latent_dim (VAE)"
+
+    def __init__(self, run_dir, *, size: int = 9, required: bool = False):
+        super().__init__(run_dir, required=required)
+        self.size = size
+
+    def supports(self, model):
+        latent_dim = getattr(model, "latent_dim", None)
+        return callable(getattr(model, "decode", None)) and isinstance(latent_dim, int) and latent_dim >= 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.active:
+            images = self._unit(self.model.decode(latent_grid(self.model.latent_dim, self.size)))
+            self.write(make_grid(images, ncols=self.size), epoch)
+
+
+class ConfusionMatrix(ImageCallback):
+    """At the end of training, the confusion matrix of the model on `validation_data`.
+
+    A one-unit (sigmoid) head is thresholded at 0.5 (two classes); a softmax head
+    takes the arg-max. Writes `plots/confusion_matrix.png` and the TensorBoard
+    image `confusion_matrix` at the last epoch; the counts stay in `self.matrix`.
+
+    Args:
+        run_dir: the run directory.
+        validation_data: a dataset of `(x, y)` batches, or a tuple `(x, y)`.
+        class_names: tick labels. Defaults to `None` (class indices).
+        required: raise when the model is not a classifier or the data has no labels.
+            Defaults to `False`.
+    """
+
+    name = "confusion_matrix"
+    needs = "a classifier (cross-entropy loss) and validation_data with labels"
+
+    def __init__(self, run_dir, validation_data, *, class_names=None, required: bool = False):
+        super().__init__(run_dir, required=required)
+        self.validation_data = validation_data
+        self.class_names = class_names
+        self.matrix = None
+        self._epoch = 0
+
+    def supports(self, model):
+        return is_classifier(model) and _has_labels(self.validation_data)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_end(self, logs=None):
+        if not self.active:
+            return
+        x, y = take_examples(self.validation_data)
+        probabilities = np.asarray(self.model.predict(x, batch_size=256, verbose=0))
+        if probabilities.ndim == 1 or probabilities.shape[-1] == 1:
+            num_classes, predicted = 2, (probabilities.reshape(-1) > 0.5).astype("int64")
+        else:
+            num_classes, predicted = probabilities.shape[-1], probabilities.argmax(axis=-1)
+        y = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1)
+        self.matrix = confusion_matrix(y, predicted, num_classes)
+        fig = confusion_matrix_figure(self.matrix, self.class_names)
+        save_figure(fig, os.path.join(self.run_dir, "plots", "confusion_matrix.png"))
+        writer = summary_writer(os.path.join(self.run_dir, "logs", "images"))
+        with writer.as_default():
+            tf.summary.image(self.name, figure_to_array(fig)[None], step=self._epoch, max_outputs=1)
+        writer.flush()
+
+
+class TrainingCurves(keras.callbacks.Callback):
+    """Draws `run_dir/plots/curves.png` (`plot_history`) as training goes.
+
+    Redraws at the end of an epoch when `min_interval` seconds have passed since
+    the last drawing, and always at the end of training, so short epochs do not
+    spend their time in matplotlib. Reads `history_file` when given (so a resumed
+    run's curves are continuous; place this after the `CSVLogger`), else the logs
+    of the current `fit`.
+
+    Args:
+        run_dir: the run directory.
+        history_file: a `CSVLogger` file of this run. Defaults to `None`.
+        min_interval: seconds between redraws during training. Defaults to `10.0`.
+    """
+
+    def __init__(self, run_dir, *, history_file=None, min_interval: float = 10.0):
+        super().__init__()
+        self.path = os.path.join(os.fspath(run_dir), "plots", "curves.png")
+        self.history_file = history_file
+        self.min_interval = min_interval
+        self._history = {}
+        self._drawn_at = None
+        self._pending = False
+
+    def on_train_begin(self, logs=None):
+        self._history, self._drawn_at, self._pending = {}, None, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {"epoch": epoch, **(logs or {})}
+        seen = len(self._history.get("epoch", []))
+        for key in {*self._history, *logs}:
+            self._history.setdefault(key, [math.nan] * seen).append(float(logs.get(key, math.nan)))
+        self._pending = True
+        if self._drawn_at is None or time.monotonic() - self._drawn_at >= self.min_interval:
+            self.draw()
+
+    def on_train_end(self, logs=None):
+        if self._pending:
+            self.draw()
+
+    def draw(self):
+        use_file = self.history_file and os.path.exists(self.history_file)
+        plot_history(self.history_file if use_file else self._history, self.path)
+        self._drawn_at, self._pending = time.monotonic(), False
