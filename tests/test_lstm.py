@@ -27,15 +27,15 @@ def test_masking_makes_padding_irrelevant_and_costs_no_parameters(tmp_path):
     unmasked.set_weights(model.get_weights())
     tokens = np.array([[5, 9, 2, 7, 31]])
     padded = np.concatenate([np.zeros((1, 7), "int64"), tokens], axis=1)  # pad_sequences pads in front
-    out = model.predict(tokens, verbose=0)
-    np.testing.assert_allclose(model.predict(padded, verbose=0), out, rtol=1e-5)
-    np.testing.assert_allclose(unmasked.predict(tokens, verbose=0), out, rtol=1e-5)
-    assert not np.allclose(unmasked.predict(padded, verbose=0), out, rtol=1e-5)
+    out = np.asarray(model(tokens))
+    np.testing.assert_allclose(model(padded), out, rtol=1e-5)
+    np.testing.assert_allclose(unmasked(tokens), out, rtol=1e-5)
+    assert not np.allclose(unmasked(padded), out, rtol=1e-5)
     # The mask survives saving.
     model.save(tmp_path / "lstm.keras")
     restored = keras.models.load_model(tmp_path / "lstm.keras")
     assert restored.get_layer("embedding").mask_zero
-    np.testing.assert_allclose(restored.predict(padded, verbose=0), out, rtol=1e-5)
+    np.testing.assert_allclose(restored(padded), out, rtol=1e-5)
 
 
 def test_real_valued_sequences_unidirectional_with_dropout():
