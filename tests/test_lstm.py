@@ -40,21 +40,21 @@ def test_masking_makes_padding_irrelevant_and_costs_no_parameters(tmp_path):
 
 def test_real_valued_sequences_unidirectional_with_dropout():
     model = build_lstm(input_shape=(28, 28), vocab_size=None, num_classes=10, units=(16, 8), bidirectional=False,
-                       dropout=0.1, learning_rate=1e-2)
+                       dropout=0.1)
     assert [layer.name for layer in model.layers] == [
         "inputs", "lstm1", "dropout1", "lstm2", "dropout2", "predictions"]
+    assert model.get_layer("lstm1").output.shape == (None, 28, 16)  # stacked: whole sequences go up
     assert model.output_shape == (None, 10)
     assert model.loss == "sparse_categorical_crossentropy"
-    rng = np.random.default_rng(0)
-    x, y = rng.random((16, 28, 28), dtype=np.float32), np.arange(16) % 10
-    losses = model.fit(x, y, epochs=4, batch_size=16, verbose=0).history["loss"]
-    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    # 28x28 images read row by row: (28 timesteps, 28 features).
+    probabilities = np.asarray(model(np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_variable_length_real_valued_sequences():
     model = build_lstm(input_shape=(None, 3), vocab_size=None, num_classes=4, units=4, compile=False)
-    assert model.predict(np.zeros((2, 7, 3)), verbose=0).shape == (2, 4)
-    assert model.predict(np.zeros((2, 11, 3)), verbose=0).shape == (2, 4)
+    assert model(np.zeros((2, 7, 3))).shape == (2, 4)
+    assert model(np.zeros((2, 11, 3))).shape == (2, 4)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
