@@ -62,7 +62,8 @@ def check_activation(name: str, value):
     return value
 
 
-def check_shape(name: str, value, rank: int, min_size: int | None = None) -> tuple[int, ...]:
+def check_shape(name: str, value, rank: int, min_size: int | None = None,
+                allow_none: bool = False) -> tuple:
     """Validates a static input shape (no batch axis) of the given rank.
 
     Args:
@@ -70,18 +71,21 @@ def check_shape(name: str, value, rank: int, min_size: int | None = None) -> tup
         value: the shape the user gave.
         rank: the number of axes it must have.
         min_size: if given, the minimum of every axis but the last (spatial axes of images).
+        allow_none: accept `None` for an axis of variable length (sequence timesteps).
     """
     if not isinstance(value, (list, tuple)):
         raise TypeError(f"{name} must be a tuple of {rank} integers. Received: {name}={value!r}")
     if len(value) != rank:
         raise ValueError(f"{name} must have {rank} dimensions. Received: {name}={tuple(value)!r}")
     for v in value:
+        if v is None and allow_none:
+            continue
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must contain positive integers. Received: {name}={tuple(value)!r}")
     if min_size is not None and min(value[:-1]) < min_size:
         spatial = "x".join([str(min_size)] * (rank - 1))
         raise ValueError(f"Input size must be at least {spatial}. Received: {name}={tuple(value)!r}")
-    return tuple(int(v) for v in value)
+    return tuple(None if v is None else int(v) for v in value)
 
 
 def output_dtype():
