@@ -23,16 +23,17 @@ What "auto" picks, and why:
   machine this was written on (AMD EPYC, 2 cores, AVX2, no AVX-512/AMX; TF 2.21,
   Keras 3.15), median samples/s relative to float32, no XLA, steps_per_execution=1.
   The cores were shared with 4 other jobs (load 3-8), so single rounds varied by
-  50-100%; two runs (A: 5 rounds of 32 CNN or 128 MLP steps; B: 3 rounds of ~1 s):
+  50-150%. Three runs (A: 5 rounds of 32 CNN / 128 MLP steps; B: 3 rounds of ~1 s;
+  C: 5 rounds of ~2 s):
 
-  | setting                                  | CNN 32x32x3 b64, A / B | MLP 784-512-512 b128, A / B |
+  | setting                                  | CNN 32x32x3 b64, A / B / C | MLP 784-512-512 b128, A / B / C |
   |---|---|---|
-  | steps_per_execution=8                    | 1.30x / 1.57x | 1.03x / 1.44x |
-  | steps_per_execution=32                   | 1.27x / 1.57x | 0.93x / 0.93x |
-  | jit_compile=True                         | 0.25x / 0.80x | 0.78x / 0.64x |
-  | mixed_bfloat16 (emulated: no bf16 units) | 0.12x / 0.20x | 0.63x / 0.73x |
+  | steps_per_execution=8                    | 1.30x / 1.57x / 1.20x | 1.03x / 1.44x / 2.08x |
+  | steps_per_execution=32                   | 1.27x / 1.57x / 1.47x | 0.93x / 0.93x / 0.99x |
+  | jit_compile=True                         | 0.25x / 0.80x / 0.39x | 0.78x / 0.64x / 0.66x |
+  | mixed_bfloat16 (emulated: no bf16 units) | 0.12x / 0.20x / 0.16x | 0.63x / 0.73x / 0.99x |
 
-  so CPUs get float32, no XLA, steps_per_execution=8 (never slower, up to ~1.5x).
+  so CPUs get float32, no XLA, steps_per_execution=8 (never slower; 32 is, on the MLP).
   CPUs with AMX (`amx_bf16` and `amx_tile` in /proc/cpuinfo) get `mixed_bfloat16`:
   their matrix units run bf16 natively through oneDNN. That branch is not measured
   here (no AMX machine); run the benchmark there to check it.
@@ -157,7 +158,7 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
         elif gpus:
             steps_per_execution, steps_why = 1, "Keras default; not measured on GPU"
         else:
-            steps_per_execution, steps_why = CPU_STEPS_PER_EXECUTION, "measured 1.3-1.6x (CNN), 1.0-1.4x (MLP) on a 2-core CPU"
+            steps_per_execution, steps_why = CPU_STEPS_PER_EXECUTION, "measured 1.2-1.6x (CNN), 1.0-2.1x (MLP) on a 2-core CPU"
     elif mirrored and steps_per_execution > 1:
         # Keras 3.15 / TF 2.21: fit() stops with InvalidArgumentError "You must feed a value for
         # placeholder tensor" (keras-team/keras#19246); say so here rather than deep inside fit().
@@ -167,7 +168,7 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
     jit_why = "requested"
     if jit == "auto":
         jit, jit_why = (False, "XLA not measured on GPU; cuDNN LSTM and augmentation layers do not support it") \
-            if gpus else (False, "XLA measured slower on a 2-core CPU (CNN 0.25-0.8x, MLP 0.6-0.8x)")
+            if gpus else (False, "XLA measured slower on a 2-core CPU (CNN 0.25-0.8x, MLP 0.64-0.78x)")
 
     precision_why = "requested"
     if precision == "auto":
@@ -291,4 +292,4 @@ def _auto_precision(details):
         return "float32", "a GPU has compute capability < 7.0 or unknown"
     if has_amx():
         return "mixed_bfloat16", "CPU has AMX (bf16 matrix units)"
-    return "float32", "no AMX; bf16 measured slower without it (CNN 0.1-0.2x, MLP 0.6-0.7x)"
+    return "float32", "no AMX; bf16 measured slower without it (CNN 0.12-0.2x, MLP 0.63-0.99x)"
