@@ -1,0 +1,295 @@
+"""Hardware plan: which devices, distribution strategy, precision and compile settings to train with.
+
+```python
+from recipes import hardware
+plan = hardware.configure()          # or configure(strategy="mirrored", precision="float32", ...)
+print(plan.describe())
+# devices: CPU:0 (2 cores) | strategy: default (1 replica) | precision: float32 | jit: off | ...
+with plan.strategy.scope():
+    model = build_vgg16(input_shape=(32, 32, 3), compile=False)
+    model.compile(..., jit_compile=plan.jit_compile, steps_per_execution=plan.steps_per_execution)
+```
+
+What "auto" picks, and why:
+
+- GPUs: memory growth is turned on for every GPU (TensorFlow otherwise reserves
+  all GPU memory at start). Several GPUs get a `MirroredStrategy` over all of them.
+  `mixed_float16` when every GPU has compute capability >= 7.0 (Tensor Cores).
+  XLA stays off: not measured on a GPU here, and cuDNN LSTMs and the random
+  augmentation layers do not support it. `steps_per_execution` stays at Keras's 1
+  (not measured on a GPU here). Under a `MirroredStrategy` it must stay 1: more fails
+  inside `fit()` with Keras 3.15 / TF 2.21 (keras-team/keras#19246).
+- CPUs: only settings measured faster by `scripts/bench/cpu_settings.py`. On the
+  machine this was written on (AMD EPYC, 2 cores, AVX2, no AVX-512/AMX; TF 2.21,
+  Keras 3.15), median samples/s relative to float32, no XLA, steps_per_execution=1.
+  The cores were shared with 4 other jobs (load 3-8), so single rounds varied by
+  50-150%. Three runs (A: 5 rounds of 32 CNN / 128 MLP steps; B: 3 rounds of ~1 s;
+  C: 5 rounds of ~2 s):
+
+  | setting                                  | CNN 32x32x3 b64, A / B / C | MLP 784-512-512 b128, A / B / C |
+  |---|---|---|
+  | steps_per_execution=8                    | 1.30x / 1.57x / 1.20x | 1.03x / 1.44x / 2.08x |
+  | steps_per_execution=32                   | 1.27x / 1.57x / 1.47x | 0.93x / 0.93x / 0.99x |
+  | jit_compile=True                         | 0.25x / 0.80x / 0.39x | 0.78x / 0.64x / 0.66x |
+  | mixed_bfloat16 (emulated: no bf16 units) | 0.12x / 0.20x / 0.16x | 0.63x / 0.73x / 0.99x |
+
+  so CPUs get float32, no XLA, steps_per_execution=8 (never slower; 32 is, on the MLP).
+  CPUs with AMX (`amx_bf16` and `amx_tile` in /proc/cpuinfo) get `mixed_bfloat16`:
+  their matrix units run bf16 natively through oneDNN. That branch is not measured
+  here (no AMX machine); run the benchmark there to check it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+import os
+
+import keras
+import tensorflow as tf
+
+from recipes.models._common import check_choice
+
+STRATEGIES = ("auto", "default", "none", "mirrored", "onedevice")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+# Measured (table above): 8 steps per tf.function call beat 1 and 32 on both models.
+CPU_STEPS_PER_EXECUTION = 8
+# Tensor Cores (Volta and newer) make float16 matmuls/convolutions several times faster.
+MIN_FLOAT16_COMPUTE_CAPABILITY = (7, 0)
+
+
+@dataclasses.dataclass
+class HardwarePlan:
+    """What `configure()` decided. Use it to build and compile a model:
+
+    ```python
+    with plan.strategy.scope():
+        model = build(...)
+        model.compile(..., jit_compile=plan.jit_compile,
+                      steps_per_execution=plan.steps_per_execution)
+    ```
+
+    Attributes:
+        devices: the devices found, e.g. `["CPU:0 (2 cores)", "GPU:0 (NVIDIA A100, compute 8.0)"]`.
+        strategy: the `tf.distribute.Strategy` to build models under.
+        precision: the Keras dtype policy name set globally, e.g. `"mixed_float16"`.
+        jit_compile: pass to `model.compile(jit_compile=...)`.
+        steps_per_execution: pass to `model.compile(steps_per_execution=...)`.
+        num_replicas: model replicas trained in sync (the global batch is split between them).
+        reasons: short explanations of each choice, e.g. `"jit off: XLA measured 0.2x on this CPU"`.
+        memory_growth: `"on"`, `"n/a"` (no GPU), or why it could not be set.
+    """
+
+    devices: list
+    strategy: tf.distribute.Strategy
+    precision: str
+    jit_compile: bool
+    steps_per_execution: int
+    num_replicas: int
+    reasons: list = dataclasses.field(default_factory=list)
+    memory_growth: str = "n/a"
+
+    @property
+    def strategy_name(self) -> str:
+        return _strategy_name(self.strategy)
+
+    def describe(self) -> str:
+        """One line: devices, strategy, precision, jit, steps_per_execution, GPU memory growth."""
+        replicas = f"{self.num_replicas} replica{'s' if self.num_replicas != 1 else ''}"
+        return (f"devices: {', '.join(self.devices)} | strategy: {self.strategy_name} ({replicas}) | "
+                f"precision: {self.precision} | jit: {'on' if self.jit_compile else 'off'} | "
+                f"steps_per_execution: {self.steps_per_execution} | GPU memory growth: {self.memory_growth}")
+
+
+def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution="auto") -> HardwarePlan:
+    """Detects the hardware, turns on GPU memory growth, sets the precision policy; returns the plan.
+
+    Call it before building models: it sets the global Keras dtype policy
+    (`keras.mixed_precision.set_global_policy`), and GPU memory growth can only be
+    set before TensorFlow initialises the GPUs (if it already has, growth is left as
+    it is and `plan.memory_growth` says so). Calling it again is harmless.
+
+    Args:
+        strategy: `"auto"` (a `MirroredStrategy` over all GPUs when there are
+            several, else the default strategy), `"default"` or `"none"` (the
+            current `tf.distribute.get_strategy()`), `"mirrored"` (over all GPUs, or
+            over the CPU's logical devices when there is no GPU; see `split_cpu`),
+            `"onedevice"` (the first GPU, else the CPU), or a
+            `tf.distribute.Strategy` instance, used as is. Defaults to `"auto"`.
+        precision: `"auto"`, `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+            Defaults to `"auto"`.
+        jit: `"auto"`, `True` or `False`: whether to compile with XLA. Defaults to `"auto"`.
+        steps_per_execution: `"auto"` or an integer >= 1: training steps per
+            `tf.function` call. Under a `MirroredStrategy` it must be 1: with
+            Keras 3.15 / TF 2.21 more fails inside `fit()` (keras-team/keras#19246).
+            Defaults to `"auto"`.
+
+    Returns:
+        A `HardwarePlan`.
+
+    Raises:
+        ValueError: for an invalid argument; the message names it and the value received.
+    """
+    if not isinstance(strategy, tf.distribute.Strategy):
+        check_choice("strategy", strategy, STRATEGIES)
+    check_choice("precision", precision, PRECISIONS)
+    if not (jit == "auto" or isinstance(jit, bool)):
+        raise ValueError(f'jit must be "auto", True or False. Received: jit={jit!r}')
+    if steps_per_execution != "auto" and (isinstance(steps_per_execution, bool)
+                                          or not isinstance(steps_per_execution, numbers.Integral)
+                                          or steps_per_execution < 1):
+        raise ValueError('steps_per_execution must be "auto" or an integer >= 1. '
+                         f"Received: steps_per_execution={steps_per_execution!r}")
+
+    gpus = tf.config.list_physical_devices("GPU")
+    memory_growth = _enable_memory_growth(gpus)  # before anything below can initialise the GPUs
+    details = [_gpu_details(gpu) for gpu in gpus]
+    devices = [_describe_cpu()] + [f"GPU:{i} ({name}, compute {cc[0]}.{cc[1]})" if cc else f"GPU:{i} ({name})"
+                                   for i, (name, cc) in enumerate(details)]
+    strategy, strategy_why = _make_strategy(strategy, num_gpus=len(gpus))
+    mirrored = isinstance(strategy, tf.distribute.MirroredStrategy)
+
+    steps_why = "requested"
+    if steps_per_execution == "auto":
+        if mirrored:
+            steps_per_execution, steps_why = 1, "more fails under MirroredStrategy (keras#19246)"
+        elif gpus:
+            steps_per_execution, steps_why = 1, "Keras default; not measured on GPU"
+        else:
+            steps_per_execution, steps_why = CPU_STEPS_PER_EXECUTION, "measured 1.2-1.6x (CNN), 1.0-2.1x (MLP) on a 2-core CPU"
+    elif mirrored and steps_per_execution > 1:
+        # Keras 3.15 / TF 2.21: fit() stops with InvalidArgumentError "You must feed a value for
+        # placeholder tensor" (keras-team/keras#19246); say so here rather than deep inside fit().
+        raise ValueError("steps_per_execution > 1 does not work under a MirroredStrategy with this Keras "
+                         f"(keras-team/keras#19246); use 1. Received: steps_per_execution={steps_per_execution!r}")
+
+    jit_why = "requested"
+    if jit == "auto":
+        jit, jit_why = (False, "XLA not measured on GPU; cuDNN LSTM and augmentation layers do not support it") \
+            if gpus else (False, "XLA measured slower on a 2-core CPU (CNN 0.25-0.8x, MLP 0.64-0.78x)")
+
+    precision_why = "requested"
+    if precision == "auto":
+        precision, precision_why = _auto_precision(details)
+    keras.mixed_precision.set_global_policy(precision)  # last: a bad argument above changes nothing
+
+    reasons = [f"strategy {_strategy_name(strategy)}: {strategy_why}",
+               f"precision {precision}: {precision_why}",
+               f"jit {'on' if jit else 'off'}: {jit_why}",
+               f"steps_per_execution {steps_per_execution}: {steps_why}"]
+    return HardwarePlan(devices=devices, strategy=strategy, precision=precision, jit_compile=jit,
+                        steps_per_execution=int(steps_per_execution),
+                        num_replicas=strategy.num_replicas_in_sync, reasons=reasons,
+                        memory_growth=memory_growth)
+
+
+def split_cpu(n: int) -> None:
+    """Splits the CPU into `n` logical devices, so `configure(strategy="mirrored")` runs `n` replicas.
+
+    For testing multi-device code on a machine without several GPUs. It must run
+    before TensorFlow initialises its devices (before any tensor, model or
+    `configure(strategy="mirrored")`); calling it again with the same `n` is harmless.
+
+    Raises:
+        ValueError: if `n` is not an integer >= 1.
+        RuntimeError: if TensorFlow has already initialised its devices with another split.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be an integer >= 1. Received: n={n!r}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if len(current or [None]) == n:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:
+        raise RuntimeError("split_cpu must be called before TensorFlow initialises its devices "
+                           f"(before any tensor or model is created). Received: n={n}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset:
+    """The CPU feature flags the kernel reports (`avx2`, `amx_bf16`, ...); empty where there is no /proc/cpuinfo."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_amx() -> bool:
+    """Whether the CPU has AMX tiles with bf16 (Intel Sapphire Rapids and newer)."""
+    return {"amx_bf16", "amx_tile"} <= cpu_flags()
+
+
+def _enable_memory_growth(gpus) -> str:
+    if not gpus:
+        return "n/a"
+    for gpu in gpus:
+        if tf.config.experimental.get_memory_growth(gpu):
+            continue
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # TF has initialised the GPUs already; growth can no longer change
+            return "unchanged (TF already initialised)"
+        except ValueError:  # the GPU was split into logical devices with a memory limit
+            return "unchanged (GPU has a logical device configuration)"
+    return "on"
+
+
+def _gpu_details(gpu):
+    """(name, compute capability tuple or None) of a physical GPU."""
+    try:
+        details = tf.config.experimental.get_device_details(gpu)
+    except Exception:  # some builds/devices give no details; treat as unknown
+        details = {}
+    return details.get("device_name", gpu.name.split("device:")[-1]), details.get("compute_capability")
+
+
+def _describe_cpu() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    split = len(tf.config.get_logical_device_configuration(cpu) or [None])
+    return f"CPU:0 ({cores} cores" + (f", {split} logical devices)" if split > 1 else ")")
+
+
+def _make_strategy(name, num_gpus):
+    if isinstance(name, tf.distribute.Strategy):
+        return name, "given"
+    if name == "auto":
+        if num_gpus > 1:
+            return tf.distribute.MirroredStrategy(), f"{num_gpus} GPUs"
+        return tf.distribute.get_strategy(), "one device"
+    if name in ("default", "none"):
+        return tf.distribute.get_strategy(), "requested"
+    kind = "GPU" if num_gpus else "CPU"
+    devices = [d.name for d in tf.config.list_logical_devices(kind)]
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices), f"requested, over {len(devices)} {kind} devices"
+    return tf.distribute.OneDeviceStrategy(devices[0]), f"requested, on {devices[0]}"
+
+
+def _strategy_name(strategy) -> str:
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "mirrored"
+    if isinstance(strategy, tf.distribute.OneDeviceStrategy):
+        return "onedevice"
+    if type(strategy).__name__ == "_DefaultDistributionStrategy":
+        return "default"
+    return type(strategy).__name__
+
+
+def _auto_precision(details):
+    if details:
+        ccs = [cc for _, cc in details]
+        if all(cc and tuple(cc) >= MIN_FLOAT16_COMPUTE_CAPABILITY for cc in ccs):
+            return "mixed_float16", "every GPU has compute capability >= 7.0"
+        return "float32", "a GPU has compute capability < 7.0 or unknown"
+    if has_amx():
+        return "mixed_bfloat16", "CPU has AMX (bf16 matrix units)"
+    return "float32", "no AMX; bf16 measured slower without it (CNN 0.12-0.2x, MLP 0.63-0.99x)"
