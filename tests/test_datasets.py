@@ -527,3 +527,21 @@ def test_malicious_pickle_is_refused(tmp_path, monkeypatch):
 def test_named_list_is_sorted():
     assert list(NAMED_DATASETS) == sorted(NAMED_DATASETS)
     assert set(_remote.REMOTE_FILES) == set(NAMED_DATASETS) - {"digits"}
+
+
+def test_cifar100_from_a_folder_keras_extracted(tmp_path):
+    # no archive, only the folder Keras >= 3.6 leaves: reused as it is (Keras never checks it)
+    folder = tmp_path / "datasets" / "cifar-100-python-target" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    names = [f"class{i}".encode() for i in range(100)]
+    (folder / "train").write_bytes(_pickled({b"data": np.ones((4, 3072), np.uint8) * 51,
+                                             b"fine_labels": [0, 99, 5, 5], b"coarse_labels": [0] * 4}))
+    (folder / "test").write_bytes(_pickled({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [1, 2]}))
+    (folder / "meta").write_bytes(_pickled({b"fine_label_names": names}))
+    train, _, info = load_dataset("cifar100", cache_dir=tmp_path, validation_split=0)
+    assert info.num_classes == 100 and info.class_names[99] == "class99" and info.num_test == 2
+    x, y = _collect(train)
+    assert sorted(y) == [0, 5, 5, 99] and np.allclose(x, 0.2)
+    (folder / "test").write_bytes(b"\x80\x03garbage")
+    with pytest.raises(ValueError, match=r"Could not read .*cifar-100-python:test"):
+        load_dataset("cifar100", cache_dir=tmp_path)

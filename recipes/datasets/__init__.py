@@ -99,9 +99,10 @@ def load_dataset(
       column) holds integer labels, the other columns are float32 features. A first
       row that is not all numbers is a header.
 
-    The training pipeline shuffles with `seed` (again on every epoch) after caching
-    whatever is costly to recompute (decoded, resized images); every pipeline is
-    batched, transformed with vectorised parallel maps and prefetched.
+    Images are decoded, resized and scaled once and cached in memory (up to 2 GiB of
+    float32; beyond that, transformed batch by batch) before the training pipeline
+    shuffles them with `seed`, again on every epoch; every pipeline is batched and
+    prefetched. CIFAR is also read from a folder Keras extracted when no archive is cached.
 
     Args:
         name_or_path: a name from `NAMED_DATASETS` or the path of a file or folder.

@@ -1,7 +1,7 @@
 """The tf.data side of `load_dataset`: arrays or an image folder -> batched pipelines.
 
-Built the way the TensorFlow data-performance guide says: what is costly to recompute
-(decoded, resized images) is transformed once and cached before the shuffle; the
+Built the way the TensorFlow data-performance guide says: images are decoded, resized
+and scaled once and cached (in memory, up to CACHE_BYTES) before the shuffle; the
 training pipeline is shuffled with a seed and reshuffled on every epoch; maps are
 vectorised (one call per batch) and parallel; every pipeline ends in prefetch.
 Each builder returns its datasets and the fields of a `DatasetInfo`.
@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_from_directory reads
-# Resized/converted images are cached after the map when they take at most this much memory;
+# Images are transformed once and cached (float32) when they take at most this much memory;
 # larger ones are transformed batch by batch on every epoch instead.
 CACHE_BYTES = 2 * 1024**3
 _CHUNK = 1024  # images transformed at once when filling the cache
@@ -105,7 +105,7 @@ def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_
     if labels and a.y_train is None:
         raise ValueError(f"{a.source} has no labels (y_train). Pass labels=False to read images alone.")
     x_train, x_test = a.x_train, a.x_test
-    transform, costly, info_range = None, False, None
+    transform, info_range = None, None
     if a.kind == "image":
         native = x_train.shape[-1]
         h, w = image_size or x_train.shape[1:3]
@@ -113,7 +113,6 @@ def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_
         input_shape = (h, w * out_channels) if as_sequence else (h, w, out_channels)
         transform = _image_transform(a.raw_max, value_range, native, image_size=image_size,
                                      channels=out_channels, as_sequence=as_sequence)
-        costly = (image_size is not None and (h, w) != x_train.shape[1:3]) or out_channels != native
         info_range = value_range
     elif a.vocab_size is not None:  # token ids
         if sequence_length is not None and sequence_length != x_train.shape[1]:
@@ -131,7 +130,9 @@ def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_
 
     train_idx, val_idx = _split(len(x_train), validation_split, seed, a.source)
     y_train, y_test = (a.y_train, a.y_test) if labels else (None, None)
-    cache = costly and len(x_train) * 4 * int(np.prod(input_shape)) <= CACHE_BYTES
+    # Caching the float32 images costs 4x the memory of uint8 but makes an epoch a plain
+    # cache -> shuffle -> batch, the cheapest pipeline (see scripts/bench/input_pipeline.py).
+    cache = transform is not None and len(x_train) * 4 * int(np.prod(input_shape)) <= CACHE_BYTES
 
     def build(x, y, idx, shuffle_seed):
         if idx is not None:

@@ -86,14 +86,17 @@ def read_named(name, *, cache_dir, vocab_size, sequence_length) -> Arrays:
         path = bundled_path()
         return read_npz(path, name="digits", class_names=tuple(map(str, range(10))),
                         raw_max=RAW_MAX["digits"], image_shape=(8, 8, 1))
+    if name in ("cifar10", "cifar100"):
+        # the archive, checked; else a folder Keras extracted (never checked, by Keras either)
+        archive = _remote.REMOTE_FILES[name][0]
+        extracted = None if _remote.find(archive, cache_dir) else _cifar_extracted(name, cache_dir)
+        return _read_cifar(name, extracted or _remote.fetch(name, archive, cache_dir))
     files = [_remote.fetch(name, remote, cache_dir) for remote in _remote.REMOTE_FILES[name]]
     if name == "mnist":
         return read_npz(files[0], name=name, class_names=tuple(map(str, range(10))),
                         raw_max=RAW_MAX[name], image_shape=(28, 28, 1))
     if name == "fashion_mnist":
         return _read_fashion(files)
-    if name in ("cifar10", "cifar100"):
-        return _read_cifar(name, files[0])
     return _read_imdb(files[0], vocab_size=vocab_size, sequence_length=sequence_length)
 
 
@@ -135,35 +138,52 @@ def _unpickle(f, path):
         raise ValueError(f"Could not read {path}: {e}.") from None
 
 
-def _read_cifar(name, archive):
-    """Reads the CIFAR python pickles, from an extracted folder Keras left or the archive."""
-    top = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
-    parts = ([f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta") \
-        if name == "cifar10" else (["train"], "test", "meta")
-    label_key = b"labels" if name == "cifar10" else b"fine_labels"
+_CIFAR = {  # name -> (top folder, training batches, test batch, meta file, label key, names key)
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
+                "batches.meta", b"labels", b"label_names"),
+    "cifar100": ("cifar-100-python", ["train"], "test", "meta", b"fine_labels", b"fine_label_names"),
+}
+
+
+def _cifar_extracted(name, cache_dir):
+    """A folder of CIFAR batches extracted by tf.keras / Keras < 3.6 (`<top>/`) or by
+    later Keras (`<top>-target/<top>/`), or `None`."""
+    top, train, test, meta, *_ = _CIFAR[name]
+    for folder in (_remote.datasets_dir(cache_dir) / top,
+                   _remote.datasets_dir(cache_dir) / f"{top}-target" / top):
+        if all((folder / m).is_file() for m in (*train, test, meta)):
+            return folder
+    return None
+
+
+def _read_cifar(name, source):
+    """Reads the CIFAR python pickles from the .tar.gz archive or an extracted folder."""
+    top, train_parts, test_part, meta_part, label_key, names_key = _CIFAR[name]
+    members = (*train_parts, test_part, meta_part)
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            def load(member):
-                f = tar.extractfile(f"{top}/{member}")
-                return _unpickle(io.BytesIO(f.read()), f"{archive}:{top}/{member}")
-            train = [load(m) for m in parts[0]]
-            test, meta = load(parts[1]), load(parts[2])
+        if source.is_dir():
+            blobs = {m: (source / m).read_bytes() for m in members}
+        else:
+            with tarfile.open(source, "r:gz") as tar:
+                blobs = {m: tar.extractfile(f"{top}/{m}").read() for m in members}
     except (tarfile.TarError, KeyError, OSError, EOFError) as e:
-        raise ValueError(f"Could not read {archive}: not a complete CIFAR archive ({e}).") from None
+        raise ValueError(f"Could not read {source}: not a complete CIFAR archive ({e}).") from None
+    pickles = {m: _unpickle(io.BytesIO(blob), f"{source}:{m}") for m, blob in blobs.items()}
+    train, test, meta = [pickles[m] for m in train_parts], pickles[test_part], pickles[meta_part]
 
     def xy(batches):
         try:
             x = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
             y = np.concatenate([np.asarray(b[label_key]) for b in batches])
         except (KeyError, ValueError, TypeError) as e:
-            raise ValueError(f"{archive} does not hold CIFAR batches ({e}).") from None
+            raise ValueError(f"{source} does not hold CIFAR batches ({e}).") from None
         return x.transpose(0, 2, 3, 1), y
 
-    names = meta.get(b"label_names" if name == "cifar10" else b"fine_label_names")
-    class_names = CIFAR10_CLASSES if name == "cifar10" or names is None else \
+    names = meta.get(names_key) if isinstance(meta, dict) else None
+    class_names = CIFAR10_CLASSES if name == "cifar10" or not names else \
         tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
     (x_train, y_train), (x_test, y_test) = xy(train), xy([test])
-    return _checked(archive, name, "image", x_train, y_train, x_test, y_test,
+    return _checked(source, name, "image", x_train, y_train, x_test, y_test,
                     class_names=class_names, raw_max=RAW_MAX[name], image_shape=(32, 32, 3))
 
 

@@ -102,18 +102,25 @@ def fetch(dataset: str, remote: RemoteFile, cache_dir=None) -> pathlib.Path:
             A cached file is left untouched; a downloaded one is not kept.
         FileNotFoundError: if the file is not cached and cannot be downloaded.
     """
+    path = find(remote, cache_dir)
+    if path is None:
+        return _download(dataset, remote, datasets_dir(cache_dir) / remote.subdir)
+    problem = _mismatch(path, remote)
+    if problem:
+        raise ValueError(
+            f"The cached file {path} of the {dataset!r} data set is corrupted or "
+            f"incomplete: {problem}. It was left as it is; move or delete it to "
+            f"download it again from {remote.origin}.")
+    return path
+
+
+def find(remote: RemoteFile, cache_dir=None) -> pathlib.Path | None:
+    """The cached copy of `remote` (under any of its names), unchecked, or `None`."""
     folder = datasets_dir(cache_dir) / remote.subdir
     for name in (remote.fname, *remote.aliases):
-        path = folder / name
-        if path.is_file():
-            problem = _mismatch(path, remote)
-            if problem:
-                raise ValueError(
-                    f"The cached file {path} of the {dataset!r} data set is corrupted or "
-                    f"incomplete: {problem}. It was left as it is; move or delete it to "
-                    f"download it again from {remote.origin}.")
-            return path
-    return _download(dataset, remote, folder)
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 
 def _download(dataset, remote, folder):
