@@ -1,0 +1,234 @@
+"""Data sets as tf.data pipelines: the named Keras data sets, the bundled digits, local files.
+
+```python
+from recipes.datasets import load_dataset
+train, val, info = load_dataset("cifar10", batch_size=64, image_size=(32, 32), validation_split=0.1)
+info.num_classes, info.input_shape, info.class_names
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import os
+import pathlib
+
+import numpy as np
+
+from recipes.datasets import _pipelines, _readers
+from recipes.datasets._pipelines import not_applicable
+from recipes.models import _common as c
+
+__all__ = ["DatasetInfo", "NAMED_DATASETS", "load_dataset"]
+
+NAMED_DATASETS = ("cifar10", "cifar100", "digits", "fashion_mnist", "imdb", "mnist")
+IMDB_VOCAB_SIZE = 20000
+IMDB_SEQUENCE_LENGTH = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What `load_dataset` returned.
+
+    Attributes:
+        name: the data set's name (a named data set, or the file or folder name).
+        kind: `"image"`, `"sequence"` or `"table"`: what one example is.
+        input_shape: shape of one example as the pipeline yields it (no batch axis).
+        num_classes: number of classes (`None` for a file without labels).
+        class_names: names of the classes, index = label.
+        value_range: `(low, high)` of image values; `None` for sequences and tables.
+        num_train, num_val, num_test: examples in each split (`num_test` counts the
+            test examples the source holds, 0 if none, whether or not returned).
+        vocab_size: token ids are in `[0, vocab_size)`; `None` unless tokens.
+        sequence_length: time steps of a sequence example; `None` for images and tables.
+        source: the file or folder read.
+        raw_max: the raw image value mapped to `value_range[1]` (16 for the digits).
+    """
+
+    name: str
+    kind: str
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+    class_names: tuple[str, ...] | None
+    value_range: tuple[float, float] | None
+    num_train: int
+    num_val: int
+    num_test: int
+    vocab_size: int | None = None
+    sequence_length: int | None = None
+    source: str = ""
+    raw_max: float | None = None
+
+
+def load_dataset(
+    name_or_path,
+    *,
+    batch_size: int = 32,
+    image_size=None,
+    channels: int | None = None,
+    value_range=(0.0, 1.0),
+    validation_split: float = 0.1,
+    seed: int = 0,
+    labels: bool = True,
+    as_sequence: bool = False,
+    sequence_length: int | None = None,
+    vocab_size: int | None = None,
+    return_test: bool = False,
+    cache_dir=None,
+):
+    """Loads a data set as batched, prefetched `tf.data.Dataset`s and a `DatasetInfo`.
+
+    Sources:
+    - A named data set: `"digits"` (bundled with recipes, 8x8x1, values 0..16, 10 classes,
+      1,438 train / 359 test), or, as in `keras.datasets`: `"mnist"`, `"fashion_mnist"`
+      (28x28x1), `"cifar10"`, `"cifar100"` (32x32x3, fine labels), `"imdb"` (reviews as
+      word ids, 2 classes). These are read from the Keras cache
+      (`<cache_dir>/datasets/`, the files `keras.datasets` downloads, checked against
+      its hashes) and downloaded there when missing. A corrupted cached file is
+      reported, never replaced.
+    - A `.npz` file in the Keras layout: `x_train`, `y_train` and optionally `x_test`,
+      `y_test`, `class_names`. Images are (N, H, W) or (N, H, W, 1|3) of non-negative
+      numbers, scaled from their own maximum (uint8 data from 255, floats already
+      in [0, 1] from 1). A 2-D `x` is a table, or token ids when `vocab_size` is given.
+      `y_*` may be left out with `labels=False`.
+    - A folder with one sub-folder of images per class (read by
+      `keras.utils.image_dataset_from_directory`, class names from the folders). A
+      folder holding just `train/` and `test/`, each laid out that way, has a test split.
+    - A `.csv` of numbers, one example a row: the column named `label` (else the last
+      column) holds integer labels, the other columns are float32 features. A first
+      row that is not all numbers is a header.
+
+    Images are decoded, resized and scaled once and cached in memory (up to 2 GiB of
+    float32; beyond that, transformed batch by batch) before the training pipeline
+    shuffles them with `seed`, again on every epoch; every pipeline is batched and
+    prefetched. CIFAR is also read from a folder Keras extracted when no archive is cached.
+
+    Args:
+        name_or_path: a name from `NAMED_DATASETS` or the path of a file or folder.
+        batch_size: examples per batch. Defaults to `32`.
+        image_size: `(height, width)` to resize images to (bilinear). Defaults to
+            `None`: the native size (for a folder, the size of its first image).
+        channels: `1` (grayscale) or `3` (RGB); converts between them. Defaults to
+            `None`: the native channels.
+        value_range: `(low, high)` of the image values returned: `(0, 1)` for the
+            classifiers and the VAE, `(-1, 1)` for the DCGAN. Defaults to `(0.0, 1.0)`.
+        validation_split: fraction of the training data held out for validation,
+            drawn with `seed`, in [0, 1). `0` gives `val=None`. Defaults to `0.1`.
+        seed: seed of the validation split and of the shuffling. Defaults to `0`.
+        labels: yield `(x, y)` batches; `False` yields `x` alone (generative models).
+            Defaults to `True`.
+        as_sequence: turn images (H, W, C) into sequences (H, W*C) of rows, for the
+            LSTM. Defaults to `False`.
+        sequence_length: for token sequences (`"imdb"`, an .npz with `vocab_size`), the
+            length reviews are padded or truncated to, at the front (the Keras
+            default). For a table (.npz or .csv), reshapes its F features into
+            `(sequence_length, F // sequence_length)`. Defaults to `None`
+            (200 for `"imdb"`, the stored width for .npz tokens).
+        vocab_size: number of token ids kept; for `"imdb"` the most frequent words
+            (rarer ones become 2, out-of-vocabulary, as in `keras.datasets.imdb`).
+            Defaults to `None` (20000 for `"imdb"`).
+        return_test: also return the test split. Defaults to `False`.
+        cache_dir: the Keras home holding `datasets/`. Defaults to `None`:
+            `$KERAS_HOME`, else `~/.keras`.
+
+    Returns:
+        `(train, val, info)`, or `(train, val, test, info)` with `return_test=True`.
+        `val` is `None` when `validation_split=0`. Each element is a batch `(x, y)`
+        (or `x` with `labels=False`):
+        - images: `x` float32 (batch, H, W, C) in `value_range`, or (batch, H, W*C)
+          with `as_sequence=True`;
+        - token sequences: `x` int32 (batch, sequence_length), ids in [0, vocab_size),
+          0 is padding;
+        - tables: `x` float32 (batch, F), values as stored, or
+          (batch, sequence_length, F // sequence_length);
+        - `y` int32 (batch,), labels in [0, num_classes).
+        `train` is shuffled (reshuffled each epoch); `val` and `test` are in file order.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the valid names), a file that
+            is corrupted or not in the expected layout, labels out of range, an empty
+            folder, or an invalid argument; the message names the file or argument.
+        TypeError: for an argument of the wrong type.
+        FileNotFoundError: when a named data set is not cached and cannot be downloaded
+            (the message says which file, where it was looked for, and its URL).
+    """
+    batch_size = c.check_int("batch_size", batch_size)
+    image_size = _check_image_size(image_size)
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ValueError(f"channels must be 1, 3 or None. Received: channels={channels!r}")
+    value_range = _check_value_range(value_range)
+    validation_split = c.check_rate("validation_split", validation_split)
+    seed = c.check_int("seed", seed, minimum=0)
+    for arg, value in (("labels", labels), ("as_sequence", as_sequence), ("return_test", return_test)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{arg} must be True or False. Received: {arg}={value!r}")
+    if sequence_length is not None:
+        sequence_length = c.check_int("sequence_length", sequence_length)
+    if vocab_size is not None:
+        vocab_size = c.check_int("vocab_size", vocab_size, minimum=2)
+
+    options = dict(batch_size=batch_size, image_size=image_size, channels=channels,
+                   value_range=value_range, validation_split=validation_split, seed=seed,
+                   labels=labels, as_sequence=as_sequence, sequence_length=sequence_length,
+                   return_test=return_test)
+    if isinstance(name_or_path, str) and name_or_path in NAMED_DATASETS:
+        if name_or_path == "imdb":
+            vocab_size = vocab_size or IMDB_VOCAB_SIZE
+            sequence_length = options["sequence_length"] = sequence_length or IMDB_SEQUENCE_LENGTH
+        elif vocab_size is not None:
+            not_applicable("vocab_size", vocab_size, name_or_path, "image")
+        arrays = _readers.read_named(name_or_path, cache_dir=cache_dir, vocab_size=vocab_size,
+                                     sequence_length=sequence_length)
+        return _done(*_pipelines.from_arrays(arrays, **options))
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a data set name or a path. "
+                        f"Received: name_or_path={name_or_path!r}")
+    path = pathlib.Path(name_or_path).expanduser()
+    if path.is_dir():
+        if vocab_size is not None:
+            not_applicable("vocab_size", vocab_size, path.name, "image")
+        return _done(*_pipelines.from_folder(path, **options))
+    if not path.exists():
+        raise ValueError(f"Unknown data set {str(name_or_path)!r}: neither a named data set "
+                         f"({', '.join(NAMED_DATASETS)}) nor an existing file or folder.")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        arrays = _readers.read_npz(path, vocab_size=vocab_size, labels=labels)
+    elif suffix == ".csv":
+        if vocab_size is not None:
+            not_applicable("vocab_size", vocab_size, path.name, "table")
+        arrays = _readers.read_csv(path)
+    else:
+        raise ValueError(f"Unsupported data file {path}: expected a .npz or .csv file, or a "
+                         f"folder of images. Received: suffix {path.suffix!r}")
+    return _done(*_pipelines.from_arrays(arrays, **options))
+
+
+# ------------------------------------------------------------------------- checks
+
+
+def _check_image_size(image_size):
+    if image_size is None:
+        return None
+    if not isinstance(image_size, (list, tuple)) or len(image_size) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in image_size):
+        raise ValueError(f"image_size must be (height, width), two positive integers. "
+                         f"Received: image_size={image_size!r}")
+    return int(image_size[0]), int(image_size[1])
+
+
+def _check_value_range(value_range):
+    if not isinstance(value_range, (list, tuple)) or len(value_range) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Real) for v in value_range):
+        raise TypeError(f"value_range must be a pair of numbers (low, high). "
+                        f"Received: value_range={value_range!r}")
+    low, high = float(value_range[0]), float(value_range[1])
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"value_range must be finite with low < high. Received: value_range={value_range!r}")
+    return low, high
+
+
+def _done(*datasets_and_info):
+    *datasets, info = datasets_and_info
+    return (*datasets, DatasetInfo(**info))

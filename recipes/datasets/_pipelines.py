@@ -1,0 +1,220 @@
+"""The tf.data side of `load_dataset`: arrays or an image folder -> batched pipelines.
+
+Built the way the TensorFlow data-performance guide says: images are decoded, resized
+and scaled once and cached (in memory, up to CACHE_BYTES) before the shuffle; the
+training pipeline is shuffled with a seed and reshuffled on every epoch; maps are
+vectorised (one call per batch) and parallel; every pipeline ends in prefetch.
+Each builder returns its datasets and the fields of a `DatasetInfo`.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_from_directory reads
+# Images are transformed once and cached (float32) when they take at most this much memory;
+# larger ones are transformed batch by batch on every epoch instead.
+CACHE_BYTES = 2 * 1024**3
+_CHUNK = 1024  # images transformed at once when filling the cache
+
+
+def not_applicable(arg, value, name, kind):
+    hint = " (as_sequence=True reads images as sequences)" if kind == "image" else ""
+    raise ValueError(f"{arg} does not apply to {name!r}, which holds {kind} data{hint}. "
+                     f"Received: {arg}={value!r}")
+
+
+def _check_options(name, kind, *, image_size, channels, as_sequence, sequence_length):
+    if kind != "image":
+        for arg, value in (("image_size", image_size), ("channels", channels),
+                           ("as_sequence", as_sequence or None)):
+            if value is not None:
+                not_applicable(arg, value, name, kind)
+    elif sequence_length is not None:
+        not_applicable("sequence_length", sequence_length, name, kind)
+
+
+def _split(n, fraction, seed, source):
+    """Train and validation indices (each in file order), the validation ones drawn with `seed`."""
+    if fraction == 0:
+        return np.arange(n), None
+    n_val = int(round(n * fraction))
+    if not 0 < n_val < n:
+        raise ValueError(f"validation_split={fraction} of the {n} training examples of {source} "
+                         f"leaves {'no validation' if n_val == 0 else 'no training'} examples.")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _image_transform(raw_max, value_range, native_channels, *, image_size, channels, as_sequence):
+    """Returns a function mapping raw images (a batch or one: (..., H, W, C), values in
+    [0, raw_max]) to float32 images in `value_range`, resized, with `channels` channels."""
+    low, high = value_range
+    scale = (high - low) / raw_max
+
+    def fn(x):
+        x = tf.cast(x, tf.float32)
+        if channels != native_channels:
+            x = tf.image.grayscale_to_rgb(x) if channels == 3 else tf.image.rgb_to_grayscale(x)
+        if image_size is not None:
+            x = tf.image.resize(x, image_size)
+        x = tf.clip_by_value(x * scale + low, low, high)
+        if as_sequence:  # rows become time steps: (..., H, W, C) -> (..., H, W*C)
+            h, w, ch = x.shape[-3:]
+            x = tf.reshape(x, [-1, h, w * ch] if x.shape.rank == 4 else [h, w * ch])
+        return x
+
+    return fn
+
+
+def _pipeline(x, y, transform, *, batch_size, seed, cache):
+    """`x` (and labels `y`) in memory -> batches. `seed=None`: no shuffling."""
+    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
+    fn = None if transform is None else (transform if y is None else lambda a, b: (transform(a), b))
+    if cache and fn is not None:
+        # transform once, in big vectorised chunks, and keep the result in memory
+        ds = ds.batch(_CHUNK).map(fn, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(x))).cache()  # unbatch forgets it
+    if seed is not None:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if fn is not None and not cache:
+        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)  # vectorised: one call per batch
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _reshape_table(x, sequence_length, source):
+    if sequence_length is None:
+        return x
+    features = x.shape[1]
+    if features % sequence_length:
+        raise ValueError(f"{source}: the {features} features cannot be split into sequence_length="
+                         f"{sequence_length} steps. Received: sequence_length={sequence_length}")
+    return x.reshape(len(x), sequence_length, features // sequence_length)
+
+
+def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_split, seed,
+                labels, as_sequence, sequence_length, return_test):
+    """An `_readers.Arrays` -> `(train, val[, test], info fields)`."""
+    _check_options(a.name, a.kind, image_size=image_size, channels=channels,
+                   as_sequence=as_sequence, sequence_length=sequence_length)
+    if return_test and a.x_test is None:
+        raise ValueError(f"{a.source} has no test split (x_test, y_test). Received: return_test=True")
+    if labels and a.y_train is None:
+        raise ValueError(f"{a.source} has no labels (y_train). Pass labels=False to read images alone.")
+    x_train, x_test = a.x_train, a.x_test
+    transform, info_range = None, None
+    if a.kind == "image":
+        native = x_train.shape[-1]
+        h, w = image_size or x_train.shape[1:3]
+        out_channels = channels or native
+        input_shape = (h, w * out_channels) if as_sequence else (h, w, out_channels)
+        transform = _image_transform(a.raw_max, value_range, native, image_size=image_size,
+                                     channels=out_channels, as_sequence=as_sequence)
+        info_range = value_range
+    elif a.vocab_size is not None:  # token ids
+        if sequence_length is not None and sequence_length != x_train.shape[1]:
+            def pad(x):  # like keras.datasets.imdb: pad and truncate at the front
+                return None if x is None else keras.utils.pad_sequences(
+                    x, maxlen=sequence_length, dtype="int32", padding="pre", truncating="pre")
+            x_train, x_test = pad(x_train), pad(x_test)
+        input_shape = x_train.shape[1:]
+    else:
+        x_train = _reshape_table(x_train.astype(np.float32), sequence_length, a.source)
+        if x_test is not None:
+            x_test = _reshape_table(x_test.astype(np.float32), sequence_length, a.source)
+        input_shape = x_train.shape[1:]
+    kind = "sequence" if a.kind == "sequence" or as_sequence or sequence_length else a.kind
+
+    train_idx, val_idx = _split(len(x_train), validation_split, seed, a.source)
+    y_train, y_test = (a.y_train, a.y_test) if labels else (None, None)
+    # Caching the float32 images costs 4x the memory of uint8 but makes an epoch a plain
+    # cache -> shuffle -> batch, the cheapest pipeline (see scripts/bench/input_pipeline.py).
+    cache = transform is not None and len(x_train) * 4 * int(np.prod(input_shape)) <= CACHE_BYTES
+
+    def build(x, y, idx, shuffle_seed):
+        if idx is not None:
+            x, y = x[idx], None if y is None else y[idx]
+        return _pipeline(x, y, transform, batch_size=batch_size, seed=shuffle_seed, cache=cache)
+
+    train = build(x_train, y_train, train_idx, seed)
+    val = None if val_idx is None else build(x_train, y_train, val_idx, None)
+    info = dict(
+        name=a.name, kind=kind, input_shape=tuple(int(d) for d in input_shape),
+        num_classes=a.num_classes, class_names=a.class_names, value_range=info_range,
+        num_train=len(train_idx), num_val=0 if val_idx is None else len(val_idx),
+        num_test=0 if x_test is None else len(x_test), vocab_size=a.vocab_size,
+        sequence_length=input_shape[0] if kind == "sequence" else None, source=a.source,
+        raw_max=a.raw_max)
+    if return_test:
+        return train, val, build(x_test, y_test, None, None), info
+    return train, val, info
+
+
+def from_folder(root, *, batch_size, image_size, channels, value_range, validation_split, seed,
+                labels, as_sequence, sequence_length, return_test):
+    """A folder of class sub-folders of images, through image_dataset_from_directory."""
+    _check_options(root.name, "image", image_size=image_size, channels=channels,
+                   as_sequence=as_sequence, sequence_length=sequence_length)
+    subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    split_layout = subfolders == ["test", "train"]
+    train_root = root / "train" if split_layout else root
+    if return_test and not split_layout:
+        raise ValueError(f"{root} has no test split: lay it out as {root}/train/<class>/ and "
+                         f"{root}/test/<class>/. Received: return_test=True")
+    first = _first_image(train_root)
+    native = 1 if first.shape[-1] < 3 else 3  # gray+alpha -> gray, RGBA -> RGB
+    out_channels = channels or native
+    size = image_size or tuple(int(d) for d in first.shape[:2])
+
+    def read(folder, **kwargs):
+        return keras.utils.image_dataset_from_directory(
+            folder, labels="inferred", label_mode="int", batch_size=None, image_size=size,
+            color_mode="rgb" if out_channels == 3 else "grayscale", seed=seed, verbose=False, **kwargs)
+
+    if validation_split:
+        train, val = read(train_root, shuffle=True, validation_split=validation_split, subset="both")
+    else:
+        train, val = read(train_root, shuffle=True), None
+    class_names = tuple(train.class_names)
+    test = read(root / "test", shuffle=False, class_names=list(class_names)) if return_test else None
+
+    transform = _image_transform(255.0, value_range, out_channels, image_size=None,
+                                 channels=out_channels, as_sequence=as_sequence)
+    fn = (lambda x, y: (transform(x), y)) if labels else (lambda x, y: transform(x))
+
+    def build(ds, shuffle):
+        # decode + resize happen once: the cache keeps the decoded, scaled images
+        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE).cache()
+        if shuffle:
+            ds = ds.shuffle(int(ds.cardinality()), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    counts = [int(ds.cardinality()) if ds is not None else 0 for ds in (train, val, test)]
+    h, w = size
+    info = dict(
+        name=root.name, kind="sequence" if as_sequence else "image",
+        input_shape=(h, w * out_channels) if as_sequence else (h, w, out_channels),
+        num_classes=len(class_names), class_names=class_names, value_range=value_range,
+        num_train=counts[0], num_val=counts[1], num_test=counts[2],
+        sequence_length=h if as_sequence else None, source=str(root), raw_max=255.0)
+    out = [build(train, True), None if val is None else build(val, False)]
+    if return_test:
+        out.append(build(test, False))
+    return (*out, info)
+
+
+def _first_image(root):
+    """Decodes the first image (in sorted order) under `root`'s class folders."""
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    files = [f for d in classes for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_FORMATS]
+    if not files:
+        where = "its class sub-folders" if classes else "class sub-folders (there are none)"
+        raise ValueError(f"No images found in {root}: expected {', '.join(IMAGE_FORMATS)} files in "
+                         f"{where}, one sub-folder per class.")
+    try:
+        return tf.io.decode_image(tf.io.read_file(str(files[0])), expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+        raise ValueError(f"Could not decode the image {files[0]}: {e.message}") from None

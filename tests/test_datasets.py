@@ -1,0 +1,547 @@
+"""recipes.datasets: pipelines, info, local files, the Keras cache, and every bad input."""
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recipes.datasets import NAMED_DATASETS, DatasetInfo, load_dataset
+from recipes.datasets import _readers, _remote
+
+
+def _collect(ds):
+    """All batches of `ds` as numpy: (x, y) or x."""
+    batches = list(ds.as_numpy_iterator())
+    if isinstance(batches[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*batches))
+    return np.concatenate(batches)
+
+
+def _write_npz(path, n=20, shape=(6, 6), classes=3, test=8, seed=0, **overrides):
+    rng = np.random.default_rng(seed)
+    arrays = dict(x_train=rng.integers(0, 256, (n, *shape), dtype=np.uint8),
+                  y_train=np.arange(n, dtype=np.uint8) % classes)
+    if test:
+        arrays.update(x_test=rng.integers(0, 256, (test, *shape), dtype=np.uint8),
+                      y_test=np.arange(test, dtype=np.uint8) % classes)
+    arrays.update(overrides)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+def _write_png(path, size=(5, 7), channels=3, value=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.full((*size, channels), value, dtype=np.uint8)
+    tf.io.write_file(str(path), tf.io.encode_png(pixels))
+
+
+def _image_folder(root, classes=("cat", "dog", "emu"), per_class=4, **kwargs):
+    for i, name in enumerate(classes):
+        for j in range(per_class):
+            _write_png(root / name / f"{j}.png", value=40 * i + j, **kwargs)
+    return root
+
+
+# ---------------------------------------------------------------- bundled digits
+
+
+def test_digits_shapes_dtypes_range_and_splits():
+    train, val, test, info = load_dataset("digits", batch_size=64, return_test=True)
+    assert isinstance(info, DatasetInfo)
+    assert (info.name, info.kind, info.input_shape, info.num_classes) == ("digits", "image", (8, 8, 1), 10)
+    assert info.class_names == tuple("0123456789")
+    assert (info.num_train, info.num_val, info.num_test) == (1294, 144, 359)
+    assert info.value_range == (0.0, 1.0) and info.raw_max == 16.0
+    x, y = _collect(train)
+    assert x.shape == (1294, 8, 8, 1) and x.dtype == np.float32 and y.dtype == np.int32
+    assert x.min() == 0.0 and x.max() == 1.0  # scaled from 16, not from 255
+    assert set(np.unique(y)) == set(range(10))
+    assert _collect(val)[0].shape == (144, 8, 8, 1)
+    x_test, y_test = _collect(test)
+    assert x_test.shape == (359, 8, 8, 1) and y_test.shape == (359,)
+    assert next(iter(train))[0].shape == (64, 8, 8, 1)
+
+
+def test_digits_train_a_classifier():
+    from recipes import build_mlp
+
+    train, val, info = load_dataset("digits", batch_size=128)
+    model = build_mlp(input_shape=info.input_shape, num_classes=info.num_classes, hidden_units=(32,))
+    history = model.fit(train, validation_data=val, epochs=3, verbose=0, shuffle=False)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_digits_found_through_recipes_data_dir(tmp_path, monkeypatch):
+    (tmp_path / "digits.npz").write_bytes(_readers.bundled_path().read_bytes())
+    monkeypatch.setenv("RECIPES_DATA_DIR", str(tmp_path))
+    *_, info = load_dataset("digits")
+    assert info.source == str(tmp_path / "digits.npz")
+
+
+def test_digits_found_in_an_installed_prefix(tmp_path, monkeypatch):
+    # a non-editable install: no source checkout, the file in <sys.prefix>/share/recipes/data
+    share = tmp_path / "prefix" / "share" / "recipes" / "data"
+    share.mkdir(parents=True)
+    (share / "digits.npz").write_bytes(_readers.bundled_path().read_bytes())
+    monkeypatch.delenv("RECIPES_DATA_DIR", raising=False)
+    monkeypatch.setattr(_readers, "__file__", str(tmp_path / "site" / "recipes" / "datasets" / "_readers.py"))
+    monkeypatch.setattr("sys.prefix", str(tmp_path / "prefix"))
+    assert _readers.bundled_path() == share / "digits.npz"
+    monkeypatch.setattr("sys.prefix", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr("sysconfig.get_path", lambda name: None)
+    monkeypatch.setattr("site.USER_BASE", None)
+    with pytest.raises(FileNotFoundError, match=r"digits\.npz was not found\. Looked in: .*RECIPES_DATA_DIR"):
+        load_dataset("digits")
+
+
+def test_digits_resize_channels_and_value_range():
+    train, _, info = load_dataset("digits", image_size=(16, 12), channels=3, value_range=(-1, 1),
+                                  validation_split=0)
+    assert info.input_shape == (16, 12, 3) and info.value_range == (-1.0, 1.0)
+    x, _ = _collect(train)
+    assert x.shape == (1438, 16, 12, 3)
+    assert x.min() == -1.0 and x.max() == 1.0
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])  # gray copied to every channel
+
+
+def test_as_sequence_gives_rows_and_labels_false_gives_images_alone():
+    train, _, info = load_dataset("digits", as_sequence=True, labels=False, validation_split=0)
+    assert (info.kind, info.input_shape, info.sequence_length) == ("sequence", (8, 8), 8)
+    x = _collect(train)
+    assert isinstance(x, np.ndarray) and x.shape == (1438, 8, 8)
+    images, _ = _collect(load_dataset("digits", validation_split=0)[0])
+    # same examples (shuffled the same way), each image's rows as time steps
+    np.testing.assert_array_equal(x, images[..., 0])
+
+
+# --------------------------------------------------------------------- .npz files
+
+
+def test_npz_shapes_dtypes_and_split_sizes(tmp_path):
+    path = _write_npz(tmp_path / "toy.npz", n=20, shape=(6, 6, 3))
+    train, val, test, info = load_dataset(path, batch_size=4, validation_split=0.25, return_test=True)
+    assert (info.name, info.input_shape, info.num_classes) == ("toy", (6, 6, 3), 3)
+    assert (info.num_train, info.num_val, info.num_test) == (15, 5, 8)
+    x, y = _collect(train)
+    assert x.shape == (15, 6, 6, 3) and x.dtype == np.float32 and y.dtype == np.int32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert len(list(train)) == 4  # ceil(15 / 4) batches
+    x_test, _ = _collect(test)
+    with np.load(path) as f:  # test split in file order, scaled from the data's max
+        np.testing.assert_allclose(x_test, f["x_test"] / max(f["x_train"].max(), f["x_test"].max()), atol=1e-6)
+
+
+def test_validation_split_zero_gives_no_val(tmp_path):
+    train, val, info = load_dataset(_write_npz(tmp_path / "toy.npz"), validation_split=0)
+    assert val is None and (info.num_train, info.num_val) == (20, 0)
+
+
+def test_seed_makes_split_and_order_deterministic(tmp_path):
+    path = _write_npz(tmp_path / "toy.npz", n=40, test=0, y_train=np.arange(40) % 4)
+
+    def run(seed):
+        train, val, _ = load_dataset(path, batch_size=8, seed=seed)
+        return _collect(train)[0], _collect(train)[0], _collect(val)[0]
+
+    first, second_epoch, val = run(seed=3)
+    again, _, val_again = run(seed=3)
+    other, _, val_other = run(seed=4)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(val, val_again)
+    assert not np.array_equal(first, second_epoch)  # reshuffled on every epoch
+    assert not np.array_equal(first, other) and not np.array_equal(val, val_other)
+    np.testing.assert_array_equal(np.sort(first, axis=0), np.sort(second_epoch, axis=0))
+
+
+def test_npz_channels_one_from_rgb_and_float_images(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.random((10, 4, 4, 3)).astype(np.float32)  # floats in [0, 1] are kept as they are
+    path = _write_npz(tmp_path / "f.npz", n=10, test=0, x_train=x)
+    train, _, info = load_dataset(path, channels=1, validation_split=0, batch_size=10)
+    assert info.input_shape == (4, 4, 1) and info.raw_max == 1.0
+    got = _collect(train)[0]
+    assert got.shape == (10, 4, 4, 1)
+    np.testing.assert_allclose(np.sort(got.ravel()), np.sort(tf.image.rgb_to_grayscale(x).numpy().ravel()),
+                               atol=1e-6)
+
+
+def test_npz_images_only_for_generative_models(tmp_path):
+    path = _write_npz(tmp_path / "gan.npz", y_train=None, test=0)
+    train, val, info = load_dataset(path, labels=False, value_range=(-1, 1))
+    assert info.num_classes is None and tuple(train.element_spec.shape) == (None, 6, 6, 1)
+    assert _collect(train).min() >= -1.0
+    with pytest.raises(ValueError, match=r"gan\.npz is missing the key\(s\) y_train"):
+        load_dataset(path)
+
+
+def test_npz_tokens_and_tables(tmp_path):
+    tokens = np.array([[0, 0, 5, 6], [1, 2, 3, 4], [9, 8, 7, 6]] * 4)
+    path = _write_npz(tmp_path / "tok.npz", test=0, x_train=tokens, y_train=np.arange(12) % 2)
+    train, _, info = load_dataset(path, vocab_size=10, sequence_length=6, validation_split=0)
+    assert (info.kind, info.input_shape, info.vocab_size, info.sequence_length) == ("sequence", (6,), 10, 6)
+    x, _ = _collect(train)
+    assert x.dtype == np.int32 and x.shape == (12, 6) and np.all(x[:, :2] == 0)  # padded at the front
+    with pytest.raises(ValueError, match=r"tokens in 0\.\.7 \(vocab_size=8\)\. Received: values from 0 to 9"):
+        load_dataset(path, vocab_size=8)
+
+    path = _write_npz(tmp_path / "tab.npz", test=0, x_train=np.ones((12, 6)) * 2.5, y_train=np.arange(12) % 2)
+    train, _, info = load_dataset(path, validation_split=0)
+    assert (info.kind, info.input_shape, info.value_range) == ("table", (6,), None)
+    assert _collect(train)[0].max() == 2.5  # tables keep their values
+
+
+# ---------------------------------------------------------------------- folders
+
+
+def test_image_folder(tmp_path):
+    root = _image_folder(tmp_path / "pets")
+    train, val, info = load_dataset(root, batch_size=2, validation_split=0.25, seed=1)
+    assert info.class_names == ("cat", "dog", "emu") and info.num_classes == 3
+    assert info.input_shape == (5, 7, 3)  # from the first image
+    assert (info.num_train, info.num_val, info.num_test) == (9, 3, 0)
+    x, y = _collect(train)
+    assert x.shape == (9, 5, 7, 3) and x.dtype == np.float32 and y.dtype == np.int32
+    # every pixel of image j of class i is 40 * i + j: labels match the folders
+    np.testing.assert_allclose(x[:, 0, 0, 0] * 255.0 // 40, y, atol=1e-4)
+    x2, _ = _collect(load_dataset(root, batch_size=2, validation_split=0.25, seed=1)[0])
+    np.testing.assert_array_equal(x, x2)
+
+
+def test_image_folder_resize_gray_sequence_and_test_split(tmp_path):
+    _image_folder(tmp_path / "d" / "train")
+    _image_folder(tmp_path / "d" / "test", per_class=1)
+    train, val, test, info = load_dataset(tmp_path / "d", image_size=(4, 4), channels=1, as_sequence=True,
+                                          labels=False, validation_split=0, return_test=True)
+    assert val is None and info.input_shape == (4, 4) and info.kind == "sequence"
+    assert (info.num_train, info.num_test) == (12, 3)
+    assert _collect(train).shape == (12, 4, 4)
+    assert _collect(test).shape == (3, 4, 4)
+
+
+def test_image_folder_empty_or_flat_is_a_clear_error(tmp_path):
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"No images found in .*empty: expected .*\.png files in its class"):
+        load_dataset(tmp_path / "empty")
+    _write_png(tmp_path / "flat" / "a.png")
+    with pytest.raises(ValueError, match=r"class sub-folders \(there are none\)"):
+        load_dataset(tmp_path / "flat")
+    with pytest.raises(ValueError, match=r"has no test split: lay it out as"):
+        load_dataset(_image_folder(tmp_path / "pets"), return_test=True)
+
+
+# ------------------------------------------------------------------------- CSV
+
+
+def test_csv_with_header_label_column_and_sequences(tmp_path):
+    path = tmp_path / "t.csv"
+    rows = ["label,a,b,c,d"] + [f"{i % 2},{i},{i + 0.5},{-i},{2 * i}" for i in range(10)]
+    path.write_text("\n".join(rows) + "\n\n")
+    train, val, info = load_dataset(path, batch_size=4, validation_split=0.2)
+    assert (info.kind, info.input_shape, info.num_classes, info.num_train, info.num_val) == \
+        ("table", (4,), 2, 8, 2)
+    x, y = _collect(train)
+    assert x.dtype == np.float32 and y.dtype == np.int32
+    np.testing.assert_array_equal(np.sort(y * 0 + (x[:, 0] % 2).astype(int)), np.sort(y))
+    train, _, info = load_dataset(path, sequence_length=2, validation_split=0)
+    assert (info.kind, info.input_shape, info.sequence_length) == ("sequence", (2, 2), 2)
+    assert _collect(train)[0].shape == (10, 2, 2)
+
+
+def test_csv_without_header_uses_last_column(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("".join(f"{i},{i * 2},{i % 3}\n" for i in range(9)))
+    train, _, info = load_dataset(path, validation_split=0, batch_size=9)
+    x, y = _collect(train)
+    assert info.num_classes == 3 and x.shape == (9, 2)
+    np.testing.assert_array_equal(x[:, 0].astype(int) % 3, y)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,b\n1,2\n3\n", r"line 3: expected 2 columns\. Received: 1"),
+    ("1,2\n3,x\n", r"line 2: every cell must be a number\. Received: 'x'"),
+    ("1,0.5\n2,1\n", r"y_train must hold integer labels"),
+    ("1,-1\n2,1\n", r"labels must be in 0\.\.1\. Received: labels from -1 to 1"),
+    ("a,label\n", r"has no data rows"),
+])
+def test_csv_bad_files(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_dataset(path)
+
+
+# ------------------------------------------------------------- bad .npz files
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b"not a zip at all"), r"Could not read .*bad\.npz: not a valid \.npz file"),
+    (lambda p: p.write_bytes(_write_npz(p).read_bytes()[:300]), r"Could not read .*bad\.npz"),
+    (lambda p: np.savez(p, x_train=np.zeros((3, 4, 4))), r"bad\.npz is missing the key\(s\) y_train"),
+    (lambda p: _write_npz(p, y_test=None), r"missing the key\(s\) y_test"),
+    (lambda p: _write_npz(p, y_train=np.zeros(19)), r"x_train and y_train must have the same length\. "
+                                                     r"Received: 20 and 19"),
+    (lambda p: _write_npz(p, class_names=np.array(["a", "b"])), r"labels must be in 0\.\.1\. "
+                                                                 r"Received: labels from 0 to 2"),
+    (lambda p: _write_npz(p, y_train=-np.ones(20)), r"labels must be in 0\.\.2\. Received: labels from -1"),
+    (lambda p: _write_npz(p, x_test=np.zeros((8, 5, 5), np.uint8)), r"x_test examples must have the shape "
+                                                                     r"of x_train's"),
+    (lambda p: _write_npz(p, x_train=np.zeros((20, 4, 4, 2))), r"x_train must hold images .* Received: "
+                                                                r"shape \(20, 4, 4, 2\)"),
+    (lambda p: _write_npz(p, x_train=-np.ones((20, 4, 4)), test=0), r"image values must be >= 0"),
+    (lambda p: _write_npz(p, x_train=np.zeros((0, 4, 4)), y_train=np.zeros(0), test=0), r"x_train is empty"),
+])
+def test_bad_npz_files(tmp_path, make, message):
+    path = tmp_path / "bad.npz"
+    make(path)
+    with pytest.raises(ValueError, match=message):
+        load_dataset(path)
+
+
+def test_return_test_without_test_split(tmp_path):
+    with pytest.raises(ValueError, match=r"no test split \(x_test, y_test\)\. Received: return_test=True"):
+        load_dataset(_write_npz(tmp_path / "toy.npz", test=0), return_test=True)
+
+
+# ------------------------------------------------------------- bad arguments
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match=r"Unknown data set 'svhn': .*cifar10, cifar100, digits, "
+                                         r"fashion_mnist, imdb, mnist"):
+        load_dataset("svhn")
+
+
+def test_unsupported_file_type(tmp_path):
+    (tmp_path / "notes.txt").write_text("1,2\n")
+    with pytest.raises(ValueError, match=r"Unsupported data file .*notes\.txt: expected a \.npz or \.csv file.*"
+                                         r"Received: suffix '\.txt'"):
+        load_dataset(tmp_path / "notes.txt")
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(batch_size=0), ValueError, r"batch_size must be >= 1\. Received: batch_size=0"),
+    (dict(batch_size=2.5), TypeError, r"batch_size must be an integer\. Received: batch_size=2\.5"),
+    (dict(validation_split=1.0), ValueError, r"validation_split must be in \[0, 1\)\. Received: validation_split=1\.0"),
+    (dict(validation_split=-0.1), ValueError, r"Received: validation_split=-0\.1"),
+    (dict(image_size=(0, 8)), ValueError, r"image_size must be \(height, width\).*Received: image_size=\(0, 8\)"),
+    (dict(image_size=32), ValueError, r"Received: image_size=32"),
+    (dict(channels=2), ValueError, r"channels must be 1, 3 or None\. Received: channels=2"),
+    (dict(value_range=(1, 0)), ValueError, r"low < high\. Received: value_range=\(1, 0\)"),
+    (dict(value_range="01"), TypeError, r"pair of numbers .*Received: value_range='01'"),
+    (dict(seed=-1), ValueError, r"seed must be >= 0"),
+    (dict(labels="no"), TypeError, r"labels must be True or False\. Received: labels='no'"),
+    (dict(vocab_size=100), ValueError, r"vocab_size does not apply to 'digits', which holds image data"),
+    (dict(sequence_length=8), ValueError, r"sequence_length does not apply to 'digits'.*as_sequence=True"),
+    (dict(validation_split=0.0001), ValueError, r"validation_split=0\.0001 of the 1438 training examples .* "
+                                                r"leaves no validation examples"),
+])
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        load_dataset("digits", **kwargs)
+
+
+def test_image_options_on_a_table_and_bad_name_type(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("1,2,0\n3,4,1\n")
+    with pytest.raises(ValueError, match=r"image_size does not apply to 't', which holds table data\. "
+                                         r"Received: image_size=\(8, 8\)"):
+        load_dataset(path, image_size=(8, 8))
+    with pytest.raises(TypeError, match=r"Received: name_or_path=3"):
+        load_dataset(3)
+
+
+# ---------------------------------------------------------- the Keras cache
+
+
+def _fake_mnist(path, n=12):
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), y_train=np.arange(n) % 10,
+             x_test=rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), y_test=np.arange(4))
+    return path
+
+
+def _in_cache(home, fname):
+    (home / "datasets").mkdir(parents=True, exist_ok=True)
+    return home / "datasets" / fname
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _use_hash(monkeypatch, name, digest, origin=None, index=0):
+    files = list(_remote.REMOTE_FILES[name])
+    files[index] = _remote.RemoteFile(files[index].fname, origin or files[index].origin, digest,
+                                      files[index].subdir, files[index].aliases)
+    monkeypatch.setitem(_remote.REMOTE_FILES, name, tuple(files))
+
+
+def test_named_dataset_read_from_keras_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    cached = _fake_mnist(_in_cache(tmp_path, "mnist.npz"))
+    _use_hash(monkeypatch, "mnist", _sha256(cached))
+    train, val, test, info = load_dataset("mnist", validation_split=0.25, return_test=True)
+    assert (info.input_shape, info.num_classes, info.num_train, info.num_val, info.num_test) == \
+        ((28, 28, 1), 10, 9, 3, 4)
+    assert info.source == str(cached) and info.raw_max == 255.0
+    assert _collect(test)[0].shape == (4, 28, 28, 1)
+
+
+def test_checksum_mismatch_is_reported_and_the_file_kept(tmp_path):
+    cached = _fake_mnist(_in_cache(tmp_path, "mnist.npz"))
+    before = cached.read_bytes()
+    with pytest.raises(ValueError) as e:
+        load_dataset("mnist", cache_dir=tmp_path)
+    message = str(e.value)
+    assert f"The cached file {cached} of the 'mnist' data set is corrupted or incomplete" in message
+    assert "expected 731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1" in message
+    assert "It was left as it is" in message and "\n" not in message
+    assert cached.read_bytes() == before
+    assert os.listdir(tmp_path / "datasets") == ["mnist.npz"]
+
+
+def test_offline_gives_one_clear_error_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    _use_hash(monkeypatch, "mnist", "0" * 64, origin=(tmp_path / "nowhere" / "mnist.npz").as_uri())
+    with pytest.raises(FileNotFoundError) as e:
+        load_dataset("mnist", cache_dir=tmp_path / "home")
+    message = str(e.value)
+    assert e.value.__cause__ is None and e.value.__suppress_context__
+    assert "\n" not in message
+    assert f"needs mnist.npz, which is not in {tmp_path / 'home' / 'datasets'}" in message
+    assert f"Download {(tmp_path / 'nowhere' / 'mnist.npz').as_uri()} and save it as" in message
+    assert os.listdir(tmp_path / "home" / "datasets") == []
+
+
+def test_offline_when_get_file_raises(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure on https://x: None -- [Errno -3] Temporary failure\nin name resolution")
+    monkeypatch.setattr("keras.utils.get_file", no_network)
+    with pytest.raises(FileNotFoundError, match=r"downloading it failed \(URL fetch failure .* Temporary "
+                                                r"failure in name resolution\)\. Download https://storage"):
+        load_dataset("imdb", cache_dir=tmp_path)
+    assert os.listdir(tmp_path / "datasets") == []
+
+
+def test_download_with_get_file_verifies_and_caches(tmp_path, monkeypatch):
+    source = _fake_mnist(tmp_path / "mnist.npz")
+    _use_hash(monkeypatch, "mnist", _sha256(source), origin=source.as_uri())
+    *_, info = load_dataset("mnist", cache_dir=tmp_path / "home")
+    assert info.source == str(tmp_path / "home" / "datasets" / "mnist.npz")
+    assert os.listdir(tmp_path / "home" / "datasets") == ["mnist.npz"]
+    # a download that does not match its hash is not kept
+    _use_hash(monkeypatch, "mnist", "0" * 64, origin=source.as_uri())
+    with pytest.raises(ValueError, match=r"The file downloaded from .* is corrupted: its sha256 is "):
+        load_dataset("mnist", cache_dir=tmp_path / "other")
+    assert os.listdir(tmp_path / "other" / "datasets") == []
+
+
+def test_fashion_mnist_from_cached_idx_files(tmp_path, monkeypatch):
+    folder = tmp_path / "datasets" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    labels = {"train": np.arange(6) % 10, "t10k": np.array([9, 0, 1])}
+    for i, (prefix, y) in enumerate(labels.items()):
+        header = (2049).to_bytes(4, "big") + len(y).to_bytes(4, "big")
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header + y.astype(np.uint8).tobytes()))
+        header = (2051).to_bytes(4, "big") + b"".join(v.to_bytes(4, "big") for v in (len(y), 28, 28))
+        images = np.full((len(y), 28, 28), 255, np.uint8).tobytes()
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images))
+    for i, remote in enumerate(_remote.REMOTE_FILES["fashion_mnist"]):
+        _use_hash(monkeypatch, "fashion_mnist", hashlib.md5((folder / remote.fname).read_bytes()).hexdigest(),
+                  index=i)
+    train, _, test, info = load_dataset("fashion_mnist", cache_dir=tmp_path, validation_split=0,
+                                        return_test=True)
+    assert info.class_names[9] == "Ankle boot" and (info.num_train, info.num_test) == (6, 3)
+    x, y = _collect(test)
+    assert x.shape == (3, 28, 28, 1) and x.max() == 1.0 and list(y) == [9, 0, 1]
+
+
+def _pickled(obj):
+    return pickle.dumps(obj, protocol=3)  # the real files are protocol 2 from Python 2: no _codecs
+
+
+def test_cifar10_from_a_cached_archive(tmp_path, monkeypatch):
+    archive = tmp_path / "datasets" / "cifar-10-batches-py-target_archive"  # the Keras >= 3.6 name
+    archive.parent.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batches = {f"data_batch_{i}": (rng.integers(0, 256, (2, 3072), dtype=np.uint8), [i, i + 1])
+               for i in range(1, 6)}
+    batches["test_batch"] = (np.zeros((3, 3072), np.uint8), [7, 8, 9])
+    with tarfile.open(archive, "w:gz") as tar:
+        for member, (data, y) in {**batches, "batches.meta": (None, None)}.items():
+            content = {b"label_names": [b"x"]} if data is None else {b"data": data, b"labels": y}
+            blob = _pickled(content)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{member}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    _use_hash(monkeypatch, "cifar10", _sha256(archive))
+    train, _, test, info = load_dataset("cifar10", cache_dir=tmp_path, validation_split=0, return_test=True,
+                                        batch_size=64)
+    assert info.class_names[0] == "airplane" and (info.num_train, info.num_test) == (10, 3)
+    x_test, y_test = _collect(test)
+    assert x_test.shape == (3, 32, 32, 3) and list(y_test) == [7, 8, 9]
+    x, y = _collect(train)
+    first = batches["data_batch_1"][0][0].reshape(3, 32, 32).transpose(1, 2, 0) / 255.0
+    np.testing.assert_allclose(x[np.argmax([np.allclose(img, first) for img in x])], first, atol=1e-6)
+
+
+def test_imdb_tokens_vocab_and_padding(tmp_path, monkeypatch):
+    path = tmp_path / "datasets" / "imdb.npz"
+    path.parent.mkdir(parents=True)
+    reviews = np.empty(4, dtype=object)
+    reviews[:] = [[10, 20, 30], [5] * 10, [40000, 6], [1]]
+    np.savez(path, x_train=reviews, y_train=np.array([0, 1, 0, 1]), x_test=reviews[:2], y_test=np.array([1, 0]))
+    _use_hash(monkeypatch, "imdb", _sha256(path))
+    train, _, test, info = load_dataset("imdb", cache_dir=tmp_path, validation_split=0, return_test=True,
+                                        sequence_length=5, vocab_size=30)
+    assert (info.kind, info.input_shape, info.vocab_size, info.num_classes) == ("sequence", (5,), 30, 2)
+    x, y = _collect(test)
+    assert x.dtype == np.int32
+    # Keras's layout: 1 starts the review, word w is w + 3, ids >= vocab_size become 2, padded in front
+    np.testing.assert_array_equal(x, [[0, 1, 13, 23, 2], [8, 8, 8, 8, 8]])
+    *_, info = load_dataset("imdb", cache_dir=tmp_path, validation_split=0)
+    assert (info.vocab_size, info.sequence_length) == (20000, 200)
+
+
+def test_malicious_pickle_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "datasets" / "imdb.npz"
+    path.parent.mkdir(parents=True)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    evil = np.empty(1, dtype=object)
+    evil[0] = Evil()
+    np.savez(path, x_train=evil, y_train=np.zeros(1), x_test=evil, y_test=np.zeros(1))
+    _use_hash(monkeypatch, "imdb", _sha256(path))
+    with pytest.raises(ValueError, match=r"Could not read .*imdb\.npz: refusing to load posix\.system"):
+        load_dataset("imdb", cache_dir=tmp_path)
+
+
+def test_named_list_is_sorted():
+    assert list(NAMED_DATASETS) == sorted(NAMED_DATASETS)
+    assert set(_remote.REMOTE_FILES) == set(NAMED_DATASETS) - {"digits"}
+
+
+def test_cifar100_from_a_folder_keras_extracted(tmp_path):
+    # no archive, only the folder Keras >= 3.6 leaves: reused as it is (Keras never checks it)
+    folder = tmp_path / "datasets" / "cifar-100-python-target" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    names = [f"class{i}".encode() for i in range(100)]
+    (folder / "train").write_bytes(_pickled({b"data": np.ones((4, 3072), np.uint8) * 51,
+                                             b"fine_labels": [0, 99, 5, 5], b"coarse_labels": [0] * 4}))
+    (folder / "test").write_bytes(_pickled({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [1, 2]}))
+    (folder / "meta").write_bytes(_pickled({b"fine_label_names": names}))
+    train, _, info = load_dataset("cifar100", cache_dir=tmp_path, validation_split=0)
+    assert info.num_classes == 100 and info.class_names[99] == "class99" and info.num_test == 2
+    x, y = _collect(train)
+    assert sorted(y) == [0, 5, 5, 99] and np.allclose(x, 0.2)
+    (folder / "test").write_bytes(b"\x80\x03garbage")
+    with pytest.raises(ValueError, match=r"Could not read .*cifar-100-python:test"):
+        load_dataset("cifar100", cache_dir=tmp_path)
