@@ -118,6 +118,11 @@ def save_image(image, path):
         atomic_write(path, lambda tmp: matplotlib.image.imsave(tmp, np.clip(image, 0.0, 1.0), format="png"))
 
 
+def save_image_grid(images, path, value_range=(0.0, 1.0), ncols: int | None = None):
+    """Writes a batch of images in `value_range` as one upscaled PNG grid (atomically)."""
+    save_image(upscale(make_grid(to_unit_range(images, value_range), ncols)), path)
+
+
 def figure_to_array(fig) -> np.ndarray:
     """Renders a matplotlib figure to an `(H, W, 4)` uint8 RGBA array."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-import keras
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -21,7 +19,7 @@ class ModelSpec:
     """
 
     name: str
-    builder: Callable[..., keras.Model]
+    builder: Callable
     description: str
     task: str
     inputs: str
@@ -48,8 +46,13 @@ def register_model(name: str, *, description: str, task: str, inputs: str):
     return decorator
 
 
+def _load_recipes():
+    import recipes.models  # noqa: F401  (each family module registers its builders)
+
+
 def list_models() -> list[str]:
     """Returns the names of all registered recipes, sorted."""
+    _load_recipes()
     return sorted(_REGISTRY)
 
 
@@ -59,6 +62,7 @@ def get_spec(name: str) -> ModelSpec:
     Raises:
         ValueError: if `name` is not a registered recipe; the message lists the valid names.
     """
+    _load_recipes()
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -67,7 +71,7 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
-def get_model(name: str, **kwargs) -> keras.Model:
+def get_model(name: str, **kwargs):
     """Builds the recipe `name`; keyword arguments go to its `build_*` function.
 
     Example:

@@ -545,3 +545,14 @@ def test_cifar100_from_a_folder_keras_extracted(tmp_path):
     (folder / "test").write_bytes(b"\x80\x03garbage")
     with pytest.raises(ValueError, match=r"Could not read .*cifar-100-python:test"):
         load_dataset("cifar100", cache_dir=tmp_path)
+
+
+def test_return_test_auto_gives_none_when_the_source_has_no_test_split(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("a,b,label\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(20)))
+    train, val, test, info = load_dataset(path, batch_size=4, return_test="auto")
+    assert test is None and info.num_test == 0
+    *_, test, info = load_dataset("digits", batch_size=512, return_test="auto")
+    assert sum(len(y) for _, y in test) == info.num_test == 359
+    with pytest.raises(TypeError, match=r"return_test must be True, False or 'auto'\. Received: return_test='yes'"):
+        load_dataset("digits", return_test="yes")

@@ -74,7 +74,7 @@ def load_dataset(
     as_sequence: bool = False,
     sequence_length: int | None = None,
     vocab_size: int | None = None,
-    return_test: bool = False,
+    return_test: bool | str = False,
     cache_dir=None,
 ):
     """Loads a data set as batched, prefetched `tf.data.Dataset`s and a `DatasetInfo`.
@@ -128,12 +128,13 @@ def load_dataset(
         vocab_size: number of token ids kept; for `"imdb"` the most frequent words
             (rarer ones become 2, out-of-vocabulary, as in `keras.datasets.imdb`).
             Defaults to `None` (20000 for `"imdb"`).
-        return_test: also return the test split. Defaults to `False`.
+        return_test: also return the test split: `True` (an error if the source has
+            none), `"auto"` (`None` if the source has none) or `False`. Defaults to `False`.
         cache_dir: the Keras home holding `datasets/`. Defaults to `None`:
             `$KERAS_HOME`, else `~/.keras`.
 
     Returns:
-        `(train, val, info)`, or `(train, val, test, info)` with `return_test=True`.
+        `(train, val, info)`, or `(train, val, test, info)` with `return_test=True` or `"auto"`.
         `val` is `None` when `validation_split=0`. Each element is a batch `(x, y)`
         (or `x` with `labels=False`):
         - images: `x` float32 (batch, H, W, C) in `value_range`, or (batch, H, W*C)
@@ -160,9 +161,11 @@ def load_dataset(
     value_range = _check_value_range(value_range)
     validation_split = c.check_rate("validation_split", validation_split)
     seed = c.check_int("seed", seed, minimum=0)
-    for arg, value in (("labels", labels), ("as_sequence", as_sequence), ("return_test", return_test)):
+    for arg, value in (("labels", labels), ("as_sequence", as_sequence)):
         if not isinstance(value, bool):
             raise TypeError(f"{arg} must be True or False. Received: {arg}={value!r}")
+    if not (isinstance(return_test, bool) or return_test == "auto"):
+        raise TypeError(f"return_test must be True, False or 'auto'. Received: return_test={return_test!r}")
     if sequence_length is not None:
         sequence_length = c.check_int("sequence_length", sequence_length)
     if vocab_size is not None:

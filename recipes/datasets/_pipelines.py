@@ -100,7 +100,7 @@ def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_
     """An `_readers.Arrays` -> `(train, val[, test], info fields)`."""
     _check_options(a.name, a.kind, image_size=image_size, channels=channels,
                    as_sequence=as_sequence, sequence_length=sequence_length)
-    if return_test and a.x_test is None:
+    if return_test is True and a.x_test is None:
         raise ValueError(f"{a.source} has no test split (x_test, y_test). Received: return_test=True")
     if labels and a.y_train is None:
         raise ValueError(f"{a.source} has no labels (y_train). Pass labels=False to read images alone.")
@@ -148,8 +148,8 @@ def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_
         num_test=0 if x_test is None else len(x_test), vocab_size=a.vocab_size,
         sequence_length=input_shape[0] if kind == "sequence" else None, source=a.source,
         raw_max=a.raw_max)
-    if return_test:
-        return train, val, build(x_test, y_test, None, None), info
+    if return_test:  # True or "auto" (None when the source has no test split)
+        return train, val, None if x_test is None else build(x_test, y_test, None, None), info
     return train, val, info
 
 
@@ -161,7 +161,7 @@ def from_folder(root, *, batch_size, image_size, channels, value_range, validati
     subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
     split_layout = subfolders == ["test", "train"]
     train_root = root / "train" if split_layout else root
-    if return_test and not split_layout:
+    if return_test is True and not split_layout:
         raise ValueError(f"{root} has no test split: lay it out as {root}/train/<class>/ and "
                          f"{root}/test/<class>/. Received: return_test=True")
     first = _first_image(train_root)
@@ -179,7 +179,8 @@ def from_folder(root, *, batch_size, image_size, channels, value_range, validati
     else:
         train, val = read(train_root, shuffle=True), None
     class_names = tuple(train.class_names)
-    test = read(root / "test", shuffle=False, class_names=list(class_names)) if return_test else None
+    test = (read(root / "test", shuffle=False, class_names=list(class_names))
+            if return_test and split_layout else None)
 
     transform = _image_transform(255.0, value_range, out_channels, image_size=None,
                                  channels=out_channels, as_sequence=as_sequence)
@@ -202,7 +203,7 @@ def from_folder(root, *, batch_size, image_size, channels, value_range, validati
         sequence_length=h if as_sequence else None, source=str(root), raw_max=255.0)
     out = [build(train, True), None if val is None else build(val, False)]
     if return_test:
-        out.append(build(test, False))
+        out.append(None if test is None else build(test, False))
     return (*out, info)
 
 

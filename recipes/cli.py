@@ -1,0 +1,181 @@
+"""The `recipes` command: train any recipe on any dataset, monitored in TensorBoard.
+
+    recipes list                                   # recipes, one line each
+    recipes info                                   # devices, strategy and precision train would use
+    recipes train vgg16                            # bundled digits; TensorBoard logs in runs/
+    recipes train alexnet --dataset cifar10 --epochs 30 --batch-size 128 --run-dir runs/alex1
+    recipes train lstm --dataset imdb --config scripts/configs/lstm_imdb.yaml --set learning_rate=3e-4
+    recipes train --resume runs/alex1              # continue a killed run
+    recipes evaluate runs/alex1                    # test metrics of a finished run
+    recipes sample runs/gan1 --n 64 --out grid.png # generative runs
+    tensorboard --logdir runs                      # watch it live
+
+Errors in what the user gave are one line on stderr and exit status 2; set
+RECIPES_DEBUG=1 for the full traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+# TensorFlow's C++ log lines (notices about absent CUDA drivers, op-version skew) are
+# noise for the command's users; set TF_CPP_MIN_LOG_LEVEL yourself to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up notices held back.
+
+    TensorFlow's native libraries print absl notices ("Could not find cuda drivers",
+    "All log messages before absl::InitializeLog()") straight to file descriptor 2
+    while they load, before TF_CPP_MIN_LOG_LEVEL is read, so every command would open
+    with them. They are shown only if the import fails.
+    """
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, like every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _train_args(p):
+    p.add_argument("model", nargs="?", help="recipe name (see `recipes list`)")
+    p.add_argument("--dataset", help="name (digits, mnist, fashion_mnist, cifar10, cifar100, imdb) "
+                                     "or a path (.npz, image folder, .csv). Default: digits")
+    p.add_argument("--config", help="YAML file of settings (see scripts/configs/)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--learning-rate", type=float, dest="learning_rate")
+    p.add_argument("--validation-split", type=float, dest="validation_split")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping")
+    p.add_argument("--seed", type=int, help="makes a CPU run repeat exactly. Default: 0")
+    p.add_argument("--strategy", help="auto, default, mirrored or onedevice. Default: auto")
+    p.add_argument("--precision", help="auto, float32, mixed_float16 or mixed_bfloat16. Default: auto")
+    p.add_argument("--jit", choices=("auto", "on", "off"), help="XLA compilation. Default: auto")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any training or builder setting, e.g. --set dropout=0.3 (repeatable)")
+    p.add_argument("--run-dir", dest="run_dir", help="Default: runs/<model>-<dataset>-<timestamp>")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the unfinished run in RUN_DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="recipes", description="Train classic Keras model recipes.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="recipes with a one-line description each")
+    info = sub.add_parser("info", help="devices, strategy and precision that train would use")
+    info.add_argument("--strategy", default="auto")
+    info.add_argument("--precision", default="auto")
+    _train_args(sub.add_parser("train", help="train a recipe; one run directory per run"))
+    ev = sub.add_parser("evaluate", help="test metrics of a finished run")
+    ev.add_argument("run_dir")
+    sp = sub.add_parser("sample", help="a grid of generated images from a dcgan or vae run")
+    sp.add_argument("run_dir")
+    sp.add_argument("--n", type=int, default=64)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", help="PNG path. Default: RUN_DIR/plots/samples.png")
+    return parser
+
+
+def cmd_list(args):
+    from recipes.registry import get_spec, list_models
+    names = list_models()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {get_spec(name).description}")
+
+
+def cmd_info(args):
+    from recipes import hardware
+    from recipes.training import user_errors
+    with user_errors():
+        plan = hardware.configure(strategy=args.strategy, precision=args.precision)
+    print(plan.describe())
+
+
+def cmd_train(args):
+    from recipes import config as config_lib
+    from recipes import training
+
+    if args.resume:
+        if args.model or args.run_dir:
+            raise config_lib.ConfigError("--resume takes the run directory alone; its config.yaml "
+                                         "holds the model and settings.")
+        config = training.open_run(args.resume)
+        if training.run_state(args.resume) != "unfinished":
+            raise config_lib.ConfigError(f"Run {args.resume!r} has finished; nothing to resume.")
+        run_dir = args.resume
+    else:
+        if not args.model:
+            raise config_lib.ConfigError("train needs a model name (see `recipes list`) or --resume RUN_DIR.")
+        flags = {k: getattr(args, k) for k in (
+            "dataset", "epochs", "batch_size", "learning_rate", "validation_split", "image_size",
+            "early_stopping", "seed", "strategy", "precision")}
+        flags["jit"] = {"on": True, "off": False}.get(args.jit, args.jit)
+        file = config_lib.load_yaml(args.config) if args.config else None
+        config = config_lib.resolve(args.model, file=file, flags=flags,
+                                    sets=config_lib.parse_sets(args.set))
+        run_dir = args.run_dir
+    run_dir, metrics = training.train(config, run_dir, verbose=0 if args.quiet else 2 if
+                                      not sys.stdout.isatty() else 1)
+    print(f"Test metrics: {json.dumps(metrics)}")
+    print(f"Run directory: {run_dir}  (tensorboard --logdir {run_dir.parent})")
+
+
+def cmd_evaluate(args):
+    from recipes import training
+    print(json.dumps(training.evaluate(args.run_dir), indent=2))
+
+
+def cmd_sample(args):
+    from recipes import training
+    print(training.sample(args.run_dir, n=args.n, out=args.out, seed=args.seed))
+
+
+COMMANDS = {"list": cmd_list, "info": cmd_info, "train": cmd_train,
+            "evaluate": cmd_evaluate, "sample": cmd_sample}
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    _import_tensorflow_quietly()
+    from recipes.config import ConfigError
+    from recipes.training import TrainingError
+    try:
+        COMMANDS[args.command](args)
+    except (ConfigError, TrainingError) as e:
+        if os.environ.get("RECIPES_DEBUG"):
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"recipes {args.command}: error: {message}", file=sys.stderr)
+        return 2 if not isinstance(e, TrainingError) else 1
+    except KeyboardInterrupt:
+        print(f"recipes {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

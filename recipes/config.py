@@ -1,0 +1,206 @@
+"""Run configuration: the defaults, per-recipe defaults, YAML files and `--set` overrides.
+
+A configuration is one flat dict of training settings plus `model_args`, the keyword
+arguments of the recipe's `build_*` function. It is resolved in this order, each layer
+over the one before: `DEFAULTS`, `RECIPE_DEFAULTS[model]`, a YAML file, command-line
+flags, `--set key=value`. The resolved dict is written to `config.yaml` in the run
+directory, and is everything needed to reproduce the run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import pathlib
+
+import yaml
+
+from recipes.registry import get_spec
+
+DEFAULTS = {
+    "model": None,
+    "dataset": "digits",           # the bundled UCI digits: offline, trains in seconds
+    "epochs": 10,
+    "batch_size": 64,
+    "learning_rate": None,         # None: the recipe's own default
+    "optimizer": None,             # None: the recipe's own default
+    "validation_split": 0.1,
+    "seed": 0,
+    "image_size": None,            # None: the data's size, enlarged to what the recipe needs
+    "sequence_length": None,       # token datasets: pad/truncate length (None: the loader's)
+    "vocab_size": None,            # token datasets: keep the most frequent words
+    "early_stopping": None,        # patience in epochs, or None
+    "lr_schedule": None,           # None, "plateau" or "cosine"
+    "strategy": "auto",            # see recipes.hardware.configure
+    "precision": "auto",
+    "jit": "auto",
+    "steps_per_execution": "auto",
+    "model_args": {},
+}
+
+# Settings that train each recipe well on small images and sequences (see README).
+RECIPE_DEFAULTS = {
+    "mlp": {"epochs": 20, "batch_size": 128},
+    "alexnet": {"epochs": 30, "batch_size": 128},
+    "vgg16": {"epochs": 30, "batch_size": 128, "model_args": {"preset": "small"}},
+    "lstm": {"epochs": 20, "batch_size": 64},
+    "dcgan": {"epochs": 50, "batch_size": 64, "validation_split": 0.0},
+    "vae": {"epochs": 30, "batch_size": 64},
+}
+
+_CHOICES = {
+    "lr_schedule": (None, "plateau", "cosine"),
+    "strategy": ("auto", "default", "none", "mirrored", "onedevice"),
+    "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+    "jit": ("auto", True, False),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration the user gave is invalid; the message is one line for the CLI."""
+
+
+def load_yaml(path) -> dict:
+    """Reads a YAML mapping; any problem is a `ConfigError` naming the file."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"Cannot read config file {str(path)!r}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise ConfigError(f"Config file {str(path)!r} is not valid YAML{line}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of settings. "
+                          f"Received: {type(data).__name__}")
+    return data
+
+
+def parse_sets(items) -> dict:
+    """Parses `--set key=value` items; values are read as YAML (`3e-4`, `[64, 64]`, `true`)."""
+    result = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value. Received: {item!r}")
+        try:
+            result[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set value for {key.strip()!r} is not valid. Received: {value!r}") from None
+    return result
+
+
+def builder_params(model: str) -> set[str]:
+    """Names of the keyword arguments that the recipe's builder accepts."""
+    return set(inspect.signature(get_spec(model).builder).parameters)
+
+
+def resolve(model: str, *, file=None, flags=None, sets=None) -> dict:
+    """Returns the validated configuration of a run of `model`.
+
+    Args:
+        model: a registered recipe name.
+        file: a dict read from a YAML config file, or `None`.
+        flags: settings from command-line flags (`None` values are ignored).
+        sets: settings from `--set key=value`; a key that is no training setting
+            goes to the builder (`model_args`) if the builder accepts it.
+
+    Raises:
+        ConfigError: for an unknown model or key, or an invalid value.
+    """
+    try:
+        get_spec(model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    config = {**DEFAULTS, "model_args": {}}
+    layers = [RECIPE_DEFAULTS.get(model, {}), file or {},
+              {k: v for k, v in (flags or {}).items() if v is not None}, sets or {}]
+    params = builder_params(model)
+    for source, layer in zip(("recipe defaults", "config file", "flags", "--set"), layers):
+        if "model" in layer and layer["model"] not in (None, model):
+            raise ConfigError(f"The config is for model {layer['model']!r}, not {model!r}.")
+        for key, value in layer.items():
+            if key == "model":
+                continue
+            if key == "model_args":
+                if not isinstance(value, dict):
+                    raise ConfigError(f"model_args must be a mapping. Received: model_args={value!r}")
+                for k, v in value.items():
+                    _set_model_arg(config, params, model, k, v)
+            elif key in DEFAULTS:
+                config[key] = value
+            elif key in params:
+                _set_model_arg(config, params, model, key, value)
+            else:
+                valid = sorted(set(DEFAULTS) - {"model", "model_args"} | params - _DATA_DERIVED)
+                raise ConfigError(f"Unknown setting {key!r} (from {source}) for model {model!r}. "
+                                  f"Valid settings: {', '.join(valid)}")
+    config["model"] = model
+    validate(config)
+    return config
+
+
+# Builder arguments that come from the data; a user who sets them would fight the loader.
+_DATA_DERIVED = {"input_shape", "image_shape", "num_classes", "vocab_size", "compile"}
+
+
+def _set_model_arg(config, params, model, key, value):
+    if key not in params or key in _DATA_DERIVED:
+        why = "comes from the dataset" if key in _DATA_DERIVED else "is not an argument of its builder"
+        raise ConfigError(f"Setting {key!r} {why} for model {model!r}. Received: {key}={value!r}")
+    config["model_args"][key] = value
+
+
+def _positive_int(config, key, allow_none=False):
+    value = config[key]
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer. Received: {key}={value!r}")
+
+
+def validate(config: dict) -> None:
+    """Checks the training settings of a resolved configuration (the builder checks its own)."""
+    _positive_int(config, "epochs")
+    _positive_int(config, "batch_size")
+    for key in ("early_stopping", "sequence_length", "vocab_size"):
+        _positive_int(config, key, allow_none=True)
+    seed = config["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer. Received: seed={seed!r}")
+    split = config["validation_split"]
+    if isinstance(split, bool) or not isinstance(split, numbers.Real) or not 0 <= split < 1:
+        raise ConfigError(f"validation_split must be in [0, 1). Received: validation_split={split!r}")
+    lr = config["learning_rate"]
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or lr <= 0):
+        raise ConfigError(f"learning_rate must be a positive number. Received: learning_rate={lr!r}")
+    for key, choices in _CHOICES.items():
+        if config[key] not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}. "
+                              f"Received: {key}={config[key]!r}")
+    spe = config["steps_per_execution"]
+    if spe != "auto" and (isinstance(spe, bool) or not isinstance(spe, numbers.Integral) or spe < 1):
+        raise ConfigError(f"steps_per_execution must be 'auto' or a positive integer. "
+                          f"Received: steps_per_execution={spe!r}")
+    size = config["image_size"]
+    if size is not None:
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            size = config["image_size"] = [size, size]
+        if (not isinstance(size, (list, tuple)) or len(size) != 2
+                or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size)):
+            raise ConfigError(f"image_size must be two positive integers (height, width). "
+                              f"Received: image_size={size!r}")
+        config["image_size"] = [int(s) for s in size]
+    if not isinstance(config["dataset"], str) or not config["dataset"]:
+        raise ConfigError(f"dataset must be a name or a path. Received: dataset={config['dataset']!r}")
+
+
+def dump(config: dict, path) -> None:
+    """Writes the configuration as YAML, keys in the order of `DEFAULTS`."""
+    ordered = {key: config[key] for key in DEFAULTS}
+    pathlib.Path(path).write_text(yaml.safe_dump(ordered, sort_keys=False))
