@@ -133,9 +133,11 @@ def test_sample_writes_a_grid_for_generative_runs_only(trained_runs, tmp_path):
 
 def test_seed_makes_a_cpu_run_repeat_exactly(tmp_path):
     args = ["train", "mlp", "--epochs", 2, "--set", "hidden_units=[32]", "--seed", 7, "--quiet"]
-    first = recipes(*args, "--run-dir", tmp_path / "a")
-    second = recipes(*args, "--run-dir", tmp_path / "b")
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    procs = [subprocess.Popen([sys.executable, "-m", "recipes.cli", *map(str, args), "--run-dir",
+                               str(tmp_path / run)], env=ENV, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for run in "ab"]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
     a, b = history_rows(tmp_path / "a"), history_rows(tmp_path / "b")
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
     assert [r["val_accuracy"] for r in a] == [r["val_accuracy"] for r in b]
@@ -198,9 +200,26 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("args, message", BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
-def test_bad_input_is_one_line_and_leaves_no_run_directory(args, message, tmp_path):
-    result = recipes(*args, "--run-dir", tmp_path / "run", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory):
+    """Runs every BAD command side by side (each is a TensorFlow start-up, then one line)."""
+    procs = []
+    for i, (args, _) in enumerate(BAD):
+        cwd = tmp_path_factory.mktemp(f"bad{i}")
+        procs.append((cwd, subprocess.Popen(
+            [sys.executable, "-m", "recipes.cli", *args, "--run-dir", str(cwd / "run")], cwd=cwd,
+            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    results = []
+    for cwd, proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        results.append((cwd, subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)))
+    return results
+
+
+@pytest.mark.parametrize("case", range(len(BAD)), ids=[" ".join(args) for args, _ in BAD])
+def test_bad_input_is_one_line_and_leaves_no_run_directory(case, bad_runs):
+    message = BAD[case][1]
+    tmp_path, result = bad_runs[case]
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

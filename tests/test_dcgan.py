@@ -169,37 +169,6 @@ def test_save_load_restores_outputs_and_both_optimizers(tmp_path):
     assert int(restored.d_optimizer.iterations) == int(restored.g_optimizer.iterations) == 12
 
 
-def test_backup_and_restore_resumes_an_interrupted_run(tmp_path):
-    x = _images(n=16)
-    backup = str(tmp_path / "backup")
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise RuntimeError("killed")
-
-    gan = build_dcgan(**TINY)
-    with pytest.raises(RuntimeError, match="killed"):
-        gan.fit(x, epochs=4, batch_size=8, verbose=0,
-                callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()])
-    at_kill = _weights(gan.generator), _optimizer_state(gan)
-
-    class Record(keras.callbacks.Callback):
-        epochs, state = [], []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if not self.epochs:
-                self.state.append((_weights(self.model.generator), _optimizer_state(self.model)))
-            self.epochs.append(epoch)
-
-    fresh = build_dcgan(**TINY)  # a new process would rebuild the model
-    history = fresh.fit(x, epochs=4, batch_size=8, verbose=0,
-                        callbacks=[keras.callbacks.BackupAndRestore(backup), Record()])
-    assert Record.epochs == [2, 3] and len(history.history["d_loss"]) == 2
-    restored_weights, restored_state = Record.state[0]
-    for a, b in zip(at_kill[0] + sum(at_kill[1], []), restored_weights + sum(restored_state, [])):
-        np.testing.assert_array_equal(a, b)
-    assert int(fresh.d_optimizer.iterations) == int(fresh.g_optimizer.iterations) == 8
 
 
 def test_mixed_float16_scales_both_losses_and_keeps_float32_outputs(tmp_path):

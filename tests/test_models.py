@@ -87,3 +87,45 @@ def test_compile_false_returns_uncompiled(name):
     kwargs, _, _ = CASES[name]
     model = get_model(name, compile=False, **kwargs)
     assert not model.compiled
+
+
+def _training_state(model):
+    """Every weight and every optimizer variable (both optimizers of a GAN)."""
+    optimizers = [getattr(model, n, None) for n in ("optimizer", "d_optimizer", "g_optimizer")]
+    variables = list(model.weights) + [v for o in optimizers if o is not None for v in o.variables]
+    return [np.array(v) for v in variables]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_backup_and_restore_resumes_an_interrupted_run(name, tmp_path):
+    """A run killed at epoch 2 restarts, in a freshly built model, exactly where it stopped."""
+    kwargs, make_data, _ = CASES[name]
+    x, y = make_data()
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                self.state = _training_state(self.model)
+                raise RuntimeError("killed")
+
+    interrupt = Interrupt()
+    with pytest.raises(RuntimeError, match="killed"):
+        get_model(name, **kwargs).fit(x, y, epochs=4, batch_size=8, verbose=0,
+                                      callbacks=[backup, interrupt])
+
+    class Record(keras.callbacks.Callback):
+        epochs = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if not self.epochs:
+                self.state = _training_state(self.model)
+            self.epochs.append(epoch)
+
+    record = Record()
+    fresh = get_model(name, **kwargs)  # a new process would rebuild the model
+    fresh.fit(x, y, epochs=4, batch_size=8, verbose=0,
+              callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), record])
+    assert record.epochs == [2, 3]
+    for at_kill, restored in zip(interrupt.state, record.state, strict=True):
+        np.testing.assert_array_equal(at_kill, restored)

@@ -142,35 +142,6 @@ def test_save_load_restores_outputs_and_optimizer(tmp_path):
     assert np.isfinite(history.history["loss"][0]) and int(restored.optimizer.iterations) == 12
 
 
-def test_backup_and_restore_resumes_an_interrupted_run(tmp_path):
-    x = _images(n=16)
-    backup = str(tmp_path / "backup")
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise RuntimeError("killed")
-
-    vae = build_vae(**TINY)
-    with pytest.raises(RuntimeError, match="killed"):
-        vae.fit(x, epochs=4, batch_size=8, verbose=0,
-                callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()])
-    at_kill = [np.array(v) for v in vae.weights] + _optimizer_state(vae)
-
-    class Record(keras.callbacks.Callback):
-        epochs, state = [], []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if not self.epochs:
-                self.state.extend([np.array(v) for v in self.model.weights] + _optimizer_state(self.model))
-            self.epochs.append(epoch)
-
-    fresh = build_vae(**TINY)
-    fresh.fit(x, epochs=4, batch_size=8, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(backup), Record()])
-    assert Record.epochs == [2, 3]
-    for a, b in zip(at_kill, Record.state, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert int(fresh.optimizer.iterations) == 8
 
 
 def test_mixed_float16_is_loss_scaled_and_finite():

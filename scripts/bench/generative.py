@@ -23,9 +23,11 @@ Writes `generative.md` (the table) and PNG sample grids to --out.
 import argparse
 import os
 import pathlib
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # run from a checkout
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
