@@ -93,8 +93,8 @@ def check_compatible(model: str, info) -> None:
 
 # --------------------------------------------------------------------------- model
 
-def build_model(config: dict, info, plan):
-    """Builds and compiles the recipe for this data, inside the plan's distribution scope."""
+def builder_kwargs(config: dict, info) -> dict:
+    """The keyword arguments `build_model` passes to the recipe's builder for this data."""
     spec = get_spec(config["model"])
     params = inspect.signature(spec.builder).parameters
     kwargs = dict(config["model_args"])
@@ -110,8 +110,14 @@ def build_model(config: dict, info, plan):
                 raise ConfigError(f"Model {config['model']!r} does not take {key}. "
                                   f"Received: {key}={config[key]!r}")
             kwargs[key] = config[key]
+    return kwargs
+
+
+def build_model(config: dict, info, plan):
+    """Builds and compiles the recipe for this data, inside the plan's distribution scope."""
+    kwargs = builder_kwargs(config, info)
     with plan.strategy.scope():
-        model = spec.builder(**kwargs)
+        model = get_spec(config["model"]).builder(**kwargs)
     model.jit_compile = plan.jit_compile
     model.steps_per_execution = plan.steps_per_execution
     return model
@@ -174,6 +180,31 @@ def trim_history(run_dir) -> None:
 
 # -------------------------------------------------------------------------- train
 
+def prepare(config: dict, *, log=print):
+    """Seeds, plans the hardware, loads the data and builds the model, as `train` does.
+
+    Returns `(plan, (train, val, test, info), model)`: the model is compiled with the
+    plan's automatic settings and ready for `model.fit(train, validation_data=val)`.
+
+    Raises:
+        ConfigError: for invalid settings or data the model cannot take.
+    """
+    import keras
+    import tensorflow as tf
+
+    from recipes import hardware
+
+    keras.utils.set_random_seed(config["seed"])
+    tf.config.experimental.enable_op_determinism()
+    with user_errors():
+        plan = hardware.configure(strategy=config["strategy"], precision=config["precision"],
+                                  jit=config["jit"], steps_per_execution=config["steps_per_execution"])
+        log(plan.describe())
+        data = load_data(config)
+        model = build_model(config, data[-1], plan)
+    return plan, data, model
+
+
 def train(config: dict, run_dir=None, *, verbose: int = 1, log=print):
     """Trains a run to the end and returns `(run_dir, metrics)`.
 
@@ -186,20 +217,9 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print):
             directory that holds another run.
         TrainingError: if the loss became NaN.
     """
-    import keras
-    import tensorflow as tf
-
-    from recipes import hardware
     from recipes.callbacks import default_callbacks
 
-    keras.utils.set_random_seed(config["seed"])
-    tf.config.experimental.enable_op_determinism()
-    with user_errors():
-        plan = hardware.configure(strategy=config["strategy"], precision=config["precision"],
-                                  jit=config["jit"], steps_per_execution=config["steps_per_execution"])
-        log(plan.describe())
-        train_ds, val_ds, test_ds, info = load_data(config)
-        model = build_model(config, info, plan)
+    plan, (train_ds, val_ds, test_ds, info), model = prepare(config, log=log)
 
     if run_dir is None:
         run_dir = find_unfinished(config) or default_run_dir(config)
