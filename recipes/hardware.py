@@ -185,6 +185,11 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
                         memory_growth=memory_growth)
 
 
+def has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (this does not initialise the devices)."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def split_cpu(n: int) -> None:
     """Splits the CPU into `n` logical devices, so `configure(strategy="mirrored")` runs `n` replicas.
 

@@ -87,3 +87,27 @@ def test_sigmoid_head_allows_a_single_label():
     model = build_lstm(vocab_size=50, units=4, num_classes=1, classifier_activation="sigmoid")
     assert model.output_shape == (None, 1)
     assert model.loss == "binary_crossentropy"
+
+
+def test_short_known_lengths_are_unrolled_on_cpu_and_long_ones_are_not():
+    def unrolled(model):
+        return [l.forward_layer.unroll for l in model.layers if l.name.startswith("bidirectional")]
+
+    assert unrolled(build_lstm(input_shape=(8, 8), vocab_size=None, units=(4, 4))) == [True, True]
+    assert unrolled(build_lstm(input_shape=(200,), units=(4,))) == [False]
+    assert unrolled(build_lstm(input_shape=(None,), units=(4,))) == [False]
+    assert unrolled(build_lstm(input_shape=(8, 8), vocab_size=None, units=(4,), unroll=False)) == [False]
+
+
+def test_unroll_gives_the_same_outputs_as_the_loop():
+    import numpy as np
+    x = np.random.default_rng(0).random((4, 6, 3), dtype=np.float32)
+    loop = build_lstm(input_shape=(6, 3), vocab_size=None, units=(5, 5), unroll=False, compile=False)
+    unrolled = build_lstm(input_shape=(6, 3), vocab_size=None, units=(5, 5), unroll=True, compile=False)
+    unrolled.set_weights(loop.get_weights())
+    np.testing.assert_allclose(loop.predict(x, verbose=0), unrolled.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_unroll_must_be_a_bool_or_auto():
+    with pytest.raises(ValueError, match=r"unroll must be True, False or 'auto'\. Received: unroll='yes'"):
+        build_lstm(unroll="yes")

@@ -142,6 +142,8 @@ def plain_model(config, info):
     kwargs = training.builder_kwargs(config, info)
     tf_config.disable_op_determinism()  # plain Keras does not turn it on; recipes train does
     keras.utils.set_random_seed(config["seed"])
+    if config["model"] == "lstm":
+        kwargs["unroll"] = False  # keras.layers.LSTM's default, as a plain Keras model has it
     model = spec.builder(**kwargs, compile=False)
     if config["model"] == "dcgan":
         model.compile()  # the paper's Adam(2e-4, beta_1=0.5) for both halves
