@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from recipes import plots
+from recipes._atomic import atomic_write
 from recipes.models._common import check_choice, check_int
 
 SCHEDULES = ("plateau", "cosine")
@@ -301,7 +302,7 @@ class HistoryCSVLogger(keras.callbacks.CSVLogger):
             with open(tmp, "w", newline="") as f:
                 f.writelines([lines[0], *kept])
 
-        plots.atomic_write(self.filename, rewrite if kept else lambda tmp: None)
+        atomic_write(self.filename, rewrite if kept else lambda tmp: None)
         self.csv_file = open(self.filename, "a", newline="")
         # continuing: keep the header's columns; starting over: a new header from this run's logs
         self.keys, self.append_header = (header[1:], False) if kept else (None, True)
@@ -377,7 +378,7 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
             if not self._better(float(current), self.best):
                 return
             self.best = float(current)
-        plots.atomic_write(self.filepath, lambda tmp: self.model.save(tmp, overwrite=True))
+        atomic_write(self.filepath, lambda tmp: self.model.save(tmp, overwrite=True))
 
 
 class _AutoMonitor:

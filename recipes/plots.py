@@ -19,44 +19,15 @@ import csv
 import math
 import os
 import statistics
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from recipes._atomic import atomic_write
 
-def atomic_write(path, write):
-    """Calls `write(tmp_path)` and moves the result onto `path` in one step.
 
-    The temporary file lives in the same directory and keeps the extension of
-    `path` (Keras picks the format from it), so `os.replace` is atomic: a crash
-    while writing leaves the previous `path` whole and no temporary file behind.
-    """
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    stem, ext = os.path.splitext(name)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=f".tmp{ext}")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def to_unit_range(images, value_range=(0.0, 1.0)) -> np.ndarray:

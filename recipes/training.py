@@ -17,6 +17,7 @@ import contextlib
 import csv
 import datetime
 import inspect
+import io
 import json
 import os
 import pathlib
@@ -24,6 +25,7 @@ import pathlib
 import numpy as np
 
 from recipes import config as config_lib
+from recipes._atomic import atomic_write_text
 from recipes.config import ConfigError
 from recipes.registry import get_spec
 
@@ -172,10 +174,9 @@ def trim_history(run_dir) -> None:
         rows = list(csv.reader(f))
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < done] if rows else []
     if len(kept) != len(rows):
-        tmp = history.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            csv.writer(f).writerows(kept)
-        os.replace(tmp, history)
+        out = io.StringIO()
+        csv.writer(out).writerows(kept)
+        atomic_write_text(history, out.getvalue())
 
 
 # -------------------------------------------------------------------------- train
@@ -285,9 +286,7 @@ def evaluate_model(model_or_path, test_ds, verbose=0) -> dict:
 
 
 def write_json(path, data) -> None:
-    tmp = pathlib.Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- evaluate/sample

@@ -512,3 +512,18 @@ def test_bad_arguments_name_the_argument_and_value(tmp_path, kwargs, error, mess
 def test_checkpoint_rejects_a_path_keras_cannot_save_to(tmp_path):
     with pytest.raises(ValueError, match=r"filepath must end in \.keras\. Received: filepath='.*model\.h5'"):
         AtomicModelCheckpoint(str(tmp_path / "model.h5"))
+
+
+def test_atomic_writes_get_the_usual_file_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    from recipes._atomic import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "metrics.json", "{}\n")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "metrics.json").read_text() == "{}\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
