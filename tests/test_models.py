@@ -129,3 +129,13 @@ def test_backup_and_restore_resumes_an_interrupted_run(name, tmp_path):
     assert record.epochs == [2, 3]
     for at_kill, restored in zip(interrupt.state, record.state, strict=True):
         np.testing.assert_array_equal(at_kill, restored)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_mixed_bfloat16_trains_with_finite_losses(name):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    kwargs, make_data, _ = CASES[name]
+    x, y = make_data()
+    history = get_model(name, **kwargs).fit(x, y, epochs=2, batch_size=8, verbose=0)
+    for values in history.history.values():
+        assert np.all(np.isfinite(values))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numbers
 
 import keras
+import numpy as np
 
 OPTIMIZERS = ("adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw",
               "ftrl", "lion", "nadam", "rmsprop", "sgd")
@@ -150,3 +151,16 @@ def compile_classifier(model, *, optimizer, learning_rate, compile: bool, jit_co
     loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
     model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
     return model
+
+
+def batch_images(data):
+    """The images of a `fit()` batch that is `images` or `(images, labels[, weights])`, as float32."""
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return keras.ops.cast(x, "float32")
+
+
+def batched(fn, x, batch_size):
+    """Runs `fn` over `x` in batches; returns one float32 numpy array."""
+    out = [keras.ops.convert_to_numpy(keras.ops.cast(fn(x[i:i + batch_size]), "float32"))
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out, axis=0)

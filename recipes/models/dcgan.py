@@ -5,7 +5,6 @@ from __future__ import annotations
 import numbers
 
 import keras
-import numpy as np
 from keras import ops
 
 from recipes.models import _common as c
@@ -117,10 +116,10 @@ class DCGAN(keras.Model):
         """
         n = c.check_int("n", n)
         latent = keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None else seed)
-        return _batched(lambda z: self.generator(z, training=False), ops.convert_to_numpy(latent), batch_size)
+        return c.batched(lambda z: self.generator(z, training=False), ops.convert_to_numpy(latent), batch_size)
 
     def train_step(self, data):
-        real = _images(data)
+        real = c.batch_images(data)
         if keras.backend.backend() == "tensorflow":
             return self._tf_train_step(real)
         # A JAX/torch branch would compute the same losses through
@@ -149,7 +148,7 @@ class DCGAN(keras.Model):
         return self._update_metrics(d_loss, g_loss, p_real, p_fake)
 
     def test_step(self, data):
-        real = _images(data)
+        real = c.batch_images(data)
         batch = ops.shape(real)[0]
         fake = self.generator(self._latent(batch), training=False)
         d_loss, p_real, p_fake = self._d_loss(real, fake, training=False)
@@ -202,19 +201,6 @@ def _optimizer(value, name):
     if isinstance(value, keras.optimizers.Optimizer):
         return value
     raise TypeError(f"{name} must be an optimizer name or a keras.optimizers.Optimizer. Received: {name}={value!r}")
-
-
-def _images(data):
-    """The images of a batch that is `images` or `(images, labels[, weights])`."""
-    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return ops.cast(x, "float32")
-
-
-def _batched(fn, x, batch_size):
-    """Runs `fn` over `x` in batches; returns one float32 numpy array."""
-    out = [ops.convert_to_numpy(ops.cast(fn(x[i:i + batch_size]), "float32"))
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out, axis=0)
 
 
 def _stages(image_shape):

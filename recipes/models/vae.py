@@ -8,7 +8,6 @@ import keras
 from keras import ops
 
 from recipes.models import _common as c
-from recipes.models.dcgan import _batched, _images
 from recipes.registry import register_model
 
 
@@ -80,11 +79,11 @@ class VAE(keras.Model):
 
     def encode(self, x, batch_size=256):
         """Returns the mean code of each example of `x`, float32 `(n, latent_dim)`."""
-        return _batched(lambda b: self.encoder(b, training=False)[0], x, batch_size)
+        return c.batched(lambda b: self.encoder(b, training=False)[0], x, batch_size)
 
     def decode(self, z, batch_size=256):
         """Returns the decoded examples of the codes `z`, float32 in [0, 1]."""
-        return _batched(lambda b: self.decoder(b, training=False), z, batch_size)
+        return c.batched(lambda b: self.decoder(b, training=False), z, batch_size)
 
     def sample(self, n, seed=None, batch_size=256):
         """Decodes `n` codes drawn from the prior N(0, I); the same int `seed`, the same samples."""
@@ -106,7 +105,7 @@ class VAE(keras.Model):
         return reconstruction + kl, reconstruction, kl
 
     def train_step(self, data):
-        x = _images(data)
+        x = c.batch_images(data)
         if keras.backend.backend() == "tensorflow":
             return self._tf_train_step(x)
         # A JAX/torch branch would differentiate compute_losses() with
@@ -127,7 +126,7 @@ class VAE(keras.Model):
         return self._update_metrics(losses)
 
     def test_step(self, data):
-        return self._update_metrics(self.compute_losses(_images(data), training=False))
+        return self._update_metrics(self.compute_losses(c.batch_images(data), training=False))
 
     def _update_metrics(self, losses):
         for tracker, value in zip(self.metrics, losses):
