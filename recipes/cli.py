@@ -86,6 +86,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="recipes with a one-line description each")
     info = sub.add_parser("info", help="devices, strategy and precision that train would use")
+    info.add_argument("model", nargs="?", help="the recipe to plan for (precision can differ per recipe)")
     info.add_argument("--strategy", default="auto")
     info.add_argument("--precision", default="auto")
     _train_args(sub.add_parser("train", help="train a recipe; one run directory per run"))
@@ -109,10 +110,15 @@ def cmd_list(args):
 
 def cmd_info(args):
     from recipes import hardware
+    from recipes.registry import get_spec
     from recipes.training import user_errors
     with user_errors():
-        plan = hardware.configure(strategy=args.strategy, precision=args.precision)
+        if args.model is not None:
+            get_spec(args.model)
+        plan = hardware.configure(strategy=args.strategy, precision=args.precision, recipe=args.model)
     print(plan.describe())
+    for reason in plan.reasons:
+        print(f"  {reason}")
 
 
 def cmd_train(args):

@@ -34,9 +34,12 @@ What "auto" picks, and why:
   | mixed_bfloat16 (emulated: no bf16 units) | 0.12x / 0.20x / 0.16x | 0.63x / 0.73x / 0.99x |
 
   so CPUs get float32, no XLA, steps_per_execution=8 (never slower; 32 is, on the MLP).
-  CPUs with AMX (`amx_bf16` and `amx_tile` in /proc/cpuinfo) get `mixed_bfloat16`:
-  their matrix units run bf16 natively through oneDNN. That branch is not measured
-  here (no AMX machine); run the benchmark there to check it.
+  CPUs with bf16 units (`avx512_bf16`, or AMX: `amx_bf16` and `amx_tile` in
+  /proc/cpuinfo) run bf16 natively through oneDNN; there precision is chosen per
+  recipe (`configure(recipe=...)`): `mixed_bfloat16` for the recipes that
+  `scripts/bench/cpu_settings.py --recipes` measured faster in bf16 with no loss of
+  held-out quality (`CPU_BF16_RECIPES`), float32 for the others. Measured on an AMD
+  EPYC with AVX-512 and `avx512_bf16` (no AMX); the AMX branch uses the same list.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 # Measured (table above): 8 steps per tf.function call beat 1 and 32 on both models.
 CPU_STEPS_PER_EXECUTION = 8
+# Recipes measured faster in mixed_bfloat16 than in float32, with held-out quality within
+# BF16_QUALITY_TOLERANCE, on a CPU with bf16 units (scripts/bench/cpu_settings.py --recipes;
+# the table is in the README). The others train in float32 there too.
+CPU_BF16_RECIPES = frozenset()
+# The CPU features that decide correctness traps and the best precision, as shown to users.
+CPU_EXTENSIONS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
 # Tensor Cores (Volta and newer) make float16 matmuls/convolutions several times faster.
 MIN_FLOAT16_COMPUTE_CAPABILITY = (7, 0)
 
@@ -103,7 +112,8 @@ class HardwarePlan:
                 f"steps_per_execution: {self.steps_per_execution} | GPU memory growth: {self.memory_growth}")
 
 
-def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution="auto") -> HardwarePlan:
+def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution="auto",
+              recipe=None) -> HardwarePlan:
     """Detects the hardware, turns on GPU memory growth, sets the precision policy; returns the plan.
 
     Call it before building models: it sets the global Keras dtype policy
@@ -125,6 +135,10 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
             `tf.function` call. Under a `MirroredStrategy` it must be 1: with
             Keras 3.15 / TF 2.21 more fails inside `fit()` (keras-team/keras#19246).
             Defaults to `"auto"`.
+        recipe: the recipe name the plan is for (`"vgg16"`, ...), or `None`. On a
+            CPU with bf16 units, `precision="auto"` picks `mixed_bfloat16` only for
+            the recipes measured faster in it (`CPU_BF16_RECIPES`); without a
+            recipe it stays float32. Defaults to `None`.
 
     Returns:
         A `HardwarePlan`.
@@ -172,7 +186,7 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
 
     precision_why = "requested"
     if precision == "auto":
-        precision, precision_why = _auto_precision(details)
+        precision, precision_why = _auto_precision(details, recipe)
     keras.mixed_precision.set_global_policy(precision)  # last: a bad argument above changes nothing
 
     reasons = [f"strategy {_strategy_name(strategy)}: {strategy_why}",
@@ -232,6 +246,46 @@ def has_amx() -> bool:
     return {"amx_bf16", "amx_tile"} <= cpu_flags()
 
 
+def has_bf16_units() -> bool:
+    """Whether the CPU computes bf16 natively: `avx512_bf16` (AMD Zen 4, Intel Cooper Lake
+    and newer) or AMX. Elsewhere bf16 is emulated and measured several times slower."""
+    return "avx512_bf16" in cpu_flags() or has_amx()
+
+
+def cpu_extensions() -> list[str]:
+    """The CPU's vector extensions that matter here, e.g. `["AVX2", "AVX-512", "AVX512-BF16"]`."""
+    flags = cpu_flags()
+    return [label for flag, label in CPU_EXTENSIONS if flag in flags]
+
+
+def describe_cpu_extensions() -> str:
+    """One phrase: `"AVX2, AVX-512, AVX512-BF16; no AMX"`, or `"none of AVX2/AVX-512/AMX reported"`."""
+    found = cpu_extensions()
+    missing = [label for _, label in CPU_EXTENSIONS if label not in found]
+    if not found:
+        return f"none of {'/'.join(label for _, label in CPU_EXTENSIONS)} reported"
+    return ", ".join(found) + (f"; no {', '.join(missing)}" if missing else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name, e.g. `"AMD EPYC 9B14"`, else the machine type."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def describe_machine() -> str:
+    """One line for benchmark headers: CPU model, cores, vector extensions, GPUs, versions."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = tf.config.list_physical_devices("GPU")
+    return (f"CPU: {cpu_model()}, {cores} cores ({describe_cpu_extensions()}); "
+            f"{len(gpus) or 'no'} GPU{'s' if len(gpus) != 1 else ''}; "
+            f"TF {tf.__version__}, Keras {keras.__version__}")
+
+
 def _enable_memory_growth(gpus) -> str:
     if not gpus:
         return "n/a"
@@ -260,7 +314,8 @@ def _describe_cpu() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cpu = tf.config.list_physical_devices("CPU")[0]
     split = len(tf.config.get_logical_device_configuration(cpu) or [None])
-    return f"CPU:0 ({cores} cores" + (f", {split} logical devices)" if split > 1 else ")")
+    logical = f", {split} logical devices" if split > 1 else ""
+    return f"CPU:0 ({cores} cores{logical}; {describe_cpu_extensions()})"
 
 
 def _make_strategy(name, num_gpus):
@@ -289,12 +344,16 @@ def _strategy_name(strategy) -> str:
     return type(strategy).__name__
 
 
-def _auto_precision(details):
+def _auto_precision(details, recipe=None):
     if details:
         ccs = [cc for _, cc in details]
         if all(cc and tuple(cc) >= MIN_FLOAT16_COMPUTE_CAPABILITY for cc in ccs):
             return "mixed_float16", "every GPU has compute capability >= 7.0"
         return "float32", "a GPU has compute capability < 7.0 or unknown"
-    if has_amx():
-        return "mixed_bfloat16", "CPU has AMX (bf16 matrix units)"
-    return "float32", "no AMX; bf16 measured slower without it (CNN 0.12-0.2x, MLP 0.63-0.99x)"
+    if not has_bf16_units():
+        return "float32", "no bf16 units (avx512_bf16/AMX); bf16 measured slower without them (CNN 0.12-0.2x, MLP 0.63-0.99x)"
+    if recipe is None:
+        return "float32", "CPU has bf16 units; bf16 is chosen per recipe; name the recipe to see its choice"
+    if recipe in CPU_BF16_RECIPES:
+        return "mixed_bfloat16", f"CPU has bf16 units; {recipe} measured faster in bf16 at the same quality"
+    return "float32", f"CPU has bf16 units, but {recipe} measured no faster in bf16 or lost quality"

@@ -199,7 +199,8 @@ def prepare(config: dict, *, log=print):
     tf.config.experimental.enable_op_determinism()
     with user_errors():
         plan = hardware.configure(strategy=config["strategy"], precision=config["precision"],
-                                  jit=config["jit"], steps_per_execution=config["steps_per_execution"])
+                                  jit=config["jit"], steps_per_execution=config["steps_per_execution"],
+                                  recipe=config["model"])
         log(plan.describe())
         data = load_data(config)
         model = build_model(config, data[-1], plan)

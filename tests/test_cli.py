@@ -80,11 +80,16 @@ def test_list_names_every_recipe_with_a_description():
     assert all(len(line.split()) > 3 for line in lines)
 
 
-def test_info_prints_one_line_plan():
-    result = recipes("info")
+def test_info_prints_the_plan_with_cpu_extensions_and_reasons():
+    from recipes.hardware import describe_cpu_extensions
+    result = recipes("info", "vgg16")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and "devices:" in lines[0] and "precision:" in lines[0]
+    plan, *reasons = result.stdout.strip().splitlines()
+    assert plan.startswith("devices: CPU:0 (") and f"; {describe_cpu_extensions()})" in plan
+    assert "precision:" in plan
+    assert [r.split()[0] for r in reasons] == ["strategy", "precision", "jit", "steps_per_execution"]
+    result = recipes("info", "resnet")
+    assert result.returncode == 2 and result.stderr.startswith("recipes info: error: Unknown model 'resnet'.")
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

@@ -556,3 +556,64 @@ def test_return_test_auto_gives_none_when_the_source_has_no_test_split(tmp_path)
     assert sum(len(y) for _, y in test) == info.num_test == 359
     with pytest.raises(TypeError, match=r"return_test must be True, False or 'auto'\. Received: return_test='yes'"):
         load_dataset("digits", return_test="yes")
+
+
+# ------------------------------------------- arrays, and non-finite values in every source
+
+
+def test_arrays_in_memory_in_each_keras_layout():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((30, 5)).astype("float32"), np.arange(30) % 3
+    for data in ((x, y), {"x_train": x, "y_train": y}, ((x[:20], y[:20]), (x[20:], y[20:]))):
+        train, val, test, info = load_dataset(data, batch_size=8, validation_split=0, return_test="auto")
+        assert info.kind == "table" and info.input_shape == (5,) and info.num_classes == 3
+        assert info.num_train + info.num_test == 30
+        xs, ys = _collect(train)
+        assert xs.dtype == np.float32 and sorted(ys.tolist()) == sorted(y[:info.num_train].tolist())
+    images = (rng.random((12, 6, 6)) * 255).astype("uint8")
+    train, _, info = load_dataset(images, labels=False, validation_split=0)
+    assert info.kind == "image" and info.input_shape == (6, 6, 1) and _collect(train).max() <= 1.0
+    with pytest.raises(TypeError, match=r"Arrays must be x, \(x, y\), .* Received: tuple of length 3"):
+        load_dataset((x, y, y))
+
+
+NON_FINITE = [
+    (lambda p, v: p.with_suffix(".csv").write_text(f"a,b,label\n1,2,0\n3,{v},1\n"),
+     r"bad\.csv, line 3, column 'b': features must be finite numbers\. Received: '{v}' \(1 non-finite"),
+    (lambda p, v: p.with_suffix(".csv").write_text(f"1,2,0\n{v},4,1\n"),
+     r"bad\.csv, line 2, column 1: features must be finite numbers"),
+    (lambda p, v: np.savez(p.with_suffix(".npz"), x_train=np.full((4, 3), float(v)), y_train=np.arange(4) % 2),
+     r"bad\.npz: x_train holds NaN or inf values in float32 \(12 in all; the first at index \(0, 0\)\)"),
+    (lambda p, v: _write_npz(p.with_suffix(".npz"), x_test=np.where(np.eye(6) > 0, float(v), 0.5)[None].repeat(8, 0)),
+     r"bad\.npz: x_test holds NaN or inf values in float32 \(48 in all; the first at index \(0, 0, 0\)\)"),
+]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e40"])
+@pytest.mark.parametrize("case", range(len(NON_FINITE)))
+def test_non_finite_values_are_refused_in_every_file_source(tmp_path, case, value):
+    make, message = NON_FINITE[case]
+    make(tmp_path / "bad", value)
+    path = next(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=message.replace("{v}", value)) as e:
+        load_dataset(path)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e300])
+def test_non_finite_arrays_are_refused(value):
+    x, y = np.zeros((10, 4)), np.arange(10) % 2
+    x[7, 3] = value
+    with pytest.raises(ValueError, match=r"^arrays: x_train holds NaN or inf values in float32 \(1 in all; "
+                                         r"the first at index \(7, 3\)\)\. Received: "):
+        load_dataset((x, y))
+
+
+def test_image_folders_decode_to_finite_values(tmp_path):
+    # 8-bit files cannot hold NaN; the pipeline's scaling must not make any either
+    for cls in ("a", "b"):
+        for i in range(3):
+            _write_png(tmp_path / "imgs" / cls / f"{i}.png", value=255 * i // 2)
+    train, _, _ = load_dataset(tmp_path / "imgs", validation_split=0, value_range=(-1.0, 1.0))
+    x, _ = _collect(train)
+    assert np.isfinite(x).all() and x.min() == -1.0 and x.max() == 1.0

@@ -25,7 +25,7 @@ def exactly(message):
 @cpu_only
 def test_auto_plan_on_a_cpu_machine():
     plan = hardware.configure()
-    expected_precision = "mixed_bfloat16" if hardware.has_amx() else "float32"
+    expected_precision = "float32"  # without a recipe; bf16 is chosen per recipe
     assert plan.strategy is tf.distribute.get_strategy()
     assert plan.strategy_name == "default"
     assert plan.num_replicas == 1
@@ -34,14 +34,15 @@ def test_auto_plan_on_a_cpu_machine():
     assert plan.jit_compile is False
     assert plan.steps_per_execution == hardware.CPU_STEPS_PER_EXECUTION
     assert plan.memory_growth == "n/a"
-    assert re.fullmatch(r"CPU:0 \(\d+ cores\)", plan.devices[0]) and len(plan.devices) == 1
+    assert re.fullmatch(r"CPU:0 \(\d+ cores; .+\)", plan.devices[0]) and len(plan.devices) == 1
+    assert hardware.describe_cpu_extensions() in plan.devices[0]
     assert [r.split(" ")[0] for r in plan.reasons] == ["strategy", "precision", "jit", "steps_per_execution"]
 
 
 @cpu_only
 def test_describe_is_one_line_with_every_field():
     line = hardware.configure(precision="float32", steps_per_execution=8).describe()
-    assert re.fullmatch(r"devices: CPU:0 \(\d+ cores\) \| strategy: default \(1 replica\) \| precision: float32 "
+    assert re.fullmatch(r"devices: CPU:0 \(\d+ cores; [^|]+\) \| strategy: default \(1 replica\) \| precision: float32 "
                         r"\| jit: off \| steps_per_execution: 8 \| GPU memory growth: n/a", line), line
     line = hardware.configure(strategy="onedevice", precision="mixed_bfloat16", jit=True,
                               steps_per_execution=1).describe()
@@ -168,11 +169,41 @@ def test_memory_growth_after_tf_initialised_does_not_crash(monkeypatch):
     assert plan.describe().endswith("| GPU memory growth: unchanged (TF already initialised)")
 
 
-def test_amx_cpus_get_bfloat16(monkeypatch):
-    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
+@pytest.mark.parametrize("flags", [{"avx512f", "amx_bf16", "amx_tile"}, {"avx2", "avx512f", "avx512_bf16"}])
+def test_cpus_with_bf16_units_choose_bfloat16_per_recipe(monkeypatch, flags):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(hardware, "CPU_BF16_RECIPES", frozenset({"vgg16"}))
     if HAS_GPU:
         pytest.skip("GPUs decide the precision")
-    assert hardware.configure().precision == "mixed_bfloat16"
+    assert hardware.has_bf16_units()
+    plan = hardware.configure(recipe="vgg16")
+    assert plan.precision == "mixed_bfloat16"
+    assert "vgg16 measured faster in bf16 at the same quality" in plan.reasons[1]
+    assert hardware.configure(recipe="mlp").precision == "float32"
+    assert hardware.configure().precision == "float32"
+    assert hardware.configure(recipe="vgg16", precision="float32").precision == "float32"
+
+
+def test_cpus_without_bf16_units_stay_float32_for_every_recipe(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    if HAS_GPU:
+        pytest.skip("GPUs decide the precision")
+    assert not hardware.has_bf16_units()
+    for recipe in ("mlp", "vgg16", "alexnet", "lstm", "dcgan", "vae", None):
+        plan = hardware.configure(recipe=recipe)
+        assert plan.precision == "float32" and "no bf16 units" in plan.reasons[1]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"fpu", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, "AVX2, AVX-512, AVX512-BF16, AMX"),
+    ({"fpu", "avx2", "avx512f", "avx512_bf16"}, "AVX2, AVX-512, AVX512-BF16; no AMX"),
+    ({"fpu", "avx2"}, "AVX2; no AVX-512, AVX512-BF16, AMX"),
+    (set(), "none of AVX2/AVX-512/AVX512-BF16/AMX reported"),
+])
+def test_cpu_extensions_are_described(monkeypatch, flags, expected):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    assert hardware.describe_cpu_extensions() == expected
+    assert f"({expected})" in hardware.describe_machine() or f"({expected}" in hardware.describe_machine()
 
 
 def test_cpu_flags_reads_proc_cpuinfo(tmp_path):

@@ -98,6 +98,15 @@ def load_dataset(
     - A `.csv` of numbers, one example a row: the column named `label` (else the last
       column) holds integer labels, the other columns are float32 features. A first
       row that is not all numbers is a header.
+    - Arrays in memory, as `keras.datasets` returns them: `(x, y)`,
+      `((x_train, y_train), (x_test, y_test))`, `x` alone (with `labels=False`), or a
+      dict in the .npz layout; read as the .npz would be.
+
+    Every source is checked before a pipeline exists: NaN or inf values (in float32,
+    the type training sees) are refused with the file, row or index of the first one.
+    Decoded image files are 8-bit, so an image folder cannot hold them. On CPUs with
+    AVX-512, TensorFlow's fused kernels can turn NaN inputs into finite outputs, so
+    such data would otherwise train without any sign of trouble.
 
     Images are decoded, resized and scaled once and cached in memory (up to 2 GiB of
     float32; beyond that, transformed batch by batch) before the training pipeline
@@ -105,7 +114,8 @@ def load_dataset(
     prefetched. CIFAR is also read from a folder Keras extracted when no archive is cached.
 
     Args:
-        name_or_path: a name from `NAMED_DATASETS` or the path of a file or folder.
+        name_or_path: a name from `NAMED_DATASETS`, the path of a file or folder, or
+            arrays (see Sources).
         batch_size: examples per batch. Defaults to `32`.
         image_size: `(height, width)` to resize images to (bilinear). Defaults to
             `None`: the native size (for a folder, the size of its first image).
@@ -184,8 +194,11 @@ def load_dataset(
         arrays = _readers.read_named(name_or_path, cache_dir=cache_dir, vocab_size=vocab_size,
                                      sequence_length=sequence_length)
         return _done(*_pipelines.from_arrays(arrays, **options))
+    if isinstance(name_or_path, (tuple, list, dict, np.ndarray)):
+        arrays = _readers.read_arrays(name_or_path, vocab_size=vocab_size, labels=labels)
+        return _done(*_pipelines.from_arrays(arrays, **options))
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(f"name_or_path must be a data set name or a path. "
+        raise TypeError(f"name_or_path must be a data set name, a path or arrays. "
                         f"Received: name_or_path={name_or_path!r}")
     path = pathlib.Path(name_or_path).expanduser()
     if path.is_dir():

@@ -241,6 +241,42 @@ def read_npz(path, *, name=None, class_names=None, raw_max=None, image_shape=Non
             data = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise ValueError(f"Could not read {path}: not a valid .npz file ({e}).") from None
+    return read_mapping(data, source=path, name=name or pathlib.Path(path).stem, class_names=class_names,
+                        raw_max=raw_max, image_shape=image_shape, vocab_size=vocab_size, labels=labels)
+
+
+def read_arrays(data, *, vocab_size=None, labels=True) -> Arrays:
+    """Arrays in memory, as `keras.datasets` returns them: `(x, y)`, `((x_train, y_train),
+    (x_test, y_test))`, `x` alone (with `labels=False`), or a dict in the .npz layout."""
+    if isinstance(data, dict):
+        mapping = dict(data)
+    elif isinstance(data, np.ndarray):
+        mapping = {"x_train": data}
+    elif (isinstance(data, (tuple, list)) and len(data) == 2
+          and all(isinstance(part, (tuple, list)) and len(part) == 2 for part in data)):
+        (x_train, y_train), (x_test, y_test) = data
+        mapping = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        mapping = dict(x_train=data[0], y_train=data[1])
+    else:
+        raise TypeError("Arrays must be x, (x, y), ((x_train, y_train), (x_test, y_test)) or a dict "
+                        f"with x_train, y_train, x_test, y_test. Received: {type(data).__name__}"
+                        + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else ""))
+    converted = {}
+    for key, value in mapping.items():
+        if value is None:
+            continue
+        try:
+            converted[key] = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"arrays: {key} is not an array ({e}).") from None
+    return read_mapping(converted, source="arrays", name="arrays", vocab_size=vocab_size, labels=labels)
+
+
+def read_mapping(data, *, source, name, class_names=None, raw_max=None, image_shape=None,
+                 vocab_size=None, labels=True) -> Arrays:
+    """Checks a dict of arrays in the Keras layout (see `read_npz`) and returns it as `Arrays`."""
+    path = source
     has_y = "y_train" in data
     missing = [k for k in ("x_train",) if k not in data]
     if labels and not has_y:
@@ -253,7 +289,7 @@ def read_npz(path, *, name=None, class_names=None, raw_max=None, image_shape=Non
         raise ValueError(f"{path} is missing the key(s) {', '.join(missing)}; the Keras layout is "
                          f"x_train, y_train and optionally x_test, y_test. Found: {', '.join(sorted(data))}")
     if class_names is None and "class_names" in data:
-        class_names = tuple(str(c) for c in data["class_names"].ravel())
+        class_names = tuple(str(c) for c in np.asarray(data["class_names"]).ravel())
     x = data["x_train"]
     if x.dtype.kind not in "uif":
         raise ValueError(f"{path}: x_train must hold numbers. Received: dtype {x.dtype}")
@@ -261,7 +297,7 @@ def read_npz(path, *, name=None, class_names=None, raw_max=None, image_shape=Non
         kind = "sequence" if vocab_size is not None else "table"
     else:
         kind = "image"
-    return _checked(path, name or pathlib.Path(path).stem, kind, data["x_train"], data.get("y_train"),
+    return _checked(path, name, kind, data["x_train"], data.get("y_train"),
                     data.get("x_test"), data.get("y_test"), class_names=class_names,
                     raw_max=raw_max, image_shape=image_shape, vocab_size=vocab_size)
 
@@ -294,9 +330,14 @@ def read_csv(path) -> Arrays:
     table = np.array([row for _, row in rows], dtype=np.float64)
     label = header.index("label") if header and "label" in header else width - 1
     y = table[:, label]
-    x = np.delete(table, label, axis=1).astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{path}: features must be finite numbers (found NaN or inf).")
+    with np.errstate(over="ignore"):
+        x = np.delete(table, label, axis=1).astype(np.float32)
+    bad = np.argwhere(~np.isfinite(x))  # in float32: 1e40 overflows to inf
+    if len(bad):
+        (line, _), column = rows[bad[0][0]], bad[0][1] + (bad[0][1] >= label)
+        name = f"column {header[column]!r}" if header else f"column {column + 1}"
+        raise ValueError(f"{path}, line {line}, {name}: features must be finite numbers. "
+                         f"Received: {rows[bad[0][0]][1][column].strip()!r} ({len(bad)} non-finite cells in all)")
     return _checked(path, pathlib.Path(path).stem, "table", x, y)
 
 
@@ -323,6 +364,13 @@ def _checked(path, name, kind, x_train, y_train, x_test=None, y_test=None, *, cl
             raise ValueError(f"{path}: {key} must hold numbers. Received: dtype {x.dtype}")
         if len(x) == 0:
             raise ValueError(f"{path}: {key} is empty. Received: shape {x.shape}")
+        # checked in float32, the type training sees: 1e40 in a float64 array becomes inf there
+        with np.errstate(over="ignore"):
+            finite = np.isfinite(x if x.dtype.itemsize <= 4 else x.astype(np.float32)) if x.dtype.kind == "f" else None
+        if finite is not None and not finite.all():
+            first = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise ValueError(f"{path}: {key} holds NaN or inf values in float32 ({int(np.sum(~finite))} in all; "
+                             f"the first at index {first}). Received: {x[first]}")
         if kind == "image":
             if x.ndim == 3:
                 xs[key] = x = x[..., None]
@@ -334,8 +382,6 @@ def _checked(path, name, kind, x_train, y_train, x_test=None, y_test=None, *, cl
                                  f"Received: shape {x.shape}")
         elif x.ndim != 2:
             raise ValueError(f"{path}: {key} must be 2-D (examples, features). Received: shape {x.shape}")
-        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            raise ValueError(f"{path}: {key} holds NaN or inf values.")
     x_train, x_test = xs["x_train"], xs["x_test"]
     if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
         raise ValueError(f"{path}: x_test examples must have the shape of x_train's, "

@@ -19,6 +19,17 @@ CPU "auto" defaults of `recipes.hardware`.
     python scripts/bench/cpu_settings.py --out cpu_settings.md
 
 Data are random tensors: throughput does not depend on the values.
+
+With `--recipes`, it instead trains each recipe's `recipes train` configuration on the
+bundled digits in float32 and in `mixed_bfloat16` side by side (one epoch of one, then
+one of the other, from the same initial weights and data order), and reports samples/s
+(the epochs after the first, which traces) and held-out quality after the same epochs.
+`recipes.hardware.CPU_BF16_RECIPES` lists the recipes where bf16 was at least
+`MIN_BF16_SPEEDUP` faster with quality within `BF16_QUALITY_TOLERANCE`; only CPUs with
+bf16 units (avx512_bf16 or AMX) are measured, elsewhere the output says so.
+
+    python scripts/bench/cpu_settings.py --recipes            # ~20 minutes on 2 cores
+    python scripts/bench/cpu_settings.py --recipes mlp vae --epochs 3
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import platform
 import re
 import statistics
 import sys
@@ -41,6 +51,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from recipes import build_mlp  # noqa: E402
+from recipes import hardware  # noqa: E402
 from recipes.hardware import cpu_flags  # noqa: E402
 
 # (precision, jit_compile, steps_per_execution); the first is the baseline. Each
@@ -71,14 +82,6 @@ WORKLOADS = {
     "cnn": (build_cnn, (32, 32, 3), 64),
     "mlp": (lambda: build_mlp(input_shape=(784,), num_classes=10, compile=False), (784,), 128),
 }
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def dataset(shape, batch_size, seed=0):
@@ -117,13 +120,17 @@ def main():
                         help="aim for this many seconds per configuration and round")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--out", type=pathlib.Path, help="also write the table to this markdown file")
+    parser.add_argument("--recipes", nargs="*", metavar="RECIPE", dest="recipes",
+                        help="compare float32 and mixed_bfloat16 per recipe instead (all recipes if none named)")
+    parser.add_argument("--epochs", type=int, help="with --recipes: epochs per side (default: per recipe)")
     args = parser.parse_args()
+    if args.recipes is not None:
+        return bench_recipes(args.recipes or list(RECIPE_EPOCHS), args.epochs, args.out)
 
     flags = cpu_flags()
     relevant = sorted(f for f in flags if re.fullmatch(r"amx\w*|avx512_bf16|avx512f|avx512_vnni|avx2", f))
     lines = [
-        f"CPU: {cpu_model()}, {os.cpu_count()} cores, "
-        f"flags: {', '.join(relevant) or 'none of amx/avx512'}; TF {tf.__version__}, Keras {keras.__version__}",
+        f"{hardware.describe_machine()}; flags: {', '.join(relevant) or 'none of amx/avx512'}",
         f"{args.repeats} interleaved rounds; load average at start: "
         f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}",
         "",
@@ -159,6 +166,90 @@ def main():
     print(table)
     if args.out:
         args.out.write_text(table + "\n")
+
+
+# ------------------------------------------------------- float32 vs bf16 per recipe
+
+# Epochs per side on the bundled digits (1,294 training images); the first epoch traces
+# and is not timed. Sized for ~20 minutes in all on 2 cores (VGG16 and AlexNet ~1 min an epoch).
+RECIPE_EPOCHS = {"mlp": 10, "alexnet": 3, "vgg16": 3, "lstm": 5, "dcgan": 3, "vae": 10}
+MIN_BF16_SPEEDUP = 1.1          # below this, a timing difference is noise on shared cores
+BF16_QUALITY_TOLERANCE = 0.01   # accuracy points, or 1% of the VAE's negative ELBO
+
+
+def recipe_side(name, precision):
+    """The command's own setup for `name` on the digits, at `precision`: (model, train, test, info)."""
+    from recipes import training
+    from recipes.config import resolve
+
+    config = resolve(name, flags={"dataset": "digits", "precision": precision})
+    plan, (train, val, test, info), model = training.prepare(config, log=lambda *_: None)
+    keras.mixed_precision.set_global_policy("float32")
+    return model, train, test if test is not None else val, info
+
+
+def recipe_quality(name, model, test, history):
+    """(figure, higher is better): test accuracy, negative ELBO, or the DCGAN's last g_loss."""
+    if name == "dcgan":
+        return history["g_loss"][-1], None
+    results = model.evaluate(test, return_dict=True, verbose=0)
+    return (results["accuracy"], True) if "accuracy" in results else (results["loss"], False)
+
+
+def bench_recipes(names, epochs_override, out):
+    lines = [f"float32 vs mixed_bfloat16 per recipe, `recipes train` settings on the bundled digits. "
+             f"{hardware.describe_machine()}; load average {os.getloadavg()[0]:.1f} before."]
+    if not hardware.has_bf16_units():
+        lines.append("This CPU has no bf16 units (avx512_bf16 or AMX): bf16 is emulated here and "
+                     "says nothing about CPUs that have them; nothing measured.")
+        print("\n".join(lines))
+        return
+    t0 = time.perf_counter()
+    rows, faster = [], []
+    for name in names:
+        epochs = epochs_override or RECIPE_EPOCHS[name]
+        sides = {p: recipe_side(name, p) for p in ("float32", "mixed_bfloat16")}
+        seconds = {p: [] for p in sides}
+        history = {p: {} for p in sides}
+        for epoch in range(epochs):
+            order = list(sides) if epoch % 2 == 0 else list(sides)[::-1]
+            for p in order:
+                model, train, _, _ = sides[p]
+                start = time.perf_counter()
+                h = model.fit(train, epochs=1, verbose=0, shuffle=False)
+                seconds[p].append(time.perf_counter() - start)
+                for k, v in h.history.items():
+                    history[p].setdefault(k, []).extend(v)
+        n = sides["float32"][3].num_train
+        rate = {p: n / statistics.median(s[1:] or s) for p, s in seconds.items()}
+        quality = {p: recipe_quality(name, sides[p][0], sides[p][2], history[p]) for p in sides}
+        speedup = rate["mixed_bfloat16"] / rate["float32"]
+        (q32, higher), (q16, _) = quality["float32"], quality["mixed_bfloat16"]
+        if higher is None:
+            keeps, verdict_q = False, "not comparable (GAN losses)"
+        elif higher:
+            keeps, verdict_q = q16 >= q32 - BF16_QUALITY_TOLERANCE, f"{q16 - q32:+.3f}"
+        else:
+            keeps, verdict_q = q16 <= q32 * (1 + BF16_QUALITY_TOLERANCE), f"{(q16 - q32) / q32:+.1%}"
+        choose = speedup >= MIN_BF16_SPEEDUP and keeps
+        if choose:
+            faster.append(name)
+        label = "g_loss" if name == "dcgan" else "accuracy" if higher else "neg. ELBO"
+        rows.append(f"| {name} | {epochs} | {rate['float32']:,.0f} | {rate['mixed_bfloat16']:,.0f} | "
+                    f"{speedup:.2f}x | {label} | {q32:.3f} | {q16:.3f} | {verdict_q} | "
+                    f"{'bf16' if choose else 'float32'} |")
+        print(f"{name}: {speedup:.2f}x, quality {q32:.4f} -> {q16:.4f} ({time.perf_counter() - t0:.0f}s)",
+              file=sys.stderr, flush=True)
+    lines += ["", "| recipe | epochs | float32 samples/s | bf16 samples/s | bf16 / float32 | quality | "
+              "float32 | bf16 | bf16 change | choice |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---|", *rows,
+              "", f"choice: bf16 where at least {MIN_BF16_SPEEDUP}x faster with quality within "
+              f"{BF16_QUALITY_TOLERANCE} (accuracy) or {BF16_QUALITY_TOLERANCE:.0%} (neg. ELBO); "
+              f"CPU_BF16_RECIPES = {sorted(faster)}. samples/s: median epoch after the first. "
+              f"Load average {os.getloadavg()[0]:.1f} after; {time.perf_counter() - t0:.0f}s."]
+    table = "\n".join(lines)
+    print(table)
+    if out:
+        out.write_text(table + "\n")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from recipes import build_dcgan, build_mlp, build_vae  # noqa: E402
 from recipes.plots import save_image_grid  # noqa: E402
 from recipes.config import RECIPE_DEFAULTS  # noqa: E402
 from recipes.datasets import load_dataset  # noqa: E402
+from recipes.hardware import describe_machine  # noqa: E402
 
 
 # ------------------------------------------------------------- the keras-io VAE
@@ -167,7 +168,7 @@ def main():
     acc, confidence, entropy, counts, gan_seconds = bench_dcgan(args.epochs, args.out)
     ours, theirs = vae_rows[0][2], vae_rows[1][2]
     lines = [
-        f"Bundled digits resized to 28x28, {args.epochs} epochs each, CPU.",
+        f"Bundled digits resized to 28x28, {args.epochs} epochs each. {describe_machine()}.",
         "",
         "| VAE | batch | held-out negative ELBO (nats/image) | train time (s) |",
         "|---|---:|---:|---:|",

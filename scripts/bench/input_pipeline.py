@@ -23,7 +23,6 @@ whole process), the steadier figure on a machine shared with other jobs.
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,7 @@ import tensorflow as tf  # noqa: E402
 from recipes import build_mlp  # noqa: E402
 from recipes.datasets import load_dataset  # noqa: E402
 from recipes.datasets._readers import bundled_path  # noqa: E402
+from recipes.hardware import describe_machine  # noqa: E402
 
 DEFAULTS = dict(
     repeat_data=30,    # 1,438 digits x 30 = 43,140 examples an epoch
@@ -138,9 +138,7 @@ def main():
     lines = [
         f"Input pipeline: MLP (2 x Dense 512) on {n:,} digits an epoch, batch {args.batch_size}, "
         f"median epoch of {args.epochs} (after 1 warm-up) and of {args.repeats} alternating fits.",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{'GPU' if tf.config.list_physical_devices('GPU') else 'no GPU'}; "
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {sys.version.split()[0]}; "
+        f"{describe_machine()}, Python {sys.version.split()[0]}; "
         f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
         "",
         "| data | feed | samples/s | epoch s | CPU s/epoch | speed vs numpy | CPU-efficiency vs numpy |",

@@ -47,7 +47,6 @@ import argparse
 import math
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -65,6 +64,7 @@ from recipes import training  # noqa: E402
 from recipes.config import resolve  # noqa: E402
 from recipes.models._common import make_optimizer  # noqa: E402
 from recipes.registry import get_spec  # noqa: E402
+from recipes.hardware import describe_machine  # noqa: E402
 
 RECIPES = ("mlp", "alexnet", "vgg16", "lstm", "dcgan", "vae")
 # name: (timed epochs per fit, fits per side, batches per epoch or None for all ~1,294
@@ -269,12 +269,10 @@ def main():
 
     ratios = [r["median"]["recipes"] / r["median"]["plain"] for r in results]
     geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.machine()) if os.path.exists("/proc/cpuinfo") else platform.machine()
     score_name = {"vae": "neg. ELBO (nats)", "dcgan": "last d_loss / g_loss"}
     lines = [
         f"Training throughput, `recipes train` vs plain Keras, on the bundled digits. "
-        f"{cpu}, {os.cpu_count()} cores; TF {tf.__version__}, Keras {keras.__version__}; "
+        f"{describe_machine()}; "
         f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {time.perf_counter() - t0:.0f}s.",
         f"recipes settings (auto): {results[0]['plan'].describe()}",
         "",
