@@ -257,7 +257,7 @@ def test_mirrored_over_two_logical_cpus_in_a_subprocess():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (result["auto_strategy"], result["auto_replicas"]) == ("default", 1)  # auto mirrors only GPUs
     assert (result["strategy"], result["replicas"], result["variable_replicas"]) == ("mirrored", 2, 2)
-    assert re.search(r"devices: CPU:0 \(\d+ cores, 2 logical devices\) \| strategy: mirrored \(2 replicas\)",
+    assert re.search(r"devices: CPU:0 \(\d+ cores, 2 logical devices; [^|]+\) \| strategy: mirrored \(2 replicas\)",
                      result["describe"]), result["describe"]
     losses = result["losses"]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
