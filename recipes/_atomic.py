@@ -1,7 +1,11 @@
 """Atomic file writes: a crash mid-write never leaves a half-written file in place."""
 
 import os
+import re
 import tempfile
+
+# The names of the temporary files `atomic_write` makes: `.<name>.<random>.tmp<ext>`.
+TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp(\.[\w.]+)?")
 
 
 def _umask() -> int:
@@ -20,7 +24,9 @@ def atomic_write(path, write):
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    stem, ext = os.path.splitext(name)
+    # keep compound extensions whole: Keras wants `.weights.h5`, not `.h5`
+    ext = ".weights.h5" if name.endswith(".weights.h5") else os.path.splitext(name)[1]
+    stem = name[:-len(ext)] if ext else name
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=f".tmp{ext}")
     os.close(fd)
     try:
@@ -29,9 +35,11 @@ def atomic_write(path, write):
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):
+            e.filename = path  # name the file the user knows, not the temporary one
         raise
     try:  # make the rename itself durable; not possible on every platform
         dir_fd = os.open(directory, os.O_RDONLY)

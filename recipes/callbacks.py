@@ -24,9 +24,12 @@ recipe: it resumes after the last finished epoch.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import numbers
 import os
+import shutil
 import warnings
 
 import keras
@@ -34,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from recipes import plots
-from recipes._atomic import atomic_write
+from recipes._atomic import atomic_write, atomic_write_text
 from recipes.models._common import check_choice, check_int
 
 SCHEDULES = ("plateau", "cosine")
@@ -59,6 +62,7 @@ def default_callbacks(
     sample_seed: int = 1234,
     histogram_freq: int = 0,
     backup: bool = True,
+    keep_backup: bool = False,
 ) -> list:
     """Returns the callbacks a good run needs, in the order they must run.
 
@@ -104,7 +108,10 @@ def default_callbacks(
             epochs. Defaults to `1234`.
         histogram_freq: weight histograms every this many epochs (0: never).
             Defaults to `0`.
-        backup: add `BackupAndRestore` (resume after a crash). Defaults to `True`.
+        backup: add `RunBackup` (resume after a crash). Defaults to `True`.
+        keep_backup: keep the backup when `fit` ends, for a caller that removes it
+            once the run's results are safely written (`recipes train` does).
+            Defaults to `False`.
 
     Returns:
         A list of `keras.callbacks.Callback`.
@@ -173,7 +180,7 @@ def default_callbacks(
     elif callable(lr_schedule):
         callbacks.append(keras.callbacks.LearningRateScheduler(lr_schedule))
     if backup:
-        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), double_checkpoint=True))
+        callbacks.append(RunBackup(os.path.join(run_dir, "backup"), delete_at_end=not keep_backup))
     return callbacks
 
 
@@ -433,3 +440,109 @@ class CosineDecay(keras.callbacks.Callback):
         factor = 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.epochs) / self.epochs))
         for name, optimizer in optimizers(self.model).items():
             optimizer.learning_rate = self.base[name] * factor
+
+
+class SetLearningRate(keras.callbacks.Callback):
+    """Sets every optimizer's learning rate when training begins. Put it after the
+    backup, which restores the old rate: this is how a resume changes the rate."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = float(rate)
+
+    def on_train_begin(self, logs=None):
+        for optimizer in optimizers(self.model).values():
+            optimizer.learning_rate = self.rate
+
+
+class BackupError(RuntimeError):
+    """Every resume point in a backup folder is unreadable."""
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` (two resume points) that a crash or a NaN cannot spoil.
+
+    - Every file is written atomically (a temporary file, then a rename), so a kill
+      mid-write leaves the previous resume point whole.
+    - An epoch whose losses are NaN or inf is not backed up: a resume goes back to
+      the last good epoch.
+    - On restore, an unreadable latest point falls back to the previous one; when
+      both are unreadable, `BackupError` names them (Keras would crash in h5py).
+    - At the end (unless `delete_at_end=False`, or the run stopped on a NaN loss, when
+      the backup is the way back) it removes only the files it wrote, and the folder
+      if it is then empty (`remove`).
+    """
+
+    def __init__(self, backup_dir, delete_at_end=True):
+        super().__init__(backup_dir, double_checkpoint=True)
+        self.delete_at_end = delete_at_end
+        self._stopped_on_nan = False
+
+    @property
+    def files(self):
+        return (self._weights_path, self._training_metadata_path,
+                self._prev_weights_path, self._prev_training_metadata_path)
+
+    def on_train_begin(self, logs=None):
+        points = ((self._weights_path, self._training_metadata_path),
+                  (self._prev_weights_path, self._prev_training_metadata_path))
+        errors = []
+        for weights, metadata in points:
+            if not os.path.exists(weights):
+                continue
+            try:
+                self._restore(weights, metadata)
+            except Exception as e:  # h5py, OSError, JSON: any of them means this point is unusable
+                errors.append(f"{os.path.basename(weights)} ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})")
+                continue
+            if errors:
+                warnings.warn(f"The latest resume point in {self.backup_dir} is unreadable ({errors[0]}); "
+                              f"resumed from the previous one.", stacklevel=2)
+            return
+        if errors:
+            raise BackupError(f"Every resume point in {self.backup_dir} is unreadable: {'; '.join(errors)}.")
+
+    def _restore(self, weights, metadata):
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with open(metadata) as f:
+            epoch = int(json.load(f)["epoch"])
+        if weights.endswith(".weights.h5"):
+            self.model.load_weights(weights)
+        else:  # Keras reads weights only from a file named *.weights.h5
+            copy = os.path.join(self.backup_dir, ".previous.weights.h5")
+            shutil.copyfile(weights, copy)
+            try:
+                self.model.load_weights(copy)
+            finally:
+                os.remove(copy)
+        self.model._initial_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        self._stopped_on_nan = not _finite_losses(logs)
+        if self.save_freq == "epoch" and not self._stopped_on_nan:
+            self._save_model()
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        for current, previous in ((self._weights_path, self._prev_weights_path),
+                                  (self._training_metadata_path, self._prev_training_metadata_path)):
+            if os.path.exists(current):
+                atomic_write(previous, lambda tmp, src=current: shutil.copyfile(src, tmp))
+        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+        atomic_write_text(self._training_metadata_path,
+                          json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+
+    def on_train_end(self, logs=None):
+        if self.delete_at_end and not self._stopped_on_nan:
+            self.remove()
+
+    def remove(self):
+        """Deletes the backup files and, if nothing else is in it, the folder."""
+        for path in self.files:
+            if os.path.exists(path):
+                os.remove(path)
+        with contextlib.suppress(OSError):  # not empty: something else lives there; leave it
+            os.rmdir(self.backup_dir)

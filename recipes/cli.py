@@ -59,17 +59,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _train_epilog() -> str:
+    from recipes.config import DEFAULTS, RECIPE_DEFAULTS
+
+    lines = ["per-recipe defaults (over the defaults above; --config, flags and --set override them):"]
+    for name, defaults in sorted(RECIPE_DEFAULTS.items()):
+        shown = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "model_args")
+        shown += "".join(f", {k}={v}" for k, v in defaults.get("model_args", {}).items())
+        lines.append(f"  {name:<8} {shown}")
+    lines.append(f"  (every other setting: epochs={DEFAULTS['epochs']}, batch_size={DEFAULTS['batch_size']}, "
+                 f"validation_split={DEFAULTS['validation_split']}, seed={DEFAULTS['seed']})")
+    return "\n".join(lines)
+
+
 def _train_args(p):
-    p.add_argument("model", nargs="?", help="recipe name (see `recipes list`)")
+    from recipes.config import DEFAULTS, RECIPE_DEFAULTS
+
+    names = ", ".join(sorted(RECIPE_DEFAULTS))
+    p.add_argument("model", nargs="?", help=f"recipe name: {names}")
     p.add_argument("--dataset", help="name (digits, mnist, fashion_mnist, cifar10, cifar100, imdb) "
                                      "or a path (.npz, image folder, .csv). Default: digits")
     p.add_argument("--config", help="YAML file of settings (see scripts/configs/)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--learning-rate", type=float, dest="learning_rate")
-    p.add_argument("--validation-split", type=float, dest="validation_split")
-    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping")
+    p.add_argument("--epochs", type=int, help="Default: per recipe (below)")
+    p.add_argument("--batch-size", type=int, dest="batch_size", help="Default: per recipe (below)")
+    p.add_argument("--learning-rate", type=float, dest="learning_rate",
+                   help="Default: the recipe's own (its builder's docstring)")
+    p.add_argument("--validation-split", type=float, dest="validation_split",
+                   help=f"fraction of the training data held out. Default: {DEFAULTS['validation_split']}")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size",
+                   help="resize images. Default: the data's size, enlarged to what the recipe needs")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping",
+                   help="stop after PATIENCE epochs without improvement. Default: off")
     p.add_argument("--seed", type=int, help="makes a CPU run repeat exactly. Default: 0")
     p.add_argument("--strategy", help="auto, default, mirrored or onedevice. Default: auto")
     p.add_argument("--precision", help="auto, float32, mixed_float16 or mixed_bfloat16. Default: auto")
@@ -77,7 +97,8 @@ def _train_args(p):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any training or builder setting, e.g. --set dropout=0.3 (repeatable)")
     p.add_argument("--run-dir", dest="run_dir", help="Default: runs/<model>-<dataset>-<timestamp>")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the unfinished run in RUN_DIR")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the unfinished run in RUN_DIR; "
+                                                       "--epochs, --learning-rate and --early-stopping may change")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -89,14 +110,15 @@ def make_parser() -> argparse.ArgumentParser:
     info.add_argument("model", nargs="?", help="the recipe to plan for (precision can differ per recipe)")
     info.add_argument("--strategy", default="auto")
     info.add_argument("--precision", default="auto")
-    _train_args(sub.add_parser("train", help="train a recipe; one run directory per run"))
+    _train_args(sub.add_parser("train", help="train a recipe; one run directory per run",
+                               epilog=_train_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter))
     ev = sub.add_parser("evaluate", help="test metrics of a finished run")
     ev.add_argument("run_dir")
     sp = sub.add_parser("sample", help="a grid of generated images from a dcgan or vae run")
     sp.add_argument("run_dir")
     sp.add_argument("--n", type=int, default=64)
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--out", help="PNG path. Default: RUN_DIR/plots/samples.png")
+    sp.add_argument("--out", help="PNG path (its folder must exist). Default: RUN_DIR/plots/samples.png")
     return parser
 
 
@@ -122,16 +144,33 @@ def cmd_info(args):
 
 
 def cmd_train(args):
+    import warnings
+
     from recipes import config as config_lib
     from recipes import training
 
+    # the run's final error says so, with what to do: the per-checkpoint notices add nothing
+    warnings.filterwarnings("ignore", message=r"Epoch \d+: a loss is NaN or inf")
+    overrides = {}
     if args.resume:
         if args.model or args.run_dir:
             raise config_lib.ConfigError("--resume takes the run directory alone; its config.yaml "
                                          "holds the model and settings.")
+        fixed = [flag for flag, given in (
+            ("--dataset", args.dataset), ("--config", args.config), ("--batch-size", args.batch_size),
+            ("--validation-split", args.validation_split), ("--image-size", args.image_size),
+            ("--seed", args.seed), ("--strategy", args.strategy), ("--precision", args.precision),
+            ("--jit", args.jit), ("--set", args.set)) if given not in (None, [])]
+        if fixed:
+            raise config_lib.ConfigError(
+                f"--resume continues a run as it was set up; {', '.join(fixed)} cannot change (only --epochs, "
+                f"--learning-rate and --early-stopping can): start a new run instead.")
         config = training.open_run(args.resume)
         if training.run_state(args.resume) != "unfinished":
             raise config_lib.ConfigError(f"Run {args.resume!r} has finished; nothing to resume.")
+        overrides = {k: getattr(args, k) for k in training.RESUME_SETTINGS if getattr(args, k) is not None}
+        config = {**config, **overrides}
+        config_lib.validate(config)
         run_dir = args.resume
     else:
         if not args.model:
@@ -144,8 +183,8 @@ def cmd_train(args):
         config = config_lib.resolve(args.model, file=file, flags=flags,
                                     sets=config_lib.parse_sets(args.set))
         run_dir = args.run_dir
-    run_dir, metrics = training.train(config, run_dir, verbose=0 if args.quiet else 2 if
-                                      not sys.stdout.isatty() else 1)
+    run_dir, metrics = training.train(config, run_dir, overrides=overrides,
+                                      verbose=0 if args.quiet else 2 if not sys.stdout.isatty() else 1)
     print(f"Test metrics: {json.dumps(metrics)}")
     print(f"Run directory: {run_dir}  (tensorboard --logdir {run_dir.parent})")
 
@@ -166,6 +205,12 @@ COMMANDS = {"list": cmd_list, "info": cmd_info, "train": cmd_train,
 
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
+    import warnings
+
+    def one_line(message, category, filename, lineno, line=None):
+        return f"recipes {args.command}: warning: {str(message).strip().splitlines()[0]}\n"
+
+    warnings.formatwarning = one_line
     _import_tensorflow_quietly()
     from recipes.config import ConfigError
     from recipes.training import TrainingError

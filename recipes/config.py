@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import numbers
 import pathlib
+import re
 
 import yaml
 
@@ -60,6 +61,26 @@ class ConfigError(ValueError):
     """A configuration the user gave is invalid; the message is one line for the CLI."""
 
 
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that reads `3e-4` and `1E5` as numbers, as YAML 1.2 and Python do
+    (PyYAML follows YAML 1.1, where a float needs a dot: `3e-4` would be a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str):
+    """Parses YAML text with numbers in scientific notation read as floats."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def load_yaml(path) -> dict:
     """Reads a YAML mapping; any problem is a `ConfigError` naming the file."""
     path = pathlib.Path(path)
@@ -68,7 +89,7 @@ def load_yaml(path) -> dict:
     except OSError as e:
         raise ConfigError(f"Cannot read config file {str(path)!r}: {e.strerror or e}") from None
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(text)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" (line {where.line + 1})" if where else ""
@@ -89,7 +110,7 @@ def parse_sets(items) -> dict:
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value. Received: {item!r}")
         try:
-            result[key.strip()] = yaml.safe_load(value)
+            result[key.strip()] = read_yaml(value)
         except yaml.YAMLError:
             raise ConfigError(f"--set value for {key.strip()!r} is not valid. Received: {value!r}") from None
     return result
@@ -200,7 +221,12 @@ def validate(config: dict) -> None:
         raise ConfigError(f"dataset must be a name or a path. Received: dataset={config['dataset']!r}")
 
 
-def dump(config: dict, path) -> None:
-    """Writes the configuration as YAML, keys in the order of `DEFAULTS`."""
+def dump(config: dict, path, *, resumes=None) -> None:
+    """Writes the configuration as YAML, keys in the order of `DEFAULTS`, atomically
+    (a full disk leaves the previous file, never an empty one). `resumes` records the
+    settings changed by each `--resume`."""
+    from recipes._atomic import atomic_write_text
     ordered = {key: config[key] for key in DEFAULTS}
-    pathlib.Path(path).write_text(yaml.safe_dump(ordered, sort_keys=False))
+    if resumes:
+        ordered["resumes"] = list(resumes)
+    atomic_write_text(path, yaml.safe_dump(ordered, sort_keys=False))

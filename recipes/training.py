@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import errno
 import inspect
 import io
 import json
@@ -25,6 +26,8 @@ import pathlib
 import numpy as np
 
 from recipes import config as config_lib
+from recipes import rundir
+from recipes._atomic import TEMPORARY as ATOMIC_TEMPORARY
 from recipes._atomic import atomic_write_text
 from recipes.config import ConfigError
 from recipes.registry import get_spec
@@ -81,7 +84,11 @@ def load_data(config: dict):
 
 def check_compatible(model: str, info) -> None:
     """Raises `ConfigError` before anything trains if `model` cannot take this data."""
-    needs = get_spec(model).inputs
+    spec = get_spec(model)
+    needs = spec.inputs
+    if spec.task == "generation" and info.kind != "image":
+        raise ConfigError(f"Model {model!r} generates images (its samples and reconstructions are pictures), "
+                          f"but dataset {info.name!r} holds {info.kind} data of shape {tuple(info.input_shape)}.")
     if needs == "image" and info.kind != "image":
         raise ConfigError(f"Model {model!r} needs image data, but dataset {info.name!r} holds "
                           f"{info.kind} data of shape {tuple(info.input_shape)}.")
@@ -127,10 +134,19 @@ def build_model(config: dict, info, plan):
 
 # ---------------------------------------------------------------------- run dirs
 
-def default_run_dir(config: dict, root=RUNS_ROOT) -> pathlib.Path:
+# Settings `--resume` may change: they do not change what the model or its data are.
+RESUME_SETTINGS = ("epochs", "learning_rate", "early_stopping")
+
+
+def run_stem(config: dict) -> str:
     dataset = pathlib.Path(config["dataset"]).stem or "data"
+    return f"{config['model']}-{dataset}"
+
+
+def default_run_dir(config: dict, root=RUNS_ROOT) -> pathlib.Path:
+    """A new, empty directory `root/<model>-<dataset>-<time>[-N]`, made now: no two runs share it."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return pathlib.Path(root) / f"{config['model']}-{dataset}-{stamp}"
+    return rundir.unique_dir(root, f"{run_stem(config)}-{stamp}")
 
 
 def run_state(run_dir) -> str:
@@ -144,39 +160,117 @@ def run_state(run_dir) -> str:
 
 
 def find_unfinished(config: dict, root=RUNS_ROOT):
-    """The newest unfinished run under `root` with exactly this configuration, or `None`."""
-    dataset = pathlib.Path(config["dataset"]).stem or "data"
-    candidates = sorted(pathlib.Path(root).glob(f"{config['model']}-{dataset}-*"), reverse=True)
+    """The newest unfinished run under `root` with exactly this configuration that no
+    process is training now, or `None`."""
+    candidates = sorted(pathlib.Path(root).glob(f"{run_stem(config)}-*"), reverse=True)
     for run_dir in candidates:
-        if run_state(run_dir) == "unfinished" and read_config(run_dir) == _comparable(config):
-            return run_dir
+        if (run_dir / rundir.MARKER).exists() and run_state(run_dir) == "unfinished" \
+                and not rundir.is_live(run_dir):
+            try:
+                if read_config(run_dir) == _comparable(config):
+                    return run_dir
+            except ConfigError:
+                continue
     return None
 
 
 def read_config(run_dir) -> dict:
-    return config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml")
+    """The run's settings from its config.yaml (without the record of resumes)."""
+    data = config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml")
+    return {k: v for k, v in data.items() if k != "resumes"}
+
+
+def read_resumes(run_dir) -> list:
+    return list(config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml").get("resumes") or [])
 
 
 def _comparable(config):
     """The configuration as it reads back from config.yaml."""
     import yaml
-    return yaml.safe_load(yaml.safe_dump({k: config[k] for k in config_lib.DEFAULTS}, sort_keys=False))
+    return config_lib.read_yaml(yaml.safe_dump({k: config[k] for k in config_lib.DEFAULTS}, sort_keys=False))
 
 
-def trim_history(run_dir) -> None:
-    """Drops rows of epochs after the resume point, so a resumed history has no repeats."""
+def completed_epochs(run_dir) -> int:
+    """Epochs the run's resume point holds (0 when there is none)."""
     meta = pathlib.Path(run_dir) / "backup" / "training_metadata.json"
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def trim_history(run_dir, done=None) -> None:
+    """Drops rows of epochs after the resume point, so a resumed history has no repeats."""
     history = pathlib.Path(run_dir) / "history.csv"
     if not history.exists():
         return
-    done = json.loads(meta.read_text())["epoch"] if meta.exists() else 0
+    done = completed_epochs(run_dir) if done is None else done
     with history.open(newline="") as f:
         rows = list(csv.reader(f))
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < done] if rows else []
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) < done] if rows else []
     if len(kept) != len(rows):
         out = io.StringIO()
         csv.writer(out).writerows(kept)
         atomic_write_text(history, out.getvalue())
+
+
+def remove_stale_temporaries(run_dir) -> None:
+    """Deletes the temporary files of atomic writes that a killed process left behind.
+
+    Only under the run's lock, and only names that `_atomic.atomic_write` makes."""
+    run_dir = pathlib.Path(run_dir)
+    for folder in (run_dir, run_dir / "backup", run_dir / "plots"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if ATOMIC_TEMPORARY.fullmatch(path.name) and path.is_file():
+                    path.unlink()
+
+
+def check_config_file(run_dir) -> None:
+    """Refuses a run whose config.yaml cannot be read, saying what the user can do."""
+    try:
+        stored = read_config(run_dir)
+        if stored.get("model") is None:
+            raise ConfigError("it names no model")
+    except ConfigError as e:
+        raise ConfigError(f"{pathlib.Path(run_dir) / 'config.yaml'} is damaged ({str(e).rstrip('.')}); "
+                          f"the run cannot be resumed: start a new run, or restore the file.") from None
+
+
+def _claim_state(run_dir, config, overrides, log):
+    """Inside the lock: decide between a new run and a resume; write config.yaml.
+
+    Returns the settings this resume changes (empty for a new run)."""
+    remove_stale_temporaries(run_dir)
+    state = run_state(run_dir)
+    if state == "finished":
+        raise ConfigError(f"Run directory {str(run_dir)!r} holds a finished run; choose another --run-dir.")
+    config_file = run_dir / "config.yaml"
+    if state == "unfinished" and config_file.stat().st_size == 0 and not (run_dir / "backup").exists() \
+            and not (run_dir / "last.keras").exists():
+        state = "new"  # config.yaml left empty by an old crash before anything trained: start afresh
+    if state == "unfinished":
+        check_config_file(run_dir)
+        stored = read_config(run_dir)
+        if stored != _comparable({**config, **{k: stored.get(k) for k in overrides}}):
+            raise ConfigError(f"Run directory {str(run_dir)!r} holds an unfinished run with another "
+                              f"configuration; resume it with `recipes train --resume {run_dir}`.")
+        changed = {k: v for k, v in overrides.items() if stored.get(k) != v}
+        done = completed_epochs(run_dir)
+        if "epochs" in changed and config["epochs"] < done:
+            raise ConfigError(f"Run {str(run_dir)!r} has completed {done} epochs already; --epochs must be at "
+                              f"least that. Received: epochs={config['epochs']}")
+        trim_history(run_dir, done)
+        if changed:
+            config_lib.dump(config, config_file, resumes=read_resumes(run_dir) + [{"epoch": done, **changed}])
+            log(f"Resuming {run_dir} at epoch {done + 1} with " +
+                ", ".join(f"{k}={v}" for k, v in changed.items()))
+        else:
+            log(f"Resuming {run_dir}")
+        return changed
+    config_lib.dump(config, config_file)
+    log(f"Run directory: {run_dir}")
+    return {}
 
 
 # -------------------------------------------------------------------------- train
@@ -207,53 +301,125 @@ def prepare(config: dict, *, log=print):
     return plan, data, model
 
 
-def train(config: dict, run_dir=None, *, verbose: int = 1, log=print):
+def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=None):
     """Trains a run to the end and returns `(run_dir, metrics)`.
 
-    Everything that can fail on bad input (configuration, data, model) is checked
-    before the run directory is made. A run directory that holds an unfinished run
-    with the same configuration is resumed from its last completed epoch.
+    Everything that can fail on bad input (configuration, data, model, a run
+    directory that is not usable) is checked before anything is written. The run
+    directory is locked for this process while it trains. A run directory that
+    holds an unfinished run with the same configuration is resumed from its last
+    completed epoch; `overrides` (settings from `RESUME_SETTINGS`) may differ from
+    the stored ones and are applied, recorded in config.yaml (`resumes`) and in the
+    history's learning_rate column.
 
     Raises:
         ConfigError: for invalid settings, data the model cannot take, or a run
-            directory that holds another run.
-        TrainingError: if the loss became NaN.
+            directory that is foreign, in use or holds another run.
+        TrainingError: if the loss became NaN, or a file could not be written.
     """
-    from recipes.callbacks import default_callbacks
+    overrides = dict(overrides or {})
+    if run_dir is not None:
+        with user_errors():
+            rundir.check_usable(run_dir)  # before the data loads: nothing to undo
+    plan, data, model = prepare(config, log=log)
+    with contextlib.ExitStack() as held:
+        with user_errors():
+            if run_dir is None:
+                run_dir = find_unfinished(config) or default_run_dir(config)
+            run_dir = held.enter_context(rundir.claim(run_dir)).path
+        try:
+            changed = _claim_state(run_dir, config, overrides, log)
+            metrics = _fit(config, run_dir, model, plan, data, changed, verbose, log)
+        except OSError as e:
+            raise TrainingError(_os_error_line(e, run_dir)) from None
+    return run_dir, metrics
 
-    plan, (train_ds, val_ds, test_ds, info), model = prepare(config, log=log)
 
-    if run_dir is None:
-        run_dir = find_unfinished(config) or default_run_dir(config)
-    run_dir = pathlib.Path(run_dir)
-    state = run_state(run_dir)
-    if state == "finished":
-        raise ConfigError(f"Run directory {str(run_dir)!r} holds a finished run; "
-                          f"choose another --run-dir.")
-    if state == "unfinished":
-        if read_config(run_dir) != _comparable(config):
-            raise ConfigError(f"Run directory {str(run_dir)!r} holds an unfinished run with another "
-                              f"configuration; resume it with `recipes train --resume {run_dir}`.")
-        trim_history(run_dir)
-        log(f"Resuming {run_dir}")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config_lib.dump(config, run_dir / "config.yaml")
-        log(f"Run directory: {run_dir}")
+def _os_error_line(e: OSError, run_dir) -> str:
+    where = e.filename or run_dir
+    if e.errno == errno.ENOSPC:
+        return (f"No space left on the device while writing {where}; free some space and run the same "
+                f"command again to resume.")
+    return f"Could not write {where}: {e.strerror or e}; the run can be resumed once this is fixed."
 
-    callbacks = default_callbacks(
-        run_dir, validation_data=val_ds, class_names=info.class_names, epochs=config["epochs"],
-        early_stopping_patience=config["early_stopping"], lr_schedule=config["lr_schedule"])
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config["epochs"],
-                        callbacks=callbacks, verbose=verbose, shuffle=False)
+
+def _fit(config, run_dir, model, plan, data, changed, verbose, log):
+    from recipes.callbacks import BackupError, SetLearningRate, default_callbacks
+
+    train_ds, val_ds, test_ds, info = data
+
+    def callbacks():
+        return default_callbacks(
+            run_dir, validation_data=val_ds, class_names=info.class_names, epochs=config["epochs"],
+            early_stopping_patience=config["early_stopping"], lr_schedule=config["lr_schedule"],
+            keep_backup=True) + ([SetLearningRate(changed["learning_rate"])] if "learning_rate" in changed else [])
+
+    fit = dict(validation_data=val_ds, epochs=config["epochs"], verbose=verbose, shuffle=False)
+    try:
+        history = model.fit(train_ds, callbacks=callbacks(), **fit)
+    except BackupError as e:
+        model, done = _model_from_last(run_dir, model, plan, train_ds, e)
+        log(f"{e} Resuming from last.keras ({done} epochs completed) instead; the unreadable backup is kept "
+            f"in {run_dir / 'backup.unreadable'}.")
+        os.replace(run_dir / "backup", _free_name(run_dir / "backup.unreadable"))
+        trim_history(run_dir, done)
+        history = model.fit(train_ds, callbacks=callbacks(), initial_epoch=done, **fit)
     losses = [v for k, vs in history.history.items() if "loss" in k for v in vs]
     if any(not np.isfinite(v) for v in losses):
-        raise TrainingError(f"The loss became NaN; training stopped. The last good checkpoint is "
-                            f"{run_dir / 'best.keras'}.")
-    split, data = held_out(test_ds, val_ds, train_ds)
-    metrics = {**evaluate_model(model_path(run_dir, model), data, verbose=0), "split": split}
+        raise TrainingError(_nan_message(config, run_dir, history))
+    split, held = held_out(test_ds, val_ds, train_ds)
+    metrics = {**evaluate_model(model_path(run_dir, model), held, verbose=0), "split": split}
     write_json(run_dir / "metrics.json", metrics)
-    return run_dir, metrics
+    _remove_backup(run_dir)
+    return metrics
+
+
+def _free_name(path: pathlib.Path) -> pathlib.Path:
+    n, candidate = 1, path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def _remove_backup(run_dir) -> None:
+    from recipes.callbacks import RunBackup
+    RunBackup(os.fspath(pathlib.Path(run_dir) / "backup")).remove()
+
+
+def _model_from_last(run_dir, model, plan, train_ds, error):
+    """When both resume points are unreadable: last.keras and the epochs it completed."""
+    import keras
+
+    from recipes.callbacks import optimizers
+    last = pathlib.Path(run_dir) / "last.keras"
+    if not last.exists():
+        raise TrainingError(f"{error} There is no last.keras to resume from either: start a new run "
+                            f"(this one's files are left as they are).")
+    try:
+        with plan.strategy.scope():
+            restored = keras.models.load_model(last)
+    except Exception as e:
+        raise TrainingError(f"{error} {last} is unreadable too ({str(e).strip().splitlines()[0]}): start a "
+                            f"new run (this one's files are left as they are).") from None
+    restored.jit_compile, restored.steps_per_execution = model.jit_compile, model.steps_per_execution
+    steps = int(train_ds.cardinality())
+    iterations = int(next(iter(optimizers(restored).values())).iterations.numpy()) if optimizers(restored) else 0
+    return restored, (iterations // steps if steps > 0 else 0)
+
+
+def _nan_message(config, run_dir, history) -> str:
+    epoch = len(history.epoch)
+    lr = config["learning_rate"]
+    lower = f" --learning-rate {lr / 10:g}" if lr else " --learning-rate <lower>"
+    done = completed_epochs(run_dir)
+    if (run_dir / "best.keras").exists() or done:
+        kept = f"The last good checkpoint is {run_dir / 'best.keras'}" if (run_dir / "best.keras").exists() \
+            else f"The resume point holds epoch {done}"
+        return (f"The loss became NaN in epoch {epoch}; training stopped. {kept}; continue from the last "
+                f"good epoch with a lower learning rate: recipes train --resume {run_dir}{lower}")
+    return (f"The loss became NaN in epoch {epoch}, before any epoch completed; nothing was saved. "
+            f"Try a lower learning rate: recipes train --resume {run_dir}{lower}")
 
 
 def held_out(test_ds, val_ds, train_ds):
@@ -274,11 +440,22 @@ def model_path(run_dir, fallback=None):
     raise ConfigError(f"Run directory {str(run_dir)!r} has no best.keras or last.keras.")
 
 
+def load_model_file(path):
+    """`keras.models.load_model`, with a damaged file reported in one line that names it."""
+    import keras
+    path = pathlib.Path(path)
+    try:
+        return keras.models.load_model(path)
+    except Exception as e:  # zipfile, h5py, JSON, Keras's own "File not found" for a bad zip
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        others = [n for n in ("best.keras", "last.keras") if n != path.name and (path.parent / n).exists()]
+        hint = f"; {path.parent / others[0]} may still be whole" if others else ""
+        raise ConfigError(f"{path} is corrupt or incomplete and cannot be loaded ({detail[:200]}){hint}.") from None
+
+
 def evaluate_model(model_or_path, test_ds, verbose=0) -> dict:
     """Test metrics as plain floats; the VAE's loss is reported as `negative_elbo` too."""
-    import keras
-    model = keras.models.load_model(model_or_path) if isinstance(model_or_path, os.PathLike) \
-        else model_or_path
+    model = load_model_file(model_or_path) if isinstance(model_or_path, os.PathLike) else model_or_path
     results = model.evaluate(test_ds, return_dict=True, verbose=verbose)
     metrics = {k: float(v) for k, v in results.items()}
     if hasattr(model, "encode") and "loss" in metrics:
@@ -296,6 +473,7 @@ def open_run(run_dir) -> dict:
     run_dir = pathlib.Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{str(run_dir)!r} is not a run directory (no config.yaml).")
+    check_config_file(run_dir)
     config = read_config(run_dir)
     try:
         return config_lib.resolve(config.get("model"), file=config)
@@ -315,8 +493,6 @@ def evaluate(run_dir, *, verbose: int = 0) -> dict:
 
 def sample(run_dir, *, n: int = 64, out=None, seed: int = 0) -> pathlib.Path:
     """Writes a grid of `n` images generated by a DCGAN or VAE run to `out` (PNG)."""
-    import keras
-
     from recipes.plots import save_image_grid
 
     config = open_run(run_dir)
@@ -325,9 +501,18 @@ def sample(run_dir, *, n: int = 64, out=None, seed: int = 0) -> pathlib.Path:
                           f"sample needs a dcgan or vae run.")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"n must be a positive integer. Received: n={n!r}")
-    model = keras.models.load_model(model_path(run_dir))
+    if out is not None:
+        out = pathlib.Path(out)
+        if out.suffix.lower() != ".png":
+            raise ConfigError(f"--out must name a .png file: sample writes PNG images. Received: out={str(out)!r}")
+        if not out.parent.is_dir():
+            raise ConfigError(f"--out must be in an existing folder; {str(out.parent)!r} does not exist. "
+                              f"Received: out={str(out)!r}")
+        if out.is_dir():
+            raise ConfigError(f"--out is a folder; name a .png file. Received: out={str(out)!r}")
+    model = load_model_file(model_path(run_dir))
     images = model.generate(n, seed=seed)
-    out = pathlib.Path(out or pathlib.Path(run_dir) / "plots" / "samples.png")
+    out = out or pathlib.Path(run_dir) / "plots" / "samples.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_image_grid(images, out, value_range=model.value_range)
+    save_image_grid(images, out, value_range=model.value_range)  # written atomically
     return out

@@ -1,0 +1,173 @@
+"""Run directories that a user can trust: recognisable, held by one process, never foreign.
+
+A run directory is either new (absent or empty) or one that `recipes` made: the
+marker file `.recipes-run` is the first thing written into it. Anything else is
+refused before a file is touched. While a process trains in a run directory it
+holds an exclusive OS lock (`fcntl.flock` on `.lock`): the OS releases it when the
+process ends, however it ends, so a lock is never stale. A second process that
+wants the directory is refused with the holder's PID and host.
+
+```python
+with rundir.claim("runs/vgg1") as run:   # raises RunDirError if foreign or in use
+    ...                                  # train; run.path is the pathlib.Path
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+import pathlib
+import socket
+
+from recipes._atomic import atomic_write_text
+
+MARKER = ".recipes-run"
+LOCK = ".lock"
+# What recipes may leave in a directory before its marker exists: a lock, a temp file.
+_OURS_BEFORE_MARKER = (LOCK,)
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used: foreign files, in use, a file, not writable."""
+
+
+def _listing(path: pathlib.Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir())
+
+
+def check_usable(path) -> str:
+    """`"new"` (absent or empty) or `"run"` (made by recipes); raises `RunDirError` otherwise.
+
+    Touches nothing: a refusal leaves every file of the user as it was.
+    """
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"Run directory {str(path)!r} is a file, not a folder; choose another --run-dir.")
+    if not path.exists():
+        return "new"
+    try:
+        names = _listing(path)
+    except OSError as e:
+        raise RunDirError(f"Cannot read run directory {str(path)!r}: {e.strerror or e}.") from None
+    if MARKER in names:
+        return "run"
+    foreign = [n for n in names if n not in _OURS_BEFORE_MARKER]
+    if foreign:
+        shown = ", ".join(n + ("/" if (path / n).is_dir() else "") for n in foreign[:5])
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise RunDirError(f"Run directory {str(path)!r} holds files recipes did not write ({shown}{more}); "
+                          f"choose a new or empty folder for --run-dir.")
+    return "new"
+
+
+def holder(path) -> str:
+    """Who holds the lock of the run directory `path`, as written by the holder: `"pid 12 on host"`."""
+    try:
+        info = json.loads((pathlib.Path(path) / LOCK).read_text() or "{}")
+        return f"pid {info['pid']} on {info['host']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def is_live(path) -> bool:
+    """Whether a process holds the lock of the run directory `path` now."""
+    import fcntl
+    lock = pathlib.Path(path) / LOCK
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+class Claim:
+    """A run directory held by this process; see `claim`."""
+
+    def __init__(self, path: pathlib.Path, fd: int, created: bool):
+        self.path, self._fd, self.created = path, fd, created
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+@contextlib.contextmanager
+def claim(path, *, create: bool = True):
+    """Creates (if `create`) and locks the run directory `path` for this process.
+
+    Writes the marker first when the directory is new, so a crash at any later
+    point leaves a directory that `recipes` recognises as its own.
+
+    Raises:
+        RunDirError: the directory holds foreign files, is a file, cannot be
+            created or written, or another process holds it (its PID and host
+            are named).
+    """
+    import fcntl
+
+    path = pathlib.Path(path)
+    check_usable(path)
+    created = not path.exists()
+    if created and not create:
+        raise RunDirError(f"Run directory {str(path)!r} does not exist.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)  # another process may make it at the same time
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise RunDirError(f"Cannot create run directory {str(path)!r}: {e.strerror or e}.") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise RunDirError(f"Run directory {str(path)!r} is in use by another training "
+                              f"({holder(path)}); wait for it to end or choose another --run-dir.") from None
+        raise RunDirError(f"Cannot lock run directory {str(path)!r}: {e.strerror or e}.") from None
+    run = Claim(path, fd, created)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+        check_usable(path)  # the state may have changed while we waited for the lock
+        if not (path / MARKER).exists():
+            stamp = datetime.datetime.now().isoformat(timespec="seconds")
+            atomic_write_text(path / MARKER, json.dumps({"created": stamp, "by": "recipes"}) + "\n")
+    except OSError as e:
+        run.release()
+        raise RunDirError(f"Cannot write in run directory {str(path)!r}: {e.strerror or e}.") from None
+    except BaseException:
+        run.release()
+        raise
+    try:
+        yield run
+    finally:
+        run.release()
+
+
+def unique_dir(root, stem: str) -> pathlib.Path:
+    """A new directory `root/stem`, or `root/stem-2`, `-3`, ...: made here, so no other process gets it."""
+    root = pathlib.Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"Cannot create the runs folder {str(root)!r}: {e.strerror or e}.") from None
+    for n in range(1, 10_000):
+        candidate = root / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise RunDirError(f"Cannot create run directory {str(candidate)!r}: {e.strerror or e}.") from None
+    raise RunDirError(f"Too many runs named {stem!r} in {str(root)!r}.")
