@@ -53,7 +53,7 @@ def check_usable(path) -> str:
         names = _listing(path)
     except OSError as e:
         raise RunDirError(f"Cannot read run directory {str(path)!r}: {e.strerror or e}.") from None
-    if MARKER in names:
+    if MARKER in names or _made_before_markers(path):
         return "run"
     foreign = [n for n in names if n not in _OURS_BEFORE_MARKER]
     if foreign:
@@ -62,6 +62,16 @@ def check_usable(path) -> str:
         raise RunDirError(f"Run directory {str(path)!r} holds files recipes did not write ({shown}{more}); "
                           f"choose a new or empty folder for --run-dir.")
     return "new"
+
+
+def _made_before_markers(path: pathlib.Path) -> bool:
+    """A run written by a recipes version without markers: its config.yaml has recipes' keys."""
+    import yaml
+    try:
+        config = yaml.safe_load((path / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(config, dict) and {"model", "dataset", "model_args", "steps_per_execution"} <= set(config)
 
 
 def holder(path) -> str:

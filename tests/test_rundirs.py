@@ -383,3 +383,14 @@ def test_kills_at_random_points_leave_a_run_that_finishes_correctly(tmp_path):
 def rundir_temporary(name):
     from recipes._atomic import TEMPORARY
     return bool(TEMPORARY.fullmatch(name))
+
+
+def test_a_run_made_before_markers_is_still_recognised(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    config_lib.dump(config_lib.resolve("mlp", flags={"epochs": 1}), run / "config.yaml")
+    (run / "history.csv").write_text("")
+    assert rundir.check_usable(run) == "run"
+    (run / "config.yaml").write_text("model: mine\n")  # a user's own file of that name is not enough
+    with pytest.raises(rundir.RunDirError, match="holds files recipes did not write"):
+        rundir.check_usable(run)
