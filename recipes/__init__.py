@@ -1,26 +1,48 @@
 """Classic deep-learning model recipes for Keras 3 / TensorFlow.
 
 ```python
-from recipes import build_vgg16, list_models, get_model
+from recipes import build_vgg16, list_models, get_model, load_dataset, default_callbacks, train
 model = build_vgg16(input_shape=(32, 32, 3), num_classes=10)   # compiled
 ```
 
-The builders are loaded on first use, so `import recipes` itself does not start
+Where each part lives:
+
+- `recipes.models`: one module per family (`mlp`, `alexnet`, `vgg`, `lstm`, `dcgan`, `vae`),
+  each registered by name in `recipes.registry` (`list_models`, `get_model`).
+- `recipes.datasets`: `load_dataset`, tf.data pipelines for named data sets, files and arrays.
+- `recipes.callbacks`: `default_callbacks`, checkpoints, history, TensorBoard, resume.
+- `recipes.plots`: the pictures of a run (curves, grids, confusion matrix).
+- `recipes.hardware`: devices, strategy, precision and compile settings (`configure`).
+- `recipes.config`, `recipes.training`, `recipes.rundir`, `recipes.cli`: the `recipes`
+  command: layered settings, one run from data to run directory, run-directory locks.
+
+Everything here is loaded on first use, so `import recipes` itself does not start
 TensorFlow (the `recipes` command quiets TensorFlow's start-up notices first).
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["build_alexnet", "build_dcgan", "build_lstm", "build_mlp", "build_vae", "build_vgg16",
-           "get_model", "list_models", "__version__"]
+# name -> module that defines it, imported on first use
+_LAZY = {
+    **{name: "recipes.models" for name in ("build_alexnet", "build_dcgan", "build_lstm", "build_mlp",
+                                           "build_vae", "build_vgg16")},
+    "get_model": "recipes.registry",
+    "list_models": "recipes.registry",
+    "load_dataset": "recipes.datasets",
+    "default_callbacks": "recipes.callbacks",
+    "train": "recipes.training",
+}
+
+__all__ = [*_LAZY, "__version__"]
 
 
 def __getattr__(name):
-    if name in __all__:
-        import recipes.models
-        from recipes import registry
+    if name in _LAZY:
+        import importlib
 
-        value = getattr(recipes.models, name, None) or getattr(registry, name)
+        if name == "get_model" or name == "list_models":
+            importlib.import_module("recipes.models")  # registers every recipe
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'recipes' has no attribute {name!r}")

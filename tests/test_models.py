@@ -62,6 +62,19 @@ def test_list_models_is_sorted_and_exported():
         assert callable(getattr(recipes, f"build_{name}"))
 
 
+def test_public_api_in_one_hop_without_starting_tensorflow():
+    import subprocess
+    import sys
+    code = ("import sys, recipes; assert 'tensorflow' not in sys.modules, 'import recipes started TensorFlow'; "
+            "from recipes import load_dataset, default_callbacks, train, get_model, list_models, build_vae; "
+            "print(load_dataset.__module__, default_callbacks.__module__, train.__module__, len(list_models()))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["recipes.datasets", "recipes.callbacks", "recipes.training", "6"]
+    with pytest.raises(AttributeError, match="module 'recipes' has no attribute 'nothing'"):
+        recipes.nothing
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_build_fit_save_load(name, tmp_path):
     kwargs, make_data, out_shape = CASES[name]
