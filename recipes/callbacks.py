@@ -38,9 +38,8 @@ import tensorflow as tf
 
 from recipes import plots
 from recipes._atomic import atomic_write, atomic_write_text
-from recipes.models._common import check_choice, check_int
+from recipes._checks import SCHEDULES, check_choice, check_int
 
-SCHEDULES = ("plateau", "cosine")
 SWITCH = ("auto", True, False)
 
 

@@ -59,11 +59,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+class _TrainParser(_Parser):
+    """The train parser: its help ends with each recipe's defaults, read from the registry
+    only when help is asked for (the registry imports Keras)."""
+
+    def format_help(self):
+        if self.epilog is None:
+            _import_tensorflow_quietly()
+            self.epilog = _train_epilog()
+        return super().format_help()
+
+
 def _train_epilog() -> str:
-    from recipes.config import DEFAULTS, RECIPE_DEFAULTS
+    from recipes.config import DEFAULTS
+    from recipes.registry import get_spec, list_models
 
     lines = ["per-recipe defaults (over the defaults above; --config, flags and --set override them):"]
-    for name, defaults in sorted(RECIPE_DEFAULTS.items()):
+    for name, defaults in ((n, get_spec(n).defaults) for n in list_models()):
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "model_args")
         shown += "".join(f", {k}={v}" for k, v in defaults.get("model_args", {}).items())
         lines.append(f"  {name:<8} {shown}")
@@ -73,10 +85,9 @@ def _train_epilog() -> str:
 
 
 def _train_args(p):
-    from recipes.config import DEFAULTS, RECIPE_DEFAULTS
+    from recipes.config import DEFAULTS
 
-    names = ", ".join(sorted(RECIPE_DEFAULTS))
-    p.add_argument("model", nargs="?", help=f"recipe name: {names}")
+    p.add_argument("model", nargs="?", help="recipe name: one of those below (see `recipes list`)")
     p.add_argument("--dataset", help="name (digits, mnist, fashion_mnist, cifar10, cifar100, imdb) "
                                      "or a path (.npz, image folder, .csv). Default: digits")
     p.add_argument("--config", help="YAML file of settings (see scripts/configs/)")
@@ -110,8 +121,10 @@ def make_parser() -> argparse.ArgumentParser:
     info.add_argument("model", nargs="?", help="the recipe to plan for (precision can differ per recipe)")
     info.add_argument("--strategy", default="auto")
     info.add_argument("--precision", default="auto")
-    _train_args(sub.add_parser("train", help="train a recipe; one run directory per run",
-                               epilog=_train_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter))
+    train = sub.add_parser("train", help="train a recipe; one run directory per run",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.__class__ = _TrainParser  # add_parser takes no parser class of its own
+    _train_args(train)
     ev = sub.add_parser("evaluate", help="test metrics of a finished run")
     ev.add_argument("run_dir")
     sp = sub.add_parser("sample", help="a grid of generated images from a dcgan or vae run")

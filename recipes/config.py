@@ -2,20 +2,20 @@
 
 A configuration is one flat dict of training settings plus `model_args`, the keyword
 arguments of the recipe's `build_*` function. It is resolved in this order, each layer
-over the one before: `DEFAULTS`, `RECIPE_DEFAULTS[model]`, a YAML file, command-line
-flags, `--set key=value`. The resolved dict is written to `config.yaml` in the run
+over the one before: `DEFAULTS`, the recipe's own defaults (`ModelSpec.defaults`, kept
+with its registration), a YAML file, command-line flags, `--set key=value`. The resolved dict is written to `config.yaml` in the run
 directory, and is everything needed to reproduce the run.
 """
 
 from __future__ import annotations
 
 import inspect
-import numbers
 import pathlib
 import re
 
 import yaml
 
+from recipes._checks import PRECISIONS, SCHEDULES, STRATEGIES, is_int, is_real
 from recipes.registry import get_spec
 
 DEFAULTS = {
@@ -39,20 +39,10 @@ DEFAULTS = {
     "model_args": {},
 }
 
-# Settings that train each recipe well on small images and sequences (see README).
-RECIPE_DEFAULTS = {
-    "mlp": {"epochs": 20, "batch_size": 128},
-    "alexnet": {"epochs": 30, "batch_size": 128},
-    "vgg16": {"epochs": 30, "batch_size": 128, "model_args": {"preset": "small"}},
-    "lstm": {"epochs": 20, "batch_size": 64},
-    "dcgan": {"epochs": 50, "batch_size": 64, "validation_split": 0.0},
-    "vae": {"epochs": 30, "batch_size": 64},
-}
-
 _CHOICES = {
-    "lr_schedule": (None, "plateau", "cosine"),
-    "strategy": ("auto", "default", "none", "mirrored", "onedevice"),
-    "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+    "lr_schedule": (None, *SCHEDULES),
+    "strategy": STRATEGIES,
+    "precision": PRECISIONS,
     "jit": ("auto", True, False),
 }
 
@@ -139,7 +129,8 @@ def resolve(model: str, *, file=None, flags=None, sets=None) -> dict:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     config = {**DEFAULTS, "model_args": {}}
-    layers = [RECIPE_DEFAULTS.get(model, {}), file or {},
+    recipe_defaults = {k: (dict(v) if isinstance(v, dict) else v) for k, v in get_spec(model).defaults.items()}
+    layers = [recipe_defaults, file or {},
               {k: v for k, v in (flags or {}).items() if v is not None}, sets or {}]
     params = builder_params(model)
     for source, layer in zip(("recipe defaults", "config file", "flags", "--set"), layers):
@@ -167,7 +158,7 @@ def resolve(model: str, *, file=None, flags=None, sets=None) -> dict:
 
 
 # Builder arguments that come from the data; a user who sets them would fight the loader.
-_DATA_DERIVED = {"input_shape", "image_shape", "num_classes", "vocab_size", "compile"}
+_DATA_DERIVED = {"input_shape", "num_classes", "vocab_size", "compile"}
 
 
 def _set_model_arg(config, params, model, key, value):
@@ -181,7 +172,7 @@ def _positive_int(config, key, allow_none=False):
     value = config[key]
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigError(f"{key} must be a positive integer. Received: {key}={value!r}")
 
 
@@ -192,28 +183,28 @@ def validate(config: dict) -> None:
     for key in ("early_stopping", "sequence_length", "vocab_size"):
         _positive_int(config, key, allow_none=True)
     seed = config["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer. Received: seed={seed!r}")
     split = config["validation_split"]
-    if isinstance(split, bool) or not isinstance(split, numbers.Real) or not 0 <= split < 1:
+    if not is_real(split) or not 0 <= split < 1:
         raise ConfigError(f"validation_split must be in [0, 1). Received: validation_split={split!r}")
     lr = config["learning_rate"]
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or lr <= 0):
+    if lr is not None and (not is_real(lr) or lr <= 0):
         raise ConfigError(f"learning_rate must be a positive number. Received: learning_rate={lr!r}")
     for key, choices in _CHOICES.items():
         if config[key] not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}. "
                               f"Received: {key}={config[key]!r}")
     spe = config["steps_per_execution"]
-    if spe != "auto" and (isinstance(spe, bool) or not isinstance(spe, numbers.Integral) or spe < 1):
+    if spe != "auto" and (not is_int(spe) or spe < 1):
         raise ConfigError(f"steps_per_execution must be 'auto' or a positive integer. "
                           f"Received: steps_per_execution={spe!r}")
     size = config["image_size"]
     if size is not None:
-        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        if is_int(size):
             size = config["image_size"] = [size, size]
         if (not isinstance(size, (list, tuple)) or len(size) != 2
-                or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size)):
+                or not all(is_int(s) and s > 0 for s in size)):
             raise ConfigError(f"image_size must be two positive integers (height, width). "
                               f"Received: image_size={size!r}")
         config["image_size"] = [int(s) for s in size]

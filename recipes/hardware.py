@@ -46,16 +46,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import numbers
 import os
 
 import keras
 import tensorflow as tf
 
-from recipes.models._common import check_choice
+from recipes._checks import PRECISIONS, STRATEGIES, check_choice, is_int
 
-STRATEGIES = ("auto", "default", "none", "mirrored", "onedevice")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 # Measured (table above): 8 steps per tf.function call beat 1 and 32 on both models.
 CPU_STEPS_PER_EXECUTION = 8
@@ -151,9 +148,7 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
     check_choice("precision", precision, PRECISIONS)
     if not (jit == "auto" or isinstance(jit, bool)):
         raise ValueError(f'jit must be "auto", True or False. Received: jit={jit!r}')
-    if steps_per_execution != "auto" and (isinstance(steps_per_execution, bool)
-                                          or not isinstance(steps_per_execution, numbers.Integral)
-                                          or steps_per_execution < 1):
+    if steps_per_execution != "auto" and (not is_int(steps_per_execution) or steps_per_execution < 1):
         raise ValueError('steps_per_execution must be "auto" or an integer >= 1. '
                          f"Received: steps_per_execution={steps_per_execution!r}")
 
@@ -215,7 +210,7 @@ def split_cpu(n: int) -> None:
         ValueError: if `n` is not an integer >= 1.
         RuntimeError: if TensorFlow has already initialised its devices with another split.
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"n must be an integer >= 1. Received: n={n!r}")
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)

@@ -17,7 +17,6 @@ import contextlib
 import csv
 import datetime
 import errno
-import inspect
 import io
 import json
 import os
@@ -26,6 +25,7 @@ import pathlib
 import numpy as np
 
 from recipes import config as config_lib
+from recipes._checks import is_int
 from recipes import rundir
 from recipes._atomic import TEMPORARY as ATOMIC_TEMPORARY
 from recipes._atomic import atomic_write_text
@@ -33,9 +33,6 @@ from recipes.config import ConfigError
 from recipes.registry import get_spec
 
 RUNS_ROOT = pathlib.Path("runs")
-
-# Smallest image side each architecture accepts; smaller data is resized up to it.
-MIN_IMAGE_SIDE = {"alexnet": 32, "vgg16": 32, "dcgan": 28}
 
 
 class TrainingError(RuntimeError):
@@ -65,39 +62,33 @@ def load_data(config: dict):
 
     spec = get_spec(config["model"])
     kwargs = dict(batch_size=config["batch_size"], validation_split=config["validation_split"],
-                  seed=config["seed"], return_test="auto",
-                  labels=spec.task == "classification",
-                  value_range=(-1.0, 1.0) if config["model"] == "dcgan" else (0.0, 1.0),
+                  seed=config["seed"], return_test="auto", labels=spec.uses_labels,
+                  value_range=spec.value_range,
                   sequence_length=config["sequence_length"], vocab_size=config["vocab_size"])
     image_size = tuple(config["image_size"]) if config["image_size"] else None
     data = load_dataset(config["dataset"], image_size=image_size, **kwargs)
     info = data[-1]
     check_compatible(config["model"], info)
     if info.kind == "image":
-        side = MIN_IMAGE_SIDE.get(config["model"], 1)
+        side = spec.image_side or 1
         if image_size is None and min(info.input_shape[:2]) < side:
             data = load_dataset(config["dataset"], image_size=(side, side), **kwargs)
-        elif config["model"] == "lstm":
+        elif spec.images_as_rows:
             data = load_dataset(config["dataset"], image_size=image_size, as_sequence=True, **kwargs)
     return data
 
 
 def check_compatible(model: str, info) -> None:
     """Raises `ConfigError` before anything trains if `model` cannot take this data."""
+    from recipes.registry import DATA_FORMS
+
     spec = get_spec(model)
-    needs = spec.inputs
-    if spec.task == "generation" and info.kind != "image":
-        raise ConfigError(f"Model {model!r} generates images (its samples and reconstructions are pictures), "
-                          f"but dataset {info.name!r} holds {info.kind} data of shape {tuple(info.input_shape)}.")
-    if needs == "image" and info.kind != "image":
-        raise ConfigError(f"Model {model!r} needs image data, but dataset {info.name!r} holds "
-                          f"{info.kind} data of shape {tuple(info.input_shape)}.")
-    if needs == "sequence" and info.kind not in ("sequence", "image"):
-        raise ConfigError(f"Model {model!r} needs sequences (or images read row by row), but dataset "
-                          f"{info.name!r} holds {info.kind} data.")
-    if model == "mlp" and info.kind == "sequence" and info.vocab_size:
-        raise ConfigError(f"Model 'mlp' takes real-valued features, but dataset {info.name!r} holds "
-                          f"token ids (vocab_size={info.vocab_size}); use 'lstm'.")
+    form = "tokens" if info.vocab_size else info.kind
+    if form not in spec.data:
+        takes = " or ".join(DATA_FORMS[f] + (" (read row by row)" if f == "image" and spec.images_as_rows else "")
+                            for f in spec.data)
+        raise ConfigError(f"Model {model!r} trains on {takes}, but dataset {info.name!r} holds "
+                          f"{DATA_FORMS[form]} of shape {tuple(info.input_shape)}.")
 
 
 # --------------------------------------------------------------------------- model
@@ -105,17 +96,14 @@ def check_compatible(model: str, info) -> None:
 def builder_kwargs(config: dict, info) -> dict:
     """The keyword arguments `build_model` passes to the recipe's builder for this data."""
     spec = get_spec(config["model"])
-    params = inspect.signature(spec.builder).parameters
-    kwargs = dict(config["model_args"])
-    shape = tuple(info.input_shape)
-    kwargs["image_shape" if "image_shape" in params else "input_shape"] = shape
-    if "vocab_size" in params:  # token ids get an Embedding; real-valued sequences none
+    kwargs = {**config["model_args"], "input_shape": tuple(info.input_shape)}
+    if "tokens" in spec.data:  # token ids get an Embedding; real-valued sequences none
         kwargs["vocab_size"] = info.vocab_size
-    if "num_classes" in params:
+    if spec.uses_labels:
         kwargs["num_classes"] = info.num_classes
     for key in ("learning_rate", "optimizer"):
         if config[key] is not None:
-            if key not in params:
+            if key not in config_lib.builder_params(config["model"]):
                 raise ConfigError(f"Model {config['model']!r} does not take {key}. "
                                   f"Received: {key}={config[key]!r}")
             kwargs[key] = config[key]
@@ -499,7 +487,7 @@ def sample(run_dir, *, n: int = 64, out=None, seed: int = 0) -> pathlib.Path:
     if get_spec(config["model"]).task != "generation":
         raise ConfigError(f"Run {str(run_dir)!r} trained {config['model']!r}, a classifier; "
                           f"sample needs a dcgan or vae run.")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise ConfigError(f"n must be a positive integer. Received: n={n!r}")
     if out is not None:
         out = pathlib.Path(out)

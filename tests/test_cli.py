@@ -238,7 +238,7 @@ def test_image_model_on_table_data_fails_before_training(tmp_path):
     table.write_text("a,b,c,label\n" + "".join(f"{i},{i+1},{i+2},{i % 2}\n" for i in range(40)))
     result = recipes("train", "vgg16", "--dataset", table, "--run-dir", tmp_path / "run")
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().startswith("recipes train: error: Model 'vgg16' needs image data")
+    assert result.stderr.strip().startswith("recipes train: error: Model 'vgg16' trains on images, but dataset ")
     assert not (tmp_path / "run").exists()
 
 

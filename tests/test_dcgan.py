@@ -6,7 +6,7 @@ import keras
 from recipes import build_dcgan
 from recipes.models.dcgan import DCGAN
 
-TINY = dict(image_shape=(28, 28, 1), latent_dim=8, base_filters=4, kernel_size=3, seed=1)
+TINY = dict(input_shape=(28, 28, 1), latent_dim=8, base_filters=4, kernel_size=3, seed=1)
 
 
 def _images(shape=(28, 28, 1), n=32, seed=0):
@@ -22,7 +22,7 @@ def _optimizer_state(gan):
 
 
 def test_paper_architecture_and_layer_names():
-    gan = build_dcgan(image_shape=(64, 64, 3), latent_dim=100, base_filters=8)
+    gan = build_dcgan(input_shape=(64, 64, 3), latent_dim=100, base_filters=8)
     g, d = gan.generator, gan.discriminator
     assert [l.name for l in g.layers] == [
         "latent", "project_dense", "project_bn", "project_relu", "project_reshape",
@@ -55,7 +55,7 @@ def test_paper_architecture_and_layer_names():
 
 @pytest.mark.parametrize("side, base, stages", [(28, 7, 2), (32, 4, 3), (64, 4, 4), (14, 7, 1), (8, 4, 1)])
 def test_upsampling_stages_follow_the_image_size(side, base, stages):
-    gan = build_dcgan(image_shape=(side, side, 3), latent_dim=4, base_filters=2, compile=False)
+    gan = build_dcgan(input_shape=(side, side, 3), latent_dim=4, base_filters=2, compile=False)
     assert tuple(gan.generator.get_layer("project_reshape").output.shape[1:3]) == (base, base)
     convs = [l for l in gan.generator.layers if isinstance(l, keras.layers.Conv2DTranspose)]
     assert len(convs) == stages
@@ -65,21 +65,21 @@ def test_upsampling_stages_follow_the_image_size(side, base, stages):
 
 def test_paper_parameter_count():
     # 64x64x3, z=100, widths 1024-512-256-128 with 5x5 kernels (the paper's code).
-    gan = build_dcgan(image_shape=(64, 64, 3), latent_dim=100, compile=False)
+    gan = build_dcgan(input_shape=(64, 64, 3), latent_dim=100, compile=False)
     assert gan.generator.count_params() == (100 * 4 * 4 * 1024 + 4 * 4 * 4 * 1024          # project + bn
                                             + 25 * 1024 * 512 + 4 * 512 + 25 * 512 * 256 + 4 * 256
                                             + 25 * 256 * 128 + 4 * 128 + 25 * 128 * 3 + 3)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(image_shape=(30, 30, 1)), ValueError,
-     r"image_shape must be square, with a side of 4\*2\^k or 7\*2\^k \(k >= 1; e\.g\. 28, 32, 64\)\. "
-     r"Received: image_shape=\(30, 30, 1\)"),
-    (dict(image_shape=(28, 32, 1)), ValueError, r"image_shape must be square.*Received: image_shape=\(28, 32, 1\)"),
-    (dict(image_shape=(7, 7, 1)), ValueError, r"image_shape must be square.*Received: image_shape=\(7, 7, 1\)"),
-    (dict(image_shape=(28, 28, 2)), ValueError,
-     r"image_shape must have 1 or 3 channels\. Received: image_shape=\(28, 28, 2\)"),
-    (dict(image_shape=(28, 28)), ValueError, r"image_shape must have 3 dimensions\. Received: image_shape=\(28, 28\)"),
+    (dict(input_shape=(30, 30, 1)), ValueError,
+     r"input_shape must be square, with a side of 4\*2\^k or 7\*2\^k \(k >= 1; e\.g\. 28, 32, 64\)\. "
+     r"Received: input_shape=\(30, 30, 1\)"),
+    (dict(input_shape=(28, 32, 1)), ValueError, r"input_shape must be square.*Received: input_shape=\(28, 32, 1\)"),
+    (dict(input_shape=(7, 7, 1)), ValueError, r"input_shape must be square.*Received: input_shape=\(7, 7, 1\)"),
+    (dict(input_shape=(28, 28, 2)), ValueError,
+     r"input_shape must have 1 or 3 channels\. Received: input_shape=\(28, 28, 2\)"),
+    (dict(input_shape=(28, 28)), ValueError, r"input_shape must have 3 dimensions\. Received: input_shape=\(28, 28\)"),
     (dict(latent_dim=0), ValueError, r"latent_dim must be >= 1\. Received: latent_dim=0"),
     (dict(latent_dim=2.0), TypeError, r"latent_dim must be an integer\. Received: latent_dim=2\.0"),
     (dict(base_filters=0), ValueError, r"base_filters must be >= 1\. Received: base_filters=0"),

@@ -26,7 +26,7 @@ def _tokens(timesteps, vocab, n=16, classes=2, seed=0):
 CASES = {
     "alexnet": (dict(input_shape=(28, 28, 1), num_classes=3, filters=(8, 8, 8, 8, 8), fc_units=(16, 16)),
                 lambda: _images((28, 28, 1)), (16, 3)),
-    "dcgan": (dict(image_shape=(8, 8, 1), latent_dim=4, base_filters=4, kernel_size=3),
+    "dcgan": (dict(input_shape=(8, 8, 1), latent_dim=4, base_filters=4, kernel_size=3),
               lambda: _images((8, 8, 1)), (16, 8, 8, 1)),
     "lstm": (dict(input_shape=(12,), vocab_size=50, embedding_dim=8, units=(8,)),
              lambda: _tokens(12, 50), (16, 1)),

@@ -11,12 +11,12 @@ import hashlib
 import os
 import pathlib
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from recipes import config as config_lib
@@ -312,8 +312,8 @@ def test_generative_recipe_on_a_table_is_refused_before_training(tmp_path):
     data = tmp_path / "table.csv"
     data.write_text("a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40)))
     line = one_error_line(recipes("train", "vae", "--dataset", data, "--run-dir", tmp_path / "r", "--quiet"))
-    assert line == ("recipes train: error: Model 'vae' generates images (its samples and reconstructions are "
-                    "pictures), but dataset 'table' holds table data of shape (2,).")
+    assert line == ("recipes train: error: Model 'vae' trains on images, but dataset 'table' holds tables of "
+                    "features of shape (2,).")
     assert not (tmp_path / "r").exists()
 
 
@@ -332,7 +332,8 @@ def test_scientific_notation_in_flags_set_and_config_files(tmp_path):
 def test_train_help_shows_recipes_and_their_defaults():
     result = recipes("train", "--help")
     assert result.returncode == 0
-    assert "recipe name: alexnet, dcgan, lstm, mlp, vae, vgg16" in " ".join(result.stdout.split())
+    assert "recipe name: one of those below" in " ".join(result.stdout.split())
+    assert "  alexnet  epochs=30, batch_size=128" in result.stdout and "  lstm     epochs=20" in result.stdout
     assert "  vgg16    epochs=30, batch_size=128, preset=small" in result.stdout
     assert "  dcgan    epochs=50, batch_size=64, validation_split=0.0" in result.stdout
 
@@ -394,3 +395,19 @@ def test_a_run_made_before_markers_is_still_recognised(tmp_path):
     (run / "config.yaml").write_text("model: mine\n")  # a user's own file of that name is not enough
     with pytest.raises(rundir.RunDirError, match="holds files recipes did not write"):
         rundir.check_usable(run)
+
+
+@pytest.mark.parametrize("model, data, message", [
+    ("mlp", "tokens", "Model 'mlp' trains on images or tables of features or real-valued sequences, but dataset "
+                      "'t' holds token ids of shape (5,)."),
+    ("lstm", "table", "Model 'lstm' trains on token ids or real-valued sequences or images (read row by row), but "
+                      "dataset 't' holds tables of features of shape (5,)."),
+    ("dcgan", "table", "Model 'dcgan' trains on images, but dataset 't' holds tables of features of shape (5,)."),
+])
+def test_recipe_and_data_form_mismatch_is_refused_from_the_registry(model, data, message):
+    from recipes.datasets import DatasetInfo
+    info = DatasetInfo(name="t", kind="sequence" if data == "tokens" else "table", input_shape=(5,), num_classes=2,
+                       class_names=("a", "b"), value_range=None, num_train=4, num_val=0, num_test=0,
+                       vocab_size=9 if data == "tokens" else None)
+    with pytest.raises(config_lib.ConfigError, match="^" + re.escape(message) + "$"):
+        training.check_compatible(model, info)

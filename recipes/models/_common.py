@@ -6,50 +6,15 @@ argument fails in one line that names the argument and the value received.
 
 from __future__ import annotations
 
-import numbers
 
 import keras
 import numpy as np
 
+from recipes._checks import (check_choice, check_int, check_int_tuple, check_rate, check_shape,  # noqa: F401
+                             is_int, is_real)
+
 OPTIMIZERS = ("adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw",
               "ftrl", "lion", "nadam", "rmsprop", "sgd")
-
-
-def check_int(name: str, value, minimum: int = 1) -> int:
-    """Returns `value` as an int, or raises if it is not an integer >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}. Received: {name}={value!r}")
-    return int(value)
-
-
-def check_int_tuple(name: str, value, minimum: int = 1) -> tuple[int, ...]:
-    """Returns a non-empty sequence of integers >= `minimum` as a tuple (an int counts as one)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value,)
-    if not isinstance(value, (list, tuple)) or not value:
-        raise TypeError(f"{name} must be an integer or a non-empty list of integers. "
-                        f"Received: {name}={value!r}")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-            raise ValueError(f"{name} must contain integers >= {minimum}. Received: {name}={value!r}")
-    return tuple(int(v) for v in value)
-
-
-def check_rate(name: str, value) -> float:
-    """Returns a dropout-like rate in [0, 1) as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1). Received: {name}={value!r}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1). Received: {name}={value!r}")
-    return float(value)
-
-
-def check_choice(name: str, value, choices) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}. Received: {name}={value!r}")
-    return value
 
 
 def check_activation(name: str, value):
@@ -61,32 +26,6 @@ def check_activation(name: str, value):
     except (ValueError, TypeError):
         raise ValueError(f"Unknown activation for {name}. Received: {name}={value!r}") from None
     return value
-
-
-def check_shape(name: str, value, rank: int, min_size: int | None = None,
-                allow_none: bool = False) -> tuple:
-    """Validates a static input shape (no batch axis) of the given rank.
-
-    Args:
-        name: argument name used in messages.
-        value: the shape the user gave.
-        rank: the number of axes it must have.
-        min_size: if given, the minimum of every axis but the last (spatial axes of images).
-        allow_none: accept `None` for an axis of variable length (sequence timesteps).
-    """
-    if not isinstance(value, (list, tuple)):
-        raise TypeError(f"{name} must be a tuple of {rank} integers. Received: {name}={value!r}")
-    if len(value) != rank:
-        raise ValueError(f"{name} must have {rank} dimensions. Received: {name}={tuple(value)!r}")
-    for v in value:
-        if v is None and allow_none:
-            continue
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must contain positive integers. Received: {name}={tuple(value)!r}")
-    if min_size is not None and min(value[:-1]) < min_size:
-        spatial = "x".join([str(min_size)] * (rank - 1))
-        raise ValueError(f"Input size must be at least {spatial}. Received: {name}={tuple(value)!r}")
-    return tuple(None if v is None else int(v) for v in value)
 
 
 def output_dtype():
@@ -122,8 +61,7 @@ def make_optimizer(optimizer, learning_rate=None):
         ValueError: for an unknown name or a non-positive learning rate.
     """
     if learning_rate is not None:
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
-                or learning_rate <= 0:
+        if not is_real(learning_rate) or learning_rate <= 0:
             raise ValueError(f"learning_rate must be a positive number. Received: learning_rate={learning_rate!r}")
     if isinstance(optimizer, keras.optimizers.Optimizer):
         if learning_rate is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 
 import keras
 from keras import ops
@@ -203,24 +202,25 @@ def _optimizer(value, name):
     raise TypeError(f"{name} must be an optimizer name or a keras.optimizers.Optimizer. Received: {name}={value!r}")
 
 
-def _stages(image_shape):
+def _stages(input_shape):
     """Returns `(base, k)` with side == base * 2**k, or raises."""
-    side = image_shape[0]
+    side = input_shape[0]
     for base in _BASES:
         size, k = base, 0
         while size < side:
             size, k = size * 2, k + 1
-        if size == side and k >= 1 and image_shape[1] == side:
+        if size == side and k >= 1 and input_shape[1] == side:
             return base, k
-    raise ValueError(f"image_shape must be {_SUPPORTED}. Received: image_shape={tuple(image_shape)!r}")
+    raise ValueError(f"input_shape must be {_SUPPORTED}. Received: input_shape={tuple(input_shape)!r}")
 
 
-@register_model("dcgan", task="generation", inputs="image",
+@register_model("dcgan", task="generation", inputs="image", value_range=(-1.0, 1.0), image_side=28,
+                defaults={"epochs": 50, "batch_size": 64, "validation_split": 0.0},
                 description="DCGAN (Radford et al. 2015): strided-conv discriminator, "
                             "transposed-conv generator, batch norm, Adam 2e-4/0.5")
 def build_dcgan(
     *,
-    image_shape=(28, 28, 1),
+    input_shape=(28, 28, 1),
     latent_dim: int = 100,
     base_filters: int = 128,
     kernel_size: int = 5,
@@ -251,7 +251,7 @@ def build_dcgan(
     - [Radford, Metz & Chintala, 2015](https://arxiv.org/abs/1511.06434)
 
     Args:
-        image_shape: `(H, W, C)` of the images, square with a side of
+        input_shape: `(H, W, C)` of the images, square with a side of
             `4*2^k` or `7*2^k` (k >= 1), C 1 or 3. Defaults to `(28, 28, 1)`.
         latent_dim: size of the latent vectors. Defaults to `100`.
         base_filters: filters of the generator's last hidden layer and the
@@ -272,15 +272,15 @@ def build_dcgan(
     Raises:
         ValueError, TypeError: for an invalid argument; the message names it.
     """
-    image_shape = c.check_shape("image_shape", image_shape, rank=3)
-    if image_shape[-1] not in (1, 3):
-        raise ValueError(f"image_shape must have 1 or 3 channels. Received: image_shape={image_shape!r}")
-    base, k = _stages(image_shape)
+    input_shape = c.check_shape("input_shape", input_shape, rank=3)
+    if input_shape[-1] not in (1, 3):
+        raise ValueError(f"input_shape must have 1 or 3 channels. Received: input_shape={input_shape!r}")
+    base, k = _stages(input_shape)
     latent_dim = c.check_int("latent_dim", latent_dim)
     base_filters = c.check_int("base_filters", base_filters)
     kernel_size = c.check_int("kernel_size", kernel_size)
     label_smoothing = c.check_rate("label_smoothing", label_smoothing)
-    if isinstance(beta_1, bool) or not isinstance(beta_1, numbers.Real) or not 0 <= beta_1 < 1:
+    if not c.is_real(beta_1) or not 0 <= beta_1 < 1:
         raise ValueError(f"beta_1 must be in [0, 1). Received: beta_1={beta_1!r}")
     d_optimizer = c.make_optimizer(keras.optimizers.Adam(beta_1=beta_1, name="d_adam"), learning_rate)
     g_optimizer = c.make_optimizer(keras.optimizers.Adam(beta_1=beta_1, name="g_adam"), learning_rate)
@@ -299,12 +299,12 @@ def build_dcgan(
         x = keras.layers.Conv2DTranspose(filters, use_bias=False, name=f"block{i}_convT", **conv)(x)
         x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
         x = keras.layers.ReLU(name=f"block{i}_relu")(x)
-    images = keras.layers.Conv2DTranspose(image_shape[-1], activation="tanh", dtype=c.output_dtype(),
+    images = keras.layers.Conv2DTranspose(input_shape[-1], activation="tanh", dtype=c.output_dtype(),
                                           name="output_convT", **conv)(x)
     generator = keras.Model(latent, images, name="generator")
 
     # Discriminator: strided convolutions, no batch norm on the input layer.
-    inputs = keras.Input(shape=image_shape, name="images")
+    inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
     for i, filters in enumerate(reversed(widths), start=1):
         x = keras.layers.Conv2D(filters, use_bias=i == 1, name=f"block{i}_conv", **conv)(x)

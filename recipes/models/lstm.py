@@ -14,7 +14,8 @@ from recipes.registry import register_model
 MAX_UNROLL_STEPS = 32
 
 
-@register_model("lstm", task="classification", inputs="sequence",
+@register_model("lstm", task="classification", inputs="sequence", data=("tokens", "sequence", "image"),
+                images_as_rows=True, defaults={"epochs": 20, "batch_size": 64},
                 description="(Bidirectional) stacked LSTM sequence classifier; defaults are the keras-io "
                             "IMDB example (Embedding 20000x128, 2x BiLSTM 64)")
 def build_lstm(

@@ -8,7 +8,8 @@ from recipes.models import _common as c
 from recipes.registry import register_model
 
 
-@register_model("mlp", task="classification", inputs="any",
+@register_model("mlp", task="classification", inputs="any", data=("image", "table", "sequence"),
+                defaults={"epochs": 20, "batch_size": 128},
                 description="Multi-layer perceptron (the classic Keras MNIST MLP: 2x Dense 512, dropout 0.2)")
 def build_mlp(
     *,

@@ -147,7 +147,7 @@ class VAE(keras.Model):
         return cls(**config)
 
 
-@register_model("vae", task="generation", inputs="any",
+@register_model("vae", task="generation", inputs="any", defaults={"epochs": 30, "batch_size": 64},
                 description="Variational autoencoder (Kingma & Welling 2013; the keras-io conv VAE)")
 def build_vae(
     *,

@@ -34,7 +34,8 @@ _CONVS_PER_BLOCK = (2, 2, 3, 3, 3)  # configuration D
 _WEIGHT_FILES = (".weights.h5", ".keras", ".h5", ".hdf5")
 
 
-@register_model("vgg16", task="classification", inputs="image",
+@register_model("vgg16", task="classification", inputs="image", image_side=32,
+                defaults={"epochs": 30, "batch_size": 128, "model_args": {"preset": "small"}},
                 description="VGG16 (configuration D) as keras.applications.VGG16; "
                             "preset='small' (batch norm, small head) for 32x32 images")
 def build_vgg16(

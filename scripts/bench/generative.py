@@ -35,7 +35,7 @@ from keras import ops  # noqa: E402
 
 from recipes import build_dcgan, build_mlp, build_vae  # noqa: E402
 from recipes.plots import save_image_grid  # noqa: E402
-from recipes.config import RECIPE_DEFAULTS  # noqa: E402
+from recipes.registry import get_spec  # noqa: E402
 from recipes.datasets import load_dataset  # noqa: E402
 from recipes.hardware import describe_machine  # noqa: E402
 
@@ -124,7 +124,7 @@ def bench_vae(epochs, out):
     keras.utils.set_random_seed(0)
     x_train = as_array(digits((0.0, 1.0), labels=False)[0])
     x_test = as_array(digits((0.0, 1.0), labels=False)[1])
-    batch = RECIPE_DEFAULTS["vae"]["batch_size"]
+    batch = get_spec("vae").defaults["batch_size"]
     rows = []
     for name, model, batch_size in (("recipes build_vae", build_vae(input_shape=(28, 28, 1), seed=0), batch),
                                     ("keras-io VAE", keras_io_vae(), 128)):
@@ -145,9 +145,9 @@ def bench_dcgan(epochs, out):
     accuracy = classifier.evaluate(test, verbose=0, return_dict=True)["accuracy"]
 
     images = as_array(digits((-1.0, 1.0), labels=False)[0])
-    gan = build_dcgan(image_shape=(28, 28, 1), seed=0)
+    gan = build_dcgan(input_shape=(28, 28, 1), seed=0)
     start = time.perf_counter()
-    gan.fit(images, epochs=epochs, batch_size=RECIPE_DEFAULTS["dcgan"]["batch_size"], verbose=0)
+    gan.fit(images, epochs=epochs, batch_size=get_spec("dcgan").defaults["batch_size"], verbose=0)
     seconds = time.perf_counter() - start
     samples = gan.generate(1000, seed=0)
     save_image_grid(samples[:64], out / "dcgan_samples.png", value_range=gan.value_range)
