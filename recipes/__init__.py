@@ -22,10 +22,10 @@ TensorFlow (the `recipes` command quiets TensorFlow's start-up notices first).
 
 __version__ = "0.1.0"
 
-# name -> module that defines it, imported on first use
+# name -> module that defines it, imported on first use (and every `build_*` of recipes.models)
 _LAZY = {
     **{name: "recipes.models" for name in ("build_alexnet", "build_dcgan", "build_lstm", "build_mlp",
-                                           "build_vae", "build_vgg16")},
+                                           "build_vae", "build_vgg16")},  # listed for dir() and `import *`
     "get_model": "recipes.registry",
     "list_models": "recipes.registry",
     "load_dataset": "recipes.datasets",
@@ -37,12 +37,13 @@ __all__ = [*_LAZY, "__version__"]
 
 
 def __getattr__(name):
-    if name in _LAZY:
+    if name in _LAZY or name.startswith("build_"):
         import importlib
 
-        if name == "get_model" or name == "list_models":
-            importlib.import_module("recipes.models")  # registers every recipe
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        models = importlib.import_module("recipes.models")  # registers every recipe
+        if name not in _LAZY and name not in models.__all__:
+            raise AttributeError(f"module 'recipes' has no attribute {name!r}")
+        value = getattr(importlib.import_module(_LAZY.get(name, "recipes.models")), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'recipes' has no attribute {name!r}")
