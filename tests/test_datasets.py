@@ -281,7 +281,8 @@ def test_csv_bad_files(tmp_path, text, message):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda p: p.write_bytes(b"not a zip at all"), r"Could not read .*bad\.npz: not a valid \.npz file"),
+    (lambda p: p.write_bytes(b"not a zip at all"), r"Could not read .*bad\.npz: not a valid \.npz \(zip\) file "
+                                                    r"\(File is not a zip file\)\.$"),
     (lambda p: p.write_bytes(_write_npz(p).read_bytes()[:300]), r"Could not read .*bad\.npz"),
     (lambda p: np.savez(p, x_train=np.zeros((3, 4, 4))), r"bad\.npz is missing the key\(s\) y_train"),
     (lambda p: _write_npz(p, y_test=None), r"missing the key\(s\) y_test"),
@@ -617,3 +618,153 @@ def test_image_folders_decode_to_finite_values(tmp_path):
     train, _, _ = load_dataset(tmp_path / "imgs", validation_split=0, value_range=(-1.0, 1.0))
     x, _ = _collect(train)
     assert np.isfinite(x).all() and x.min() == -1.0 and x.max() == 1.0
+
+
+# ----------------------------------- damaged files: one line naming the file, found up front
+
+
+def _compressed_npz_failing_lazily(path):
+    """A savez_compressed file with bytes flipped in its deflate stream, where np.load
+    itself fails late, with zlib.error (found by trying offsets from the middle)."""
+    import zlib
+    x = np.random.default_rng(0).integers(0, 4, (200, 8, 8), dtype=np.uint8)
+    np.savez_compressed(path, x_train=x, y_train=np.arange(200) % 4)
+    good = path.read_bytes()
+    for offset in range(len(good) // 2, len(good)):
+        damaged = bytearray(good)
+        damaged[offset:offset + 3] = bytes(b ^ 0xFF for b in damaged[offset:offset + 3])
+        path.write_bytes(bytes(damaged))
+        try:
+            with np.load(path) as f:
+                f["x_train"]
+        except zlib.error:
+            return path
+        except Exception:  # noqa: BLE001, S110 - another error: try the next offset
+            pass
+    raise AssertionError("no offset gives zlib.error")
+
+
+def _write_npy(path):
+    """A .npy file (one array, not a zip) under the name `path`."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((4, 3)))
+    path.write_bytes(buffer.getvalue())
+
+
+def _patch_central_directory(path, offset, value):
+    """Sets a 2-byte field of every central-directory entry of a zip (8: flags, 10: method)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        data[at + offset:at + offset + 2] = value.to_bytes(2, "little")
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (_compressed_npz_failing_lazily,
+     r"^Could not read .*bad\.npz: the file is corrupted \('x_train\.npy': Error -3 while decompressing data: "),
+    (lambda p: _patch_central_directory(_write_npz(p), 8, 1),  # "encrypted": RuntimeError in zipfile
+     r"^Could not read .*bad\.npz: the file is corrupted \('x_train\.npy': File .* is encrypted, password "),
+    (lambda p: _patch_central_directory(_write_npz(p), 10, 99),  # AES: NotImplementedError in zipfile
+     r"^Could not read .*bad\.npz: the file is corrupted \('x_train\.npy': That compression method is not "),
+    (lambda p: p.write_bytes(_write_npz(p).read_bytes()[:-40]),
+     r"^Could not read .*bad\.npz: not a valid \.npz \(zip\) file \("),
+    (lambda p: p.write_text("x,y\n1,2\n"),  # np.load would suggest allow_pickle
+     r"^Could not read .*bad\.npz: not a valid \.npz \(zip\) file \(File is not a zip file\)\.$"),
+    (_write_npy,
+     r"^Could not read .*bad\.npz: not a valid \.npz \(zip\) file; it holds one \.npy array: save with np\.savez"),
+    (lambda p: np.savez(p, x_train=np.array([[1, 2], [3]], dtype=object), y_train=np.arange(2)),
+     (r"^.*bad\.npz: x_train is an object array, refused for safety \(reading it would unpickle, which can "
+      r"run any code\); save arrays of numbers or strings\. Received: dtype object$")),
+])
+def test_damaged_npz_is_one_line(tmp_path, make, message):
+    path = tmp_path / "bad.npz"
+    make(path)
+    with pytest.raises(ValueError, match=message) as e:
+        load_dataset(path)
+    assert "\n" not in str(e.value) and "allow_pickle" not in str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty"])
+def test_an_unreadable_image_is_named_before_any_pipeline_exists(tmp_path, damage):
+    root = _image_folder(tmp_path / "imgs", per_class=6)
+    bad = root / "dog" / "5.png"
+    good = bad.read_bytes()
+    bad.write_bytes({"random bytes": np.random.default_rng(0).bytes(300),
+                     "truncated": good[:len(good) // 2], "empty": b""}[damage])
+    expected = {"random bytes": "Unknown image file format. One of JPEG",
+                "truncated": "Invalid PNG", "empty": "Input is empty"}[damage]
+    for split in (0, 0.5):  # the file is in train or in val
+        with pytest.raises(ValueError, match=rf"^Could not decode the image {bad}: {expected}") as e:
+            load_dataset(root, validation_split=split)
+        assert "\n" not in str(e.value) and str(e.value).endswith(". Remove or replace it.")
+
+
+def test_image_folder_too_small_for_the_validation_split(tmp_path):
+    root = _image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=3)
+    with pytest.raises(ValueError) as e:
+        load_dataset(root, validation_split=0.1)
+    assert str(e.value) == f"validation_split=0.1 of the 6 training examples of {root} leaves no validation examples."
+
+
+def test_image_folders_log_no_autograph_warning(tmp_path, caplog, capfd):
+    root = _image_folder(tmp_path / "imgs")
+    for labels in (True, False):
+        train, val, _ = load_dataset(root, labels=labels, validation_split=0.25)
+        next(iter(train)), next(iter(val))
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "AutoGraph could not transform" not in logged
+
+
+# ---------------------------------------------------------- labels: 0..K-1, at least 2 classes
+
+
+def test_a_stray_label_is_refused_not_made_into_classes(tmp_path):
+    y = np.arange(20) % 10
+    y[7] = 100000
+    npz = _write_npz(tmp_path / "stray.npz", y_train=y, test=0)
+    with pytest.raises(ValueError) as e:
+        load_dataset(npz)
+    assert str(e.value) == (f"{npz}: labels must be 0..K-1 with every class present; classes 10, 11, 12, 13, 14, "
+                            f"15, 16, 17, 18, 19, ... (99990 of 100001) have no training example. "
+                            f"Received: labels from 0 to 100000")
+    csv = tmp_path / "stray.csv"
+    csv.write_text("".join(f"{i},{label}\n" for i, label in enumerate([0, 1, 2, 4, 4.0, 1])))
+    with pytest.raises(ValueError) as e:
+        load_dataset(csv)
+    assert str(e.value) == (f"{csv}: labels must be 0..K-1 with every class present; class 3 (1 of 5) has no "
+                            f"training example. Received: labels from 0 to 4")
+    huge = _write_npz(tmp_path / "huge.npz", y_train=np.where(np.arange(20) == 3, 1e300, np.arange(20) % 2), test=0)
+    with pytest.raises(ValueError, match=r"classes 2, 3, .* \(1e\+300 of 1e\+300\) have no training example\. "
+                                         r"Received: labels from 0 to 1e\+300$"):
+        load_dataset(huge)
+
+
+def test_a_test_label_unseen_in_training_is_refused(tmp_path):
+    path = _write_npz(tmp_path / "t.npz", classes=3, y_test=np.array([0, 1, 2, 3, 0, 1, 2, 0]))
+    with pytest.raises(ValueError) as e:
+        load_dataset(path)
+    assert str(e.value) == (f"{path}: labels must be 0..K-1 with every class present; class 3 (1 of 4) has no "
+                            f"training example. Received: labels from 0 to 3")
+
+
+def test_one_class_is_refused_for_a_classifier_only(tmp_path):
+    message = "the data holds one class ({}); a classifier needs at least 2. " \
+              "Pass labels=False to read the data without labels."
+    npz = _write_npz(tmp_path / "one.npz", classes=1)
+    csv = tmp_path / "one.csv"
+    csv.write_text("".join(f"{i},0\n" for i in range(6)))
+    for path in (npz, csv):
+        with pytest.raises(ValueError) as e:
+            load_dataset(path)
+        assert str(e.value) == f"{path}: " + message.format("label 0")
+        train, _, info = load_dataset(path, labels=False, validation_split=0)
+        assert info.num_classes == 1 and len(_collect(train)) == info.num_train
+    root = _image_folder(tmp_path / "imgs", classes=("cat",), per_class=10)
+    with pytest.raises(ValueError) as e:
+        load_dataset(root)
+    assert str(e.value) == f"{root}: " + message.format("label 0, the folder 'cat'")
+    train, _, info = load_dataset(root, labels=False, validation_split=0)
+    assert _collect(train).shape == (10, 5, 7, 3)

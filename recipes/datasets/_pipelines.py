@@ -9,6 +9,8 @@ Each builder returns its datasets and the fields of a `DatasetInfo`.
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -72,7 +74,11 @@ def _image_transform(raw_max, value_range, native_channels, *, image_size, chann
 def _pipeline(x, y, transform, *, batch_size, seed, cache):
     """`x` (and labels `y`) in memory -> batches. `seed=None`: no shuffling."""
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
-    fn = None if transform is None else (transform if y is None else lambda a, b: (transform(a), b))
+
+    def with_labels(x, y):
+        return transform(x), y
+
+    fn = None if transform is None else (transform if y is None else with_labels)
     if cache and fn is not None:
         # transform once, in big vectorised chunks, and keep the result in memory
         ds = ds.batch(_CHUNK).map(fn, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
@@ -104,6 +110,8 @@ def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_
         raise ValueError(f"{a.source} has no test split (x_test, y_test). Received: return_test=True")
     if labels and a.y_train is None:
         raise ValueError(f"{a.source} has no labels (y_train). Pass labels=False to read images alone.")
+    if labels:
+        _check_classes(a.source, a.class_names)
     x_train, x_test = a.x_train, a.x_test
     transform, info_range = None, None
     if a.kind == "image":
@@ -164,7 +172,10 @@ def from_folder(root, *, batch_size, image_size, channels, value_range, validati
     if return_test is True and not split_layout:
         raise ValueError(f"{root} has no test split: lay it out as {root}/train/<class>/ and "
                          f"{root}/test/<class>/. Received: return_test=True")
-    first = _first_image(train_root)
+    first, count = _first_image(train_root)
+    if validation_split and int(validation_split * count) == 0:  # Keras would say "No training images"
+        raise ValueError(f"validation_split={validation_split} of the {count} training examples of "
+                         f"{train_root} leaves no validation examples.")
     native = 1 if first.shape[-1] < 3 else 3  # gray+alpha -> gray, RGBA -> RGB
     out_channels = channels or native
     size = image_size or tuple(int(d) for d in first.shape[:2])
@@ -179,12 +190,23 @@ def from_folder(root, *, batch_size, image_size, channels, value_range, validati
     else:
         train, val = read(train_root, shuffle=True), None
     class_names = tuple(train.class_names)
+    if labels:
+        _check_classes(root, class_names, folders=True)
     test = (read(root / "test", shuffle=False, class_names=list(class_names))
             if return_test and split_layout else None)
+    # every file now, not at the first epoch, where TensorFlow's error names none
+    _check_images([f for ds in (train, val, test) if ds is not None for f in ds.file_paths], out_channels)
 
     transform = _image_transform(255.0, value_range, out_channels, image_size=None,
                                  channels=out_channels, as_sequence=as_sequence)
-    fn = (lambda x, y: (transform(x), y)) if labels else (lambda x, y: transform(x))
+
+    def with_labels(x, y):  # named functions: AutoGraph cannot read lambdas sharing a line
+        return transform(x), y
+
+    def without_labels(x, y):
+        return transform(x)
+
+    fn = with_labels if labels else without_labels
 
     def build(ds, shuffle):
         # decode + resize happen once: the cache keeps the decoded, scaled images
@@ -208,14 +230,41 @@ def from_folder(root, *, batch_size, image_size, channels, value_range, validati
 
 
 def _first_image(root):
-    """Decodes the first image (in sorted order) under `root`'s class folders."""
+    """Decodes the first image (in sorted order) under `root`'s class folders; returns it
+    and the number of images."""
     classes = sorted(p for p in root.iterdir() if p.is_dir())
     files = [f for d in classes for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_FORMATS]
     if not files:
         where = "its class sub-folders" if classes else "class sub-folders (there are none)"
         raise ValueError(f"No images found in {root}: expected {', '.join(IMAGE_FORMATS)} files in "
                          f"{where}, one sub-folder per class.")
+    return _decode(files[0]), len(files)
+
+
+def _decode(path, channels=0):
+    """Decodes an image file as image_dataset_from_directory does, or raises one line naming it."""
     try:
-        return tf.io.decode_image(tf.io.read_file(str(files[0])), expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-        raise ValueError(f"Could not decode the image {files[0]}: {e.message}") from None
+        return tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False)
+    except tf.errors.OpError as e:
+        # "{{function_node __wrapped__DecodeImage_device_...}} Invalid PNG data, size 1586 [Op:DecodeImage]"
+        reason = " ".join(re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message).split()).rstrip(".")
+        colour_only = re.search(r"for (GIF|BMP)\b", reason)
+        if colour_only:
+            raise ValueError(f"Could not decode the image {path}: {reason}. {colour_only[1]} files are read "
+                             f"in colour only: pass channels=3, or convert it to PNG.") from None
+        raise ValueError(f"Could not decode the image {path}: {reason or type(e).__name__}. "
+                         f"Remove or replace it.") from None
+
+
+def _check_images(paths, channels):
+    """Decodes every image once, as the pipeline will (about 0.1 ms a small PNG), so a
+    random, truncated or unreadable file is reported now, by name, not in an epoch."""
+    for path in paths:
+        _decode(path, channels)
+
+
+def _check_classes(source, class_names, folders=False):
+    if class_names is not None and len(class_names) == 1:
+        what = f"label 0, the folder {class_names[0]!r}" if folders else "label 0"
+        raise ValueError(f"{source}: the data holds one class ({what}); a classifier needs at least 2. "
+                         f"Pass labels=False to read the data without labels.")

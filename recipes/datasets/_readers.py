@@ -10,14 +10,17 @@ import csv
 import dataclasses
 import gzip
 import io
+import lzma
 import os
 import pathlib
 import pickle
 import site
+import struct
 import sys
 import sysconfig
 import tarfile
 import zipfile
+import zlib
 
 import keras
 import numpy as np
@@ -187,32 +190,81 @@ def _read_cifar(name, source):
                     class_names=class_names, raw_max=RAW_MAX[name], image_shape=(32, 32, 3))
 
 
-def _load_npz_with_objects(path):
-    """`np.load` for an .npz whose arrays may hold Python lists (dtype=object), as
-    imdb.npz does, unpickling numpy arrays only."""
+# What zipfile, zlib, lzma and np.lib.format raise for a damaged archive or member: a
+# CRC mismatch, a broken deflate stream, a cut file, an unsupported compression method
+# (NotImplementedError), an encrypted member (RuntimeError), a name that is not UTF-8 ...
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error, KeyError,
+               NotImplementedError, RuntimeError, OverflowError, MemoryError, OSError, ValueError, TypeError)
+
+
+def _reason(e):
+    """An exception's message on one line, cut to a readable length."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _load_npz(path, *, objects=False):
+    """The arrays of an .npz, all read now: `np.load` reads members lazily, so a damaged
+    member would fail later, with zlib's or zipfile's own error. Object arrays (which
+    need pickle) are refused, or with `objects=True` (imdb.npz holds lists) unpickled
+    with `_NumpyOnlyUnpickler`."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise ValueError(f"Could not read {path}: {_reason(e)}.") from None
+    try:
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as e:
+        hint = "; it holds one .npy array: save with np.savez" if magic == b"\x93NUMPY" else ""
+        raise ValueError(f"Could not read {path}: not a valid .npz (zip) file{hint} ({_reason(e)}).") from None
     out = {}
-    with zipfile.ZipFile(path) as zf:
-        for member in zf.namelist():
-            key = member[:-4] if member.endswith(".npy") else member
-            with zf.open(member) as f:
-                version = np.lib.format.read_magic(f)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                    else np.lib.format.read_array_header_2_0
-                _, _, dtype = read_header(f)
-                if dtype.hasobject:
-                    out[key] = _unpickle(f, path)
-                    continue
-            with zf.open(member) as f:
-                out[key] = np.lib.format.read_array(f, allow_pickle=False)
+    with archive:
+        for member in archive.infolist():
+            key = member.filename.removesuffix(".npy")
+            try:
+                with archive.open(member) as f:
+                    shape, fortran, dtype = _npy_header(f)
+                    if not dtype.hasobject:
+                        out[key] = _npy_data(f, member.file_size - f.tell(), shape, fortran, dtype)
+                        continue
+            except _ZIP_ERRORS as e:
+                raise ValueError(f"Could not read {path}: the file is corrupted ({member.filename!r}: "
+                                 f"{_reason(e)}).") from None
+            if not objects:
+                raise ValueError(f"{path}: {key} is an object array, refused for safety (reading it would "
+                                 f"unpickle, which can run any code); save arrays of numbers or strings. "
+                                 f"Received: dtype {dtype}")
+            with archive.open(member) as f:
+                _npy_header(f)
+                out[key] = _unpickle(f, path)
     return out
+
+
+def _npy_header(f):
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(f)
+
+
+def _npy_data(f, available, shape, fortran, dtype):
+    """Reads the array after a .npy header into memory, then to the end of the member,
+    where zipfile checks the CRC."""
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size != available:
+        raise ValueError(f"its header describes {size} bytes of data, the member holds {available}")
+    array = np.empty(shape[::-1] if fortran else shape, dtype)
+    if size and f.readinto(memoryview(array.reshape(-1).view(np.uint8))) != size or f.read(1):
+        raise ValueError("the data is cut short or too long")
+    return array.T if fortran else array
 
 
 def _read_imdb(path, *, vocab_size, sequence_length):
     try:
-        f = _load_npz_with_objects(path)
+        f = _load_npz(path, objects=True)
         raw = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
-        raise ValueError(f"Could not read {path}: not a valid imdb.npz ({e}).") from None
+    except KeyError as e:
+        raise ValueError(f"Could not read {path}: not a valid imdb.npz (no array {e}).") from None
 
     def tokens(reviews):
         # Keras's layout: 1 starts a review, 2 is out of vocabulary, word i is i + 3.
@@ -236,11 +288,7 @@ def read_npz(path, *, name=None, class_names=None, raw_max=None, image_shape=Non
              vocab_size=None, labels=True) -> Arrays:
     """Reads an .npz in the Keras layout: `x_train`, `y_train`, and optionally `x_test`,
     `y_test` and `class_names`. `y_*` may be left out when `labels=False`."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise ValueError(f"Could not read {path}: not a valid .npz file ({e}).") from None
+    data = _load_npz(path)
     return read_mapping(data, source=path, name=name or pathlib.Path(path).stem, class_names=class_names,
                         raw_max=raw_max, image_shape=image_shape, vocab_size=vocab_size, labels=labels)
 
@@ -290,6 +338,9 @@ def read_mapping(data, *, source, name, class_names=None, raw_max=None, image_sh
                          f"x_train, y_train and optionally x_test, y_test. Found: {', '.join(sorted(data))}")
     if class_names is None and "class_names" in data:
         class_names = tuple(str(c) for c in np.asarray(data["class_names"]).ravel())
+        if not class_names:
+            raise ValueError(f"{path}: class_names is empty; it must name every class, label i "
+                             f"at index i. Received: shape {np.shape(data['class_names'])}")
     x = data["x_train"]
     if x.dtype.kind not in "uif":
         raise ValueError(f"{path}: x_train must hold numbers. Received: dtype {x.dtype}")
@@ -307,11 +358,14 @@ def read_csv(path) -> Arrays:
     column) holds integer labels, the other columns are the features. A first row that is
     not all numbers is a header."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # Excel writes a BOM
             rows = [(i, row) for i, row in enumerate(csv.reader(f), start=1)
                     if any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"Could not read {path}: {e}.") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"Could not read {path}: it is not UTF-8 text. Received: byte "
+                         f"{e.object[e.start:e.start + 1].hex()} at offset {e.start}") from None
+    except (OSError, csv.Error) as e:
+        raise ValueError(f"Could not read {path}: {_reason(e)}.") from None
     header = None
     if rows and not all(_is_number(c) for c in rows[0][1]):
         header = [c.strip() for c in rows[0][1]]
@@ -341,6 +395,23 @@ def read_csv(path) -> Arrays:
     return _checked(path, pathlib.Path(path).stem, "table", x, y)
 
 
+def _number(value):
+    """A label for a message: 100000, not 100000.0 or a 300-digit integer."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def _missing_classes(present, high, limit=11):
+    """Up to `limit` of the classes 0..high that are not in the sorted labels `present`."""
+    missing, have = [], set(present.tolist())
+    label = 0
+    while len(missing) < limit and label <= high:
+        if label not in have:
+            missing.append(label)
+        label += 1
+    return missing
+
+
 def _is_number(text):
     try:
         float(text)
@@ -362,8 +433,9 @@ def _checked(path, name, kind, x_train, y_train, x_test=None, y_test=None, *, cl
             continue
         if x.dtype.kind not in "uif":
             raise ValueError(f"{path}: {key} must hold numbers. Received: dtype {x.dtype}")
-        if len(x) == 0:
-            raise ValueError(f"{path}: {key} is empty. Received: shape {x.shape}")
+        if x.ndim == 0 or len(x) == 0:
+            raise ValueError(f"{path}: {key} is {'a single number' if x.ndim == 0 else 'empty'}; it must hold "
+                             f"examples along its first axis. Received: shape {x.shape}")
         # checked in float32, the type training sees: 1e40 in a float64 array becomes inf there
         with np.errstate(over="ignore"):
             finite = np.isfinite(x if x.dtype.itemsize <= 4 else x.astype(np.float32)) if x.dtype.kind == "f" else None
@@ -400,19 +472,34 @@ def _checked(path, name, kind, x_train, y_train, x_test=None, y_test=None, *, cl
         if x is not None and len(y) != len(x):
             raise ValueError(f"{path}: x_{split} and y_{split} must have the same length. "
                              f"Received: {len(x)} and {len(y)}")
-        if y.dtype.kind not in "uif" or (y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0)):
+        with np.errstate(invalid="ignore"):  # NaN and inf are not integers either
+            integers = y.dtype.kind in "ui" or y.dtype.kind == "f" and bool(np.all(np.mod(y, 1) == 0))
+        if not integers:
             raise ValueError(f"{path}: y_{split} must hold integer labels. Received: dtype {y.dtype}, "
                              f"first values {y[:5].tolist()}")
         ys[split] = y
     labelled = [y for y in ys.values() if y is not None]
     if labelled:
-        low = min(int(y.min()) for y in labelled)
-        high = max(int(y.max()) for y in labelled)
+        low, high = min(y.min() for y in labelled), max(y.max() for y in labelled)
+        received = f"Received: labels from {_number(low)} to {_number(high)}"
         if class_names is None:
+            if low < 0:
+                top = _number(high) if high > 0 else "K-1"
+                raise ValueError(f"{path}: labels must be in 0..{top}. {received}")
+            # inferred classes are 0..max: a stray label (100000 among 0..9) must not make
+            # a 100,001-class model, so every class needs a training example
+            present = np.unique(ys["train"] if ys["train"] is not None else np.concatenate(labelled))
+            high = int(high)
+            missing = _missing_classes(present, high)
+            if missing:
+                shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+                what = f"classes {shown}" if len(missing) > 1 else f"class {shown}"
+                raise ValueError(f"{path}: labels must be 0..K-1 with every class present; {what} "
+                                 f"({_number(high + 1 - len(present))} of {_number(high + 1)}) "
+                                 f"{'have' if len(missing) > 1 else 'has'} no training example. {received}")
             class_names = tuple(str(i) for i in range(high + 1))
         if low < 0 or high >= len(class_names):
-            raise ValueError(f"{path}: labels must be in 0..{len(class_names) - 1}. "
-                             f"Received: labels from {low} to {high}")
+            raise ValueError(f"{path}: labels must be in 0..{len(class_names) - 1}. {received}")
         ys = {k: None if y is None else y.astype(np.int32) for k, y in ys.items()}
 
     if kind == "image":
