@@ -23,7 +23,12 @@ import os
 import pathlib
 import socket
 
+from recipes import config as config_lib
+from recipes._atomic import TEMPORARY as ATOMIC_TEMPORARY
 from recipes._atomic import atomic_write_text
+from recipes.config import ConfigError
+
+RUNS_ROOT = pathlib.Path("runs")
 
 MARKER = ".recipes-run"
 LOCK = ".lock"
@@ -181,3 +186,89 @@ def unique_dir(root, stem: str) -> pathlib.Path:
         except OSError as e:
             raise RunDirError(f"Cannot create run directory {str(candidate)!r}: {e.strerror or e}.") from None
     raise RunDirError(f"Too many runs named {stem!r} in {str(root)!r}.")
+
+
+# ------------------------------------------------------------ the state of a run
+
+def run_stem(config: dict) -> str:
+    dataset = pathlib.Path(config["dataset"]).stem or "data"
+    return f"{config['model']}-{dataset}"
+
+
+def default_run_dir(config: dict, root=RUNS_ROOT) -> pathlib.Path:
+    """A new, empty directory `root/<model>-<dataset>-<time>[-N]`, made now: no two runs share it."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return unique_dir(root, f"{run_stem(config)}-{stamp}")
+
+
+def run_state(run_dir) -> str:
+    """`"new"`, `"unfinished"` (resumable) or `"finished"`."""
+    run_dir = pathlib.Path(run_dir)
+    if (run_dir / "metrics.json").exists():
+        return "finished"
+    if (run_dir / "config.yaml").exists():
+        return "unfinished"
+    return "new"
+
+
+def find_unfinished(config: dict, root=RUNS_ROOT):
+    """The newest unfinished run under `root` with exactly this configuration that no
+    process is training now, or `None`."""
+    candidates = sorted(pathlib.Path(root).glob(f"{run_stem(config)}-*"), reverse=True)
+    for run_dir in candidates:
+        if (run_dir / MARKER).exists() and run_state(run_dir) == "unfinished" \
+                and not is_live(run_dir):
+            try:
+                if read_config(run_dir) == comparable(config):
+                    return run_dir
+            except ConfigError:
+                continue
+    return None
+
+
+def read_config(run_dir) -> dict:
+    """The run's settings from its config.yaml (without the record of resumes)."""
+    data = config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml")
+    return {k: v for k, v in data.items() if k != "resumes"}
+
+
+def read_resumes(run_dir) -> list:
+    return list(config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml").get("resumes") or [])
+
+
+def comparable(config):
+    """The configuration as it reads back from config.yaml."""
+    import yaml
+    return config_lib.read_yaml(yaml.safe_dump({k: config[k] for k in config_lib.DEFAULTS}, sort_keys=False))
+
+
+def completed_epochs(run_dir) -> int:
+    """Epochs the run's resume point holds (0 when there is none)."""
+    meta = pathlib.Path(run_dir) / "backup" / "training_metadata.json"
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def remove_stale_temporaries(run_dir) -> None:
+    """Deletes the temporary files of atomic writes that a killed process left behind.
+
+    Only under the run's lock, and only names that `_atomic.atomic_write` makes."""
+    run_dir = pathlib.Path(run_dir)
+    for folder in (run_dir, run_dir / "backup", run_dir / "plots"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if ATOMIC_TEMPORARY.fullmatch(path.name) and path.is_file():
+                    path.unlink()
+
+
+def check_config_file(run_dir) -> None:
+    """Refuses a run whose config.yaml cannot be read, saying what the user can do."""
+    try:
+        stored = read_config(run_dir)
+        if stored.get("model") is None:
+            raise ConfigError("it names no model")
+    except ConfigError as e:
+        raise ConfigError(f"{pathlib.Path(run_dir) / 'config.yaml'} is damaged ({str(e).rstrip('.')}); "
+                          f"the run cannot be resumed: start a new run, or restore the file.") from None

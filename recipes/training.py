@@ -14,10 +14,7 @@ A run directory holds everything about one run:
 from __future__ import annotations
 
 import contextlib
-import csv
-import datetime
 import errno
-import io
 import json
 import os
 import pathlib
@@ -25,14 +22,14 @@ import pathlib
 import numpy as np
 
 from recipes import config as config_lib
-from recipes._checks import is_int
 from recipes import rundir
-from recipes._atomic import TEMPORARY as ATOMIC_TEMPORARY
 from recipes._atomic import atomic_write_text
+from recipes._checks import is_int
 from recipes.config import ConfigError
 from recipes.registry import get_spec
-
-RUNS_ROOT = pathlib.Path("runs")
+from recipes.rundir import (RUNS_ROOT, check_config_file, completed_epochs, default_run_dir,  # noqa: F401
+                            find_unfinished, read_config, read_resumes, remove_stale_temporaries, run_state)
+from recipes.rundir import comparable as _comparable
 
 
 class TrainingError(RuntimeError):
@@ -126,105 +123,6 @@ def build_model(config: dict, info, plan):
 RESUME_SETTINGS = ("epochs", "learning_rate", "early_stopping")
 
 
-def run_stem(config: dict) -> str:
-    dataset = pathlib.Path(config["dataset"]).stem or "data"
-    return f"{config['model']}-{dataset}"
-
-
-def default_run_dir(config: dict, root=RUNS_ROOT) -> pathlib.Path:
-    """A new, empty directory `root/<model>-<dataset>-<time>[-N]`, made now: no two runs share it."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return rundir.unique_dir(root, f"{run_stem(config)}-{stamp}")
-
-
-def run_state(run_dir) -> str:
-    """`"new"`, `"unfinished"` (resumable) or `"finished"`."""
-    run_dir = pathlib.Path(run_dir)
-    if (run_dir / "metrics.json").exists():
-        return "finished"
-    if (run_dir / "config.yaml").exists():
-        return "unfinished"
-    return "new"
-
-
-def find_unfinished(config: dict, root=RUNS_ROOT):
-    """The newest unfinished run under `root` with exactly this configuration that no
-    process is training now, or `None`."""
-    candidates = sorted(pathlib.Path(root).glob(f"{run_stem(config)}-*"), reverse=True)
-    for run_dir in candidates:
-        if (run_dir / rundir.MARKER).exists() and run_state(run_dir) == "unfinished" \
-                and not rundir.is_live(run_dir):
-            try:
-                if read_config(run_dir) == _comparable(config):
-                    return run_dir
-            except ConfigError:
-                continue
-    return None
-
-
-def read_config(run_dir) -> dict:
-    """The run's settings from its config.yaml (without the record of resumes)."""
-    data = config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml")
-    return {k: v for k, v in data.items() if k != "resumes"}
-
-
-def read_resumes(run_dir) -> list:
-    return list(config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml").get("resumes") or [])
-
-
-def _comparable(config):
-    """The configuration as it reads back from config.yaml."""
-    import yaml
-    return config_lib.read_yaml(yaml.safe_dump({k: config[k] for k in config_lib.DEFAULTS}, sort_keys=False))
-
-
-def completed_epochs(run_dir) -> int:
-    """Epochs the run's resume point holds (0 when there is none)."""
-    meta = pathlib.Path(run_dir) / "backup" / "training_metadata.json"
-    try:
-        return int(json.loads(meta.read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def trim_history(run_dir, done=None) -> None:
-    """Drops rows of epochs after the resume point, so a resumed history has no repeats."""
-    history = pathlib.Path(run_dir) / "history.csv"
-    if not history.exists():
-        return
-    done = completed_epochs(run_dir) if done is None else done
-    with history.open(newline="") as f:
-        rows = list(csv.reader(f))
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) < done] if rows else []
-    if len(kept) != len(rows):
-        out = io.StringIO()
-        csv.writer(out).writerows(kept)
-        atomic_write_text(history, out.getvalue())
-
-
-def remove_stale_temporaries(run_dir) -> None:
-    """Deletes the temporary files of atomic writes that a killed process left behind.
-
-    Only under the run's lock, and only names that `_atomic.atomic_write` makes."""
-    run_dir = pathlib.Path(run_dir)
-    for folder in (run_dir, run_dir / "backup", run_dir / "plots"):
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if ATOMIC_TEMPORARY.fullmatch(path.name) and path.is_file():
-                    path.unlink()
-
-
-def check_config_file(run_dir) -> None:
-    """Refuses a run whose config.yaml cannot be read, saying what the user can do."""
-    try:
-        stored = read_config(run_dir)
-        if stored.get("model") is None:
-            raise ConfigError("it names no model")
-    except ConfigError as e:
-        raise ConfigError(f"{pathlib.Path(run_dir) / 'config.yaml'} is damaged ({str(e).rstrip('.')}); "
-                          f"the run cannot be resumed: start a new run, or restore the file.") from None
-
-
 def _claim_state(run_dir, config, overrides, log):
     """Inside the lock: decide between a new run and a resume; write config.yaml.
 
@@ -248,7 +146,6 @@ def _claim_state(run_dir, config, overrides, log):
         if "epochs" in changed and config["epochs"] < done:
             raise ConfigError(f"Run {str(run_dir)!r} has completed {done} epochs already; --epochs must be at "
                               f"least that. Received: epochs={config['epochs']}")
-        trim_history(run_dir, done)
         if changed:
             config_lib.dump(config, config_file, resumes=read_resumes(run_dir) + [{"epoch": done, **changed}])
             log(f"Resuming {run_dir} at epoch {done + 1} with " +
@@ -350,7 +247,6 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log):
         log(f"{e} Resuming from last.keras ({done} epochs completed) instead; the unreadable backup is kept "
             f"in {run_dir / 'backup.unreadable'}.")
         os.replace(run_dir / "backup", _free_name(run_dir / "backup.unreadable"))
-        trim_history(run_dir, done)
         history = model.fit(train_ds, callbacks=callbacks(), initial_epoch=done, **fit)
     losses = [v for k, vs in history.history.items() if "loss" in k for v in vs]
     if any(not np.isfinite(v) for v in losses):

@@ -86,13 +86,6 @@ def test_batch_normalization_option():
     assert not any(name.startswith(("lrn", "bn", "dropout")) for name in (l.name for l in plain.layers))
 
 
-def test_binary_problem_and_optimizer_override():
-    model = build_alexnet(input_shape=(32, 32, 3), num_classes=2, optimizer="sgd", learning_rate=0.05, **TINY)
-    assert model.output_shape == (None, 1)
-    assert model.loss == "binary_crossentropy"
-    assert isinstance(model.optimizer, keras.optimizers.SGD)
-
-
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(input_shape=(32, 32)), ValueError, r"input_shape must have 3 dimensions\. Received: input_shape=\(32, 32\)"),
     (dict(input_shape="32x32"), TypeError, r"input_shape must be a tuple of 3 integers\. Received: input_shape='32x32'"),

@@ -114,6 +114,9 @@ def test_split_cpu_rejects_bad_counts_and_is_a_no_op_when_unchanged():
     with pytest.raises(ValueError, match=exactly("n must be an integer >= 1. Received: n=0")):
         hardware.split_cpu(0)
     hardware.split_cpu(1)  # TF is initialised by now: the same split is fine, no error
+    assert len(tf.config.list_logical_devices("CPU")) == 1
+    with pytest.raises(RuntimeError, match=r"split_cpu must be called before TensorFlow initialises"):
+        hardware.split_cpu(2)  # another split after initialisation is refused, not ignored
 
 
 class FakeGPUs:

@@ -16,12 +16,6 @@ def test_image_inputs_are_flattened():
     assert model.output_shape == (None, 10)
 
 
-def test_binary_problem_gets_one_sigmoid_unit_and_binary_crossentropy():
-    model = build_mlp(input_shape=(4,), num_classes=2)
-    assert model.output_shape == (None, 1)
-    assert model.loss == "binary_crossentropy"
-
-
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(num_classes=1), ValueError, r"num_classes must be >= 2\. Received: num_classes=1"),
     (dict(num_classes=2.5), TypeError, r"num_classes must be an integer\. Received: num_classes=2\.5"),

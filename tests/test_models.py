@@ -55,11 +55,32 @@ def test_unknown_model_lists_valid_names():
         get_model("resnet")
 
 
-def test_list_models_is_sorted_and_exported():
-    names = list_models()
-    assert names == sorted(names)
-    for name in names:
+def test_list_models_is_sorted_and_exported(monkeypatch):
+    from recipes import registry
+    specs = dict(registry._REGISTRY)
+    # registration order is no help: list_models must sort whatever order the modules ran in
+    monkeypatch.setattr(registry, "_REGISTRY", dict(reversed(list(specs.items()))))
+    assert list(registry._REGISTRY) != sorted(specs)
+    assert list_models() == sorted(specs)
+    for name in list_models():
         assert callable(getattr(recipes, f"build_{name}"))
+
+
+CLASSIFIERS = [name for name in sorted(CASES) if get_spec(name).uses_labels]
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_every_classifier_binary_head_and_optimizer_override(name):
+    kwargs = {**CASES[name][0], "num_classes": 2, "optimizer": "sgd", "learning_rate": 0.05}
+    model = get_model(name, **kwargs)
+    assert model.output_shape == (None, 1) and model.get_layer("predictions").activation.__name__ == "sigmoid"
+    assert model.loss == "binary_crossentropy"
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert np.isclose(float(model.optimizer.learning_rate), 0.05)
+    kwargs.update(num_classes=3, optimizer="adam")
+    model = get_model(name, **kwargs)
+    assert model.output_shape == (None, 3) and model.loss == "sparse_categorical_crossentropy"
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
 
 
 def test_public_api_in_one_hop_without_starting_tensorflow():
@@ -152,3 +173,18 @@ def test_mixed_bfloat16_trains_with_finite_losses(name):
     history = get_model(name, **kwargs).fit(x, y, epochs=2, batch_size=8, verbose=0)
     for values in history.history.values():
         assert np.all(np.isfinite(values))
+
+
+@pytest.mark.parametrize("module, absent", [
+    ("recipes.hardware", "recipes.models"), ("recipes.callbacks", "recipes.models"),
+    ("recipes.config", "keras"), ("recipes.plots", "keras"), ("recipes._checks", "keras"),
+])
+def test_layers_point_one_way(module, absent):
+    """The lower layers never import the models (which register every recipe) or Keras where
+    they need none."""
+    import subprocess
+    import sys
+    code = f"import sys, {module}; print({absent!r} in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "False"

@@ -143,14 +143,6 @@ def test_global_pooling_without_hidden_dense_layers():
     assert model.get_layer("predictions").kernel.shape == (16, 7)
 
 
-def test_binary_problem_and_optimizer_override():
-    model = build_vgg16(input_shape=(32, 32, 3), num_classes=2, optimizer="sgd", learning_rate=0.05, **TINY)
-    assert model.output_shape == (None, 1)
-    assert model.loss == "binary_crossentropy"
-    assert isinstance(model.optimizer, keras.optimizers.SGD)
-    assert np.isclose(float(model.optimizer.learning_rate), 0.05)
-
-
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(input_shape=(16, 16, 3)), ValueError,
      r"^Input size must be at least 32x32\. Received: input_shape=\(16, 16, 3\)$"),

@@ -1,0 +1,185 @@
+"""Checkpoints that a crash, a full disk or a NaN cannot spoil: best/last `.keras` files and the
+resume point. Written by hand because Keras's own write in place (a kill mid-write leaves a
+broken file) and its backup is deleted with everything else in its folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import warnings
+
+import keras
+import numpy as np
+
+from recipes import plots
+from recipes._atomic import atomic_write, atomic_write_text
+from recipes._checks import check_choice
+from recipes.callbacks.monitoring import finite_losses, resolve_mode, resolve_monitor
+
+
+class AtomicModelCheckpoint(keras.callbacks.Callback):
+    """Saves the model to a `.keras` file each epoch, atomically.
+
+    The model is written to a temporary file beside `filepath` and moved into
+    place with `os.replace`, so a crash mid-write never corrupts the only copy.
+    Epochs whose losses are NaN/inf are not saved.
+
+    Args:
+        filepath: the `.keras` file.
+        monitor: quantity to compare when `save_best_only`; `"auto"` is `val_loss`
+            when logged, else `loss`. Defaults to `"auto"`.
+        mode: `"auto"`, `"min"` or `"max"`. Defaults to `"auto"`.
+        save_best_only: save only when `monitor` improves. Defaults to `False`.
+        history_file: a `history.csv` of this run: when a resumed `fit` starts at
+            epoch `k > 0`, the best value of its rows `< k` is the one to beat,
+            instead of the first resumed epoch overwriting an older, better model.
+            Defaults to `None`.
+    """
+
+    def __init__(self, filepath, *, monitor="auto", mode="auto", save_best_only=False, history_file=None):
+        super().__init__()
+        self.filepath = os.fspath(filepath)
+        if not self.filepath.endswith(".keras"):
+            raise ValueError(f"filepath must end in .keras. Received: filepath={self.filepath!r}")
+        self.monitor = monitor
+        self.mode = resolve_mode(monitor, check_choice("mode", mode, ("auto", "min", "max")))
+        self.save_best_only = save_best_only
+        self.history_file = history_file
+        self.best = None
+        self._warned = False
+
+    def _better(self, value, reference):
+        return reference is None or (value < reference if self.mode == "min" else value > reference)
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not (self._first_epoch and self.save_best_only):
+            return
+        self._first_epoch = False
+        if epoch > 0 and self.history_file and os.path.exists(self.history_file) \
+                and os.path.exists(self.filepath):
+            history = plots.read_history(self.history_file)
+            earlier = np.asarray(history.get("epoch", [])) < epoch
+            finite = [k for k, v in history.items() if np.isfinite(np.asarray(v)[earlier]).any()]
+            monitor = resolve_monitor(self.monitor, finite)
+            if monitor in finite:
+                values = np.asarray(history[monitor])[earlier]
+                values = values[np.isfinite(values)]
+                self.best = float(values.min() if self.mode == "min" else values.max())
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not finite_losses(logs):
+            warnings.warn(f"Epoch {epoch + 1}: a loss is NaN or inf; {self.filepath} is not overwritten.",
+                          stacklevel=2)
+            return
+        if self.save_best_only:
+            monitor = resolve_monitor(self.monitor, logs)
+            current = logs.get(monitor)
+            if current is None:
+                if not self._warned:
+                    self._warned = True
+                    warnings.warn(f"{os.path.basename(self.filepath)} is not written: monitor={self.monitor!r} "
+                                  f"found nothing to compare in the logs {sorted(logs)}.", stacklevel=2)
+                return
+            if not self._better(float(current), self.best):
+                return
+            self.best = float(current)
+        atomic_write(self.filepath, lambda tmp: self.model.save(tmp, overwrite=True))
+
+
+class BackupError(RuntimeError):
+    """Every resume point in a backup folder is unreadable."""
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` (two resume points) that a crash or a NaN cannot spoil.
+
+    - Every file is written atomically (a temporary file, then a rename), so a kill
+      mid-write leaves the previous resume point whole.
+    - An epoch whose losses are NaN or inf is not backed up: a resume goes back to
+      the last good epoch.
+    - On restore, an unreadable latest point falls back to the previous one; when
+      both are unreadable, `BackupError` names them (Keras would crash in h5py).
+    - At the end (unless `delete_at_end=False`, or the run stopped on a NaN loss, when
+      the backup is the way back) it removes only the files it wrote, and the folder
+      if it is then empty (`remove`).
+    """
+
+    def __init__(self, backup_dir, delete_at_end=True):
+        super().__init__(backup_dir, double_checkpoint=True)
+        self.delete_at_end = delete_at_end
+        self._stopped_on_nan = False
+
+    @property
+    def files(self):
+        return (self._weights_path, self._training_metadata_path,
+                self._prev_weights_path, self._prev_training_metadata_path)
+
+    def on_train_begin(self, logs=None):
+        points = ((self._weights_path, self._training_metadata_path),
+                  (self._prev_weights_path, self._prev_training_metadata_path))
+        errors = []
+        for weights, metadata in points:
+            if not os.path.exists(weights):
+                continue
+            try:
+                self._restore(weights, metadata)
+            except Exception as e:  # h5py, OSError, JSON: any of them means this point is unusable
+                errors.append(f"{os.path.basename(weights)} ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})")
+                continue
+            if errors:
+                warnings.warn(f"The latest resume point in {self.backup_dir} is unreadable ({errors[0]}); "
+                              f"resumed from the previous one.", stacklevel=2)
+            return
+        if errors:
+            raise BackupError(f"Every resume point in {self.backup_dir} is unreadable: {'; '.join(errors)}.")
+
+    def _restore(self, weights, metadata):
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with open(metadata) as f:
+            epoch = int(json.load(f)["epoch"])
+        if weights.endswith(".weights.h5"):
+            self.model.load_weights(weights)
+        else:  # Keras reads weights only from a file named *.weights.h5
+            copy = os.path.join(self.backup_dir, ".previous.weights.h5")
+            shutil.copyfile(weights, copy)
+            try:
+                self.model.load_weights(copy)
+            finally:
+                os.remove(copy)
+        self.model._initial_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        self._stopped_on_nan = not finite_losses(logs)
+        if self.save_freq == "epoch" and not self._stopped_on_nan:
+            self._save_model()
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        for current, previous in ((self._weights_path, self._prev_weights_path),
+                                  (self._training_metadata_path, self._prev_training_metadata_path)):
+            if os.path.exists(current):
+                atomic_write(previous, lambda tmp, src=current: shutil.copyfile(src, tmp))
+        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+        atomic_write_text(self._training_metadata_path,
+                          json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+
+    def on_train_end(self, logs=None):
+        if self.delete_at_end and not self._stopped_on_nan:
+            self.remove()
+
+    def remove(self):
+        """Deletes the backup files and, if nothing else is in it, the folder."""
+        for path in self.files:
+            if os.path.exists(path):
+                os.remove(path)
+        with contextlib.suppress(OSError):  # not empty: something else lives there; leave it
+            os.rmdir(self.backup_dir)

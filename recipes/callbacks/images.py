@@ -1,0 +1,298 @@
+"""The picture callbacks: sample grids, reconstructions, latent traversals, the confusion
+matrix and the curves, as TensorBoard images and PNGs (the drawing itself is `recipes.plots`)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recipes.plots import (confusion_matrix, confusion_matrix_figure, figure_to_array, latent_grid, make_grid,
+                           plot_history, save_figure, save_image, to_unit_range, upscale)
+
+
+_CLASSIFIER_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+_writers = {}
+
+
+def summary_writer(log_dir):
+    """One `tf.summary` writer per directory for the whole process: TensorBoard reads
+    the event files of a run one after another, so two live writers in one directory
+    would hide each other's events."""
+    log_dir = os.path.abspath(os.fspath(log_dir))
+    if log_dir not in _writers:
+        _writers[log_dir] = tf.summary.create_file_writer(log_dir)
+    return _writers[log_dir]
+
+
+def take_examples(data, n: int | None = None):
+    """`(x, y)` numpy arrays from validation data: the first `n` examples (all when `None`).
+
+    `data` is a batched `tf.data.Dataset` of `(x, y)` or `x`, an array `x`, or a tuple
+    `(x, y)`; `y` is `None` when there are no labels.
+    """
+    if isinstance(data, tf.data.Dataset):
+        xs, ys, count = [], [], 0
+        for element in data.as_numpy_iterator():
+            x, y = (element[0], element[1]) if isinstance(element, tuple) and len(element) > 1 else (element, None)
+            x = x[0] if isinstance(x, tuple) else x
+            xs.append(x)
+            ys.append(y)
+            count += len(x)
+            if n is not None and count >= n:
+                break
+        x = np.concatenate(xs)[:n]
+        y = None if ys[0] is None else np.concatenate(ys)[:n]
+        return x, y
+    if isinstance(data, (tuple, list)):
+        x, y = data[0], data[1] if len(data) > 1 else None
+    else:
+        x, y = data, None
+    x = np.asarray(x)[:n]
+    return x, None if y is None else np.asarray(y)[:n]
+
+
+def _has_labels(data) -> bool:
+    if isinstance(data, tf.data.Dataset):
+        return isinstance(data.element_spec, tuple) and len(data.element_spec) > 1
+    return isinstance(data, (tuple, list)) and len(data) > 1 and data[1] is not None
+
+
+def is_classifier(model) -> bool:
+    """True when the model was compiled with a classification cross-entropy."""
+    loss = getattr(model, "loss", None)
+    name = loss if isinstance(loss, str) else getattr(loss, "name", getattr(loss, "__name__", ""))
+    return str(name).lower() in _CLASSIFIER_LOSSES
+
+
+class ImageCallback(keras.callbacks.Callback):
+    """Base of the picture callbacks: decides whether the model supports it, writes a picture.
+
+    Args:
+        run_dir: the run directory.
+        required: raise at the start of training when the model does not support
+            this picture; otherwise the callback quietly does nothing. Defaults to `False`.
+    """
+
+    name = "image"
+    needs = "a model"
+
+    def __init__(self, run_dir, *, required: bool = False):
+        super().__init__()
+        self.run_dir = os.fspath(run_dir)
+        self.required = required
+        self.active = False
+
+    def supports(self, model) -> bool:
+        raise NotImplementedError
+
+    def on_train_begin(self, logs=None):
+        self.active = self.supports(self.model)
+        if self.required and not self.active:
+            raise ValueError(f"{self.name}=True needs {self.needs}. "
+                             f"Received: model={self.model.name!r} ({type(self.model).__name__})")
+
+    def write(self, image, step: int, per_epoch: bool = True):
+        """Writes an `(H, W, C)` image in [0, 1] to TensorBoard at `step` and to `plots/<name>.png`."""
+        if image.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"{self.name} images must have 1, 3 or 4 channels. Received: shape={image.shape}")
+        writer = summary_writer(os.path.join(self.run_dir, "logs", "images"))
+        with writer.as_default():
+            tf.summary.image(self.name, image[None], step=step, max_outputs=1)
+        writer.flush()
+        plots_dir = os.path.join(self.run_dir, "plots")
+        big = upscale(image)
+        if per_epoch:
+            save_image(big, os.path.join(plots_dir, f"{self.name}_epoch_{step + 1:03d}.png"))
+        save_image(big, os.path.join(plots_dir, f"{self.name}.png"))
+
+    def _unit(self, images):
+        images = keras.ops.convert_to_numpy(images)
+        return to_unit_range(images, getattr(self.model, "value_range", (0.0, 1.0)))
+
+
+class SampleGrid(ImageCallback):
+    """Each epoch, a grid of `model.generate(num_samples, seed=seed)`: the same latent
+    vectors every epoch, so the grid shows how the generator learns.
+
+    Writes the TensorBoard image `samples` and `plots/samples_epoch_NNN.png`,
+    `plots/samples.png`. Images are mapped from `model.value_range` to [0, 1].
+    """
+
+    name = "samples"
+    needs = "a model with generate(n, seed) (DCGAN, VAE)"
+
+    def __init__(self, run_dir, *, num_samples: int = 64, seed: int = 1234, required: bool = False):
+        super().__init__(run_dir, required=required)
+        self.num_samples = num_samples
+        self.seed = seed
+
+    def supports(self, model):
+        return callable(getattr(model, "generate", None))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.active:
+            self.write(make_grid(self._unit(self.model.generate(self.num_samples, seed=self.seed))), epoch)
+
+
+class Reconstructions(ImageCallback):
+    """Each epoch, a fixed batch of validation images over their reconstructions
+    `model.decode(model.encode(x))`: rows of originals alternate with rows of
+    reconstructions, `columns` images wide. TensorBoard image `reconstructions`.
+    """
+
+    name = "reconstructions"
+    needs = "a model with encode(x) and decode(z) (VAE)"
+
+    def __init__(self, run_dir, validation_data, *, num_images: int = 16, columns: int = 8,
+                 required: bool = False):
+        super().__init__(run_dir, required=required)
+        self.validation_data = validation_data
+        self.num_images = num_images
+        self.columns = columns
+        self.images = None
+
+    def supports(self, model):
+        return callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.active and self.images is None:
+            self.images = take_examples(self.validation_data, self.num_images)[0]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.active:
+            return
+        original = self._unit(self.images)
+        restored = self._unit(self.model.decode(self.model.encode(self.images)))
+        rows = []
+        for start in range(0, len(original), self.columns):
+            rows += [original[start:start + self.columns], restored[start:start + self.columns]]
+        if len(rows[-1]) < self.columns and len(rows) > 2:  # pad a short last pair with blanks
+            blank = np.ones((self.columns - len(rows[-1]), *original.shape[1:]), "float32")
+            rows[-2], rows[-1] = np.concatenate([rows[-2], blank]), np.concatenate([rows[-1], blank])
+        self.write(make_grid(np.concatenate(rows), ncols=min(self.columns, len(original))), epoch)
+
+
+class LatentTraversal(ImageCallback):
+    """Each epoch, `model.decode` over a grid of latent vectors (`latent_grid`):
+    for `latent_dim == 2` the whole latent plane at the normal quantiles of
+    `linspace(0.05, 0.95, size)`; for `latent_dim > 2` the first two dimensions,
+    the others held at 0. TensorBoard image `latent_traversal`.
+    """
+
+    name = "latent_traversal"
+    needs = "a model with decode(z) and an integer latent_dim (VAE)"
+
+    def __init__(self, run_dir, *, size: int = 9, required: bool = False):
+        super().__init__(run_dir, required=required)
+        self.size = size
+
+    def supports(self, model):
+        latent_dim = getattr(model, "latent_dim", None)
+        return callable(getattr(model, "decode", None)) and isinstance(latent_dim, int) and latent_dim >= 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.active:
+            images = self._unit(self.model.decode(latent_grid(self.model.latent_dim, self.size)))
+            self.write(make_grid(images, ncols=self.size), epoch)
+
+
+class ConfusionMatrix(ImageCallback):
+    """At the end of training, the confusion matrix of the model on `validation_data`.
+
+    A one-unit (sigmoid) head is thresholded at 0.5 (two classes); a softmax head
+    takes the arg-max. Writes `plots/confusion_matrix.png` and the TensorBoard
+    image `confusion_matrix` at the last epoch; the counts stay in `self.matrix`.
+
+    Args:
+        run_dir: the run directory.
+        validation_data: a dataset of `(x, y)` batches, or a tuple `(x, y)`.
+        class_names: tick labels. Defaults to `None` (class indices).
+        required: raise when the model is not a classifier or the data has no labels.
+            Defaults to `False`.
+    """
+
+    name = "confusion_matrix"
+    needs = "a classifier (cross-entropy loss) and validation_data with labels"
+
+    def __init__(self, run_dir, validation_data, *, class_names=None, required: bool = False):
+        super().__init__(run_dir, required=required)
+        self.validation_data = validation_data
+        self.class_names = class_names
+        self.matrix = None
+        self._epoch = 0
+
+    def supports(self, model):
+        return is_classifier(model) and _has_labels(self.validation_data)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_end(self, logs=None):
+        if not self.active:
+            return
+        x, y = take_examples(self.validation_data)
+        probabilities = np.asarray(self.model.predict(x, batch_size=256, verbose=0))
+        if probabilities.ndim == 1 or probabilities.shape[-1] == 1:
+            num_classes, predicted = 2, (probabilities.reshape(-1) > 0.5).astype("int64")
+        else:
+            num_classes, predicted = probabilities.shape[-1], probabilities.argmax(axis=-1)
+        y = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1)
+        self.matrix = confusion_matrix(y, predicted, num_classes)
+        fig = confusion_matrix_figure(self.matrix, self.class_names)
+        save_figure(fig, os.path.join(self.run_dir, "plots", "confusion_matrix.png"))
+        writer = summary_writer(os.path.join(self.run_dir, "logs", "images"))
+        with writer.as_default():
+            tf.summary.image(self.name, figure_to_array(fig)[None], step=self._epoch, max_outputs=1)
+        writer.flush()
+
+
+class TrainingCurves(keras.callbacks.Callback):
+    """Draws `run_dir/plots/curves.png` (`plot_history`) as training goes.
+
+    Redraws at the end of an epoch when `min_interval` seconds have passed since
+    the last drawing, and always at the end of training, so short epochs do not
+    spend their time in matplotlib. Reads `history_file` when given (so a resumed
+    run's curves are continuous; place this after the `CSVLogger`), else the logs
+    of the current `fit`.
+
+    Args:
+        run_dir: the run directory.
+        history_file: a `CSVLogger` file of this run. Defaults to `None`.
+        min_interval: seconds between redraws during training. Defaults to `10.0`.
+    """
+
+    def __init__(self, run_dir, *, history_file=None, min_interval: float = 10.0):
+        super().__init__()
+        self.path = os.path.join(os.fspath(run_dir), "plots", "curves.png")
+        self.history_file = history_file
+        self.min_interval = min_interval
+        self._history = {}
+        self._drawn_at = None
+        self._pending = False
+
+    def on_train_begin(self, logs=None):
+        self._history, self._drawn_at, self._pending = {}, None, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {"epoch": epoch, **(logs or {})}
+        seen = len(self._history.get("epoch", []))
+        for key in {*self._history, *logs}:
+            self._history.setdefault(key, [math.nan] * seen).append(float(logs.get(key, math.nan)))
+        self._pending = True
+        if self._drawn_at is None or time.monotonic() - self._drawn_at >= self.min_interval:
+            self.draw()
+
+    def on_train_end(self, logs=None):
+        if self._pending:
+            self.draw()
+
+    def draw(self):
+        use_file = self.history_file and os.path.exists(self.history_file)
+        plot_history(self.history_file if use_file else self._history, self.path)
+        self._drawn_at, self._pending = time.monotonic(), False
