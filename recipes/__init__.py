@@ -13,8 +13,9 @@ Where each part lives:
 - `recipes.callbacks`: `default_callbacks`, checkpoints, history, TensorBoard, resume.
 - `recipes.plots`: the pictures of a run (curves, grids, confusion matrix).
 - `recipes.hardware`: devices, strategy, precision and compile settings (`configure`).
-- `recipes.config`, `recipes.training`, `recipes.rundir`, `recipes.cli`: the `recipes`
-  command: layered settings, one run from data to run directory, run-directory locks.
+- `recipes.config`, `recipes.training`, `recipes.runs`, `recipes.rundir`, `recipes.cli`:
+  the `recipes` command: layered settings, one run from data to run directory, using a
+  trained run (evaluate, sample), run-directory markers and locks.
 
 Everything here is loaded on first use, so `import recipes` itself does not start
 TensorFlow (the `recipes` command quiets TensorFlow's start-up notices first).
@@ -24,8 +25,10 @@ __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first use (and every `build_*` of recipes.models)
 _LAZY = {
-    **{name: "recipes.models" for name in ("build_alexnet", "build_dcgan", "build_lstm", "build_mlp",
-                                           "build_vae", "build_vgg16")},  # listed for dir() and `import *`
+    **{
+        name: "recipes.models"
+        for name in ("build_alexnet", "build_dcgan", "build_lstm", "build_mlp", "build_vae", "build_vgg16")
+    },  # listed for dir() and `import *`
     "get_model": "recipes.registry",
     "list_models": "recipes.registry",
     "load_dataset": "recipes.datasets",

@@ -26,7 +26,7 @@ def atomic_write(path, write):
     os.makedirs(directory, exist_ok=True)
     # keep compound extensions whole: Keras wants `.weights.h5`, not `.h5`
     ext = ".weights.h5" if name.endswith(".weights.h5") else os.path.splitext(name)[1]
-    stem = name[:-len(ext)] if ext else name
+    stem = name[: -len(ext)] if ext else name
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=f".tmp{ext}")
     os.close(fd)
     try:
@@ -53,7 +53,9 @@ def atomic_write(path, write):
 
 def atomic_write_text(path, text: str) -> None:
     """Writes `text` to `path` atomically."""
+
     def write(tmp):
         with open(tmp, "w", newline="") as f:
             f.write(text)
+
     atomic_write(path, write)

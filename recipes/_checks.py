@@ -39,8 +39,7 @@ def check_int_tuple(name: str, value, minimum: int = 1) -> tuple[int, ...]:
     if is_int(value):
         value = (value,)
     if not isinstance(value, (list, tuple)) or not value:
-        raise TypeError(f"{name} must be an integer or a non-empty list of integers. "
-                        f"Received: {name}={value!r}")
+        raise TypeError(f"{name} must be an integer or a non-empty list of integers. Received: {name}={value!r}")
     for v in value:
         if not is_int(v) or v < minimum:
             raise ValueError(f"{name} must contain integers >= {minimum}. Received: {name}={value!r}")
@@ -62,8 +61,7 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def check_shape(name: str, value, rank: int, min_size: int | None = None,
-                allow_none: bool = False) -> tuple:
+def check_shape(name: str, value, rank: int, min_size: int | None = None, allow_none: bool = False) -> tuple:
     """Validates a static input shape (no batch axis) of the given rank.
 
     Args:

@@ -79,8 +79,10 @@ def _train_epilog() -> str:
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "model_args")
         shown += "".join(f", {k}={v}" for k, v in defaults.get("model_args", {}).items())
         lines.append(f"  {name:<8} {shown}")
-    lines.append(f"  (every other setting: epochs={DEFAULTS['epochs']}, batch_size={DEFAULTS['batch_size']}, "
-                 f"validation_split={DEFAULTS['validation_split']}, seed={DEFAULTS['seed']})")
+    lines.append(
+        f"  (every other setting: epochs={DEFAULTS['epochs']}, batch_size={DEFAULTS['batch_size']}, "
+        f"validation_split={DEFAULTS['validation_split']}, seed={DEFAULTS['seed']})"
+    )
     return "\n".join(lines)
 
 
@@ -88,28 +90,55 @@ def _train_args(p):
     from recipes.config import DEFAULTS
 
     p.add_argument("model", nargs="?", help="recipe name: one of those below (see `recipes list`)")
-    p.add_argument("--dataset", help="name (digits, mnist, fashion_mnist, cifar10, cifar100, imdb) "
-                                     "or a path (.npz, image folder, .csv). Default: digits")
+    p.add_argument(
+        "--dataset",
+        help="name (digits, mnist, fashion_mnist, cifar10, cifar100, imdb) "
+        "or a path (.npz, image folder, .csv). Default: digits",
+    )
     p.add_argument("--config", help="YAML file of settings (see scripts/configs/)")
     p.add_argument("--epochs", type=int, help="Default: per recipe (below)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="Default: per recipe (below)")
-    p.add_argument("--learning-rate", type=float, dest="learning_rate",
-                   help="Default: the recipe's own (its builder's docstring)")
-    p.add_argument("--validation-split", type=float, dest="validation_split",
-                   help=f"fraction of the training data held out. Default: {DEFAULTS['validation_split']}")
-    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size",
-                   help="resize images. Default: the data's size, enlarged to what the recipe needs")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping",
-                   help="stop after PATIENCE epochs without improvement. Default: off")
+    p.add_argument(
+        "--learning-rate", type=float, dest="learning_rate", help="Default: the recipe's own (its builder's docstring)"
+    )
+    p.add_argument(
+        "--validation-split",
+        type=float,
+        dest="validation_split",
+        help=f"fraction of the training data held out. Default: {DEFAULTS['validation_split']}",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        dest="image_size",
+        help="resize images. Default: the data's size, enlarged to what the recipe needs",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        dest="early_stopping",
+        help="stop after PATIENCE epochs without improvement. Default: off",
+    )
     p.add_argument("--seed", type=int, help="makes a CPU run repeat exactly. Default: 0")
     p.add_argument("--strategy", help="auto, default, mirrored or onedevice. Default: auto")
     p.add_argument("--precision", help="auto, float32, mixed_float16 or mixed_bfloat16. Default: auto")
     p.add_argument("--jit", choices=("auto", "on", "off"), help="XLA compilation. Default: auto")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any training or builder setting, e.g. --set dropout=0.3 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any training or builder setting, e.g. --set dropout=0.3 (repeatable)",
+    )
     p.add_argument("--run-dir", dest="run_dir", help="Default: runs/<model>-<dataset>-<timestamp>")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the unfinished run in RUN_DIR; "
-                                                       "--epochs, --learning-rate and --early-stopping may change")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the unfinished run in RUN_DIR; --epochs, --learning-rate and --early-stopping may change",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -121,8 +150,9 @@ def make_parser() -> argparse.ArgumentParser:
     info.add_argument("model", nargs="?", help="the recipe to plan for (precision can differ per recipe)")
     info.add_argument("--strategy", default="auto")
     info.add_argument("--precision", default="auto")
-    train = sub.add_parser("train", help="train a recipe; one run directory per run",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    train = sub.add_parser(
+        "train", help="train a recipe; one run directory per run", formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     train.__class__ = _TrainParser  # add_parser takes no parser class of its own
     _train_args(train)
     ev = sub.add_parser("evaluate", help="test metrics of a finished run")
@@ -137,6 +167,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def cmd_list(args):
     from recipes.registry import get_spec, list_models
+
     names = list_models()
     width = max(map(len, names))
     for name in names:
@@ -147,6 +178,7 @@ def cmd_info(args):
     from recipes import hardware
     from recipes.registry import get_spec
     from recipes.training import user_errors
+
     with user_errors():
         if args.model is not None:
             get_spec(args.model)
@@ -167,17 +199,30 @@ def cmd_train(args):
     overrides = {}
     if args.resume:
         if args.model or args.run_dir:
-            raise config_lib.ConfigError("--resume takes the run directory alone; its config.yaml "
-                                         "holds the model and settings.")
-        fixed = [flag for flag, given in (
-            ("--dataset", args.dataset), ("--config", args.config), ("--batch-size", args.batch_size),
-            ("--validation-split", args.validation_split), ("--image-size", args.image_size),
-            ("--seed", args.seed), ("--strategy", args.strategy), ("--precision", args.precision),
-            ("--jit", args.jit), ("--set", args.set)) if given not in (None, [])]
+            raise config_lib.ConfigError(
+                "--resume takes the run directory alone; its config.yaml holds the model and settings."
+            )
+        fixed = [
+            flag
+            for flag, given in (
+                ("--dataset", args.dataset),
+                ("--config", args.config),
+                ("--batch-size", args.batch_size),
+                ("--validation-split", args.validation_split),
+                ("--image-size", args.image_size),
+                ("--seed", args.seed),
+                ("--strategy", args.strategy),
+                ("--precision", args.precision),
+                ("--jit", args.jit),
+                ("--set", args.set),
+            )
+            if given not in (None, [])
+        ]
         if fixed:
             raise config_lib.ConfigError(
                 f"--resume continues a run as it was set up; {', '.join(fixed)} cannot change (only --epochs, "
-                f"--learning-rate and --early-stopping can): start a new run instead.")
+                f"--learning-rate and --early-stopping can): start a new run instead."
+            )
         config = training.open_run(args.resume)
         if training.run_state(args.resume) != "unfinished":
             raise config_lib.ConfigError(f"Run {args.resume!r} has finished; nothing to resume.")
@@ -188,32 +233,45 @@ def cmd_train(args):
     else:
         if not args.model:
             raise config_lib.ConfigError("train needs a model name (see `recipes list`) or --resume RUN_DIR.")
-        flags = {k: getattr(args, k) for k in (
-            "dataset", "epochs", "batch_size", "learning_rate", "validation_split", "image_size",
-            "early_stopping", "seed", "strategy", "precision")}
+        flags = {
+            k: getattr(args, k)
+            for k in (
+                "dataset",
+                "epochs",
+                "batch_size",
+                "learning_rate",
+                "validation_split",
+                "image_size",
+                "early_stopping",
+                "seed",
+                "strategy",
+                "precision",
+            )
+        }
         flags["jit"] = {"on": True, "off": False}.get(args.jit, args.jit)
         file = config_lib.load_yaml(args.config) if args.config else None
-        config = config_lib.resolve(args.model, file=file, flags=flags,
-                                    sets=config_lib.parse_sets(args.set))
+        config = config_lib.resolve(args.model, file=file, flags=flags, sets=config_lib.parse_sets(args.set))
         run_dir = args.run_dir
-    run_dir, metrics = training.train(config, run_dir, overrides=overrides,
-                                      verbose=0 if args.quiet else 2 if not sys.stdout.isatty() else 1)
+    run_dir, metrics = training.train(
+        config, run_dir, overrides=overrides, verbose=0 if args.quiet else 2 if not sys.stdout.isatty() else 1
+    )
     print(f"Test metrics: {json.dumps(metrics)}")
     print(f"Run directory: {run_dir}  (tensorboard --logdir {run_dir.parent})")
 
 
 def cmd_evaluate(args):
-    from recipes import training
-    print(json.dumps(training.evaluate(args.run_dir), indent=2))
+    from recipes import runs
+
+    print(json.dumps(runs.evaluate(args.run_dir), indent=2))
 
 
 def cmd_sample(args):
-    from recipes import training
-    print(training.sample(args.run_dir, n=args.n, out=args.out, seed=args.seed))
+    from recipes import runs
+
+    print(runs.sample(args.run_dir, n=args.n, out=args.out, seed=args.seed))
 
 
-COMMANDS = {"list": cmd_list, "info": cmd_info, "train": cmd_train,
-            "evaluate": cmd_evaluate, "sample": cmd_sample}
+COMMANDS = {"list": cmd_list, "info": cmd_info, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
 
 
 def main(argv=None) -> int:
@@ -227,6 +285,7 @@ def main(argv=None) -> int:
     _import_tensorflow_quietly()
     from recipes.config import ConfigError
     from recipes.training import TrainingError
+
     try:
         COMMANDS[args.command](args)
     except (ConfigError, TrainingError) as e:

@@ -3,8 +3,9 @@
 A configuration is one flat dict of training settings plus `model_args`, the keyword
 arguments of the recipe's `build_*` function. It is resolved in this order, each layer
 over the one before: `DEFAULTS`, the recipe's own defaults (`ModelSpec.defaults`, kept
-with its registration), a YAML file, command-line flags, `--set key=value`. The resolved dict is written to `config.yaml` in the run
-directory, and is everything needed to reproduce the run.
+with its registration), a YAML file, command-line flags, `--set key=value`. The resolved
+dict is written to `config.yaml` in the run directory, and is everything needed to
+reproduce the run.
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ from recipes.registry import get_spec
 
 DEFAULTS = {
     "model": None,
-    "dataset": "digits",           # the bundled UCI digits: offline, trains in seconds
+    "dataset": "digits",  # the bundled UCI digits: offline, trains in seconds
     "epochs": 10,
     "batch_size": 64,
-    "learning_rate": None,         # None: the recipe's own default
-    "optimizer": None,             # None: the recipe's own default
+    "learning_rate": None,  # None: the recipe's own default
+    "optimizer": None,  # None: the recipe's own default
     "validation_split": 0.1,
     "seed": 0,
-    "image_size": None,            # None: the data's size, enlarged to what the recipe needs
-    "sequence_length": None,       # token datasets: pad/truncate length (None: the loader's)
-    "vocab_size": None,            # token datasets: keep the most frequent words
-    "early_stopping": None,        # patience in epochs, or None
-    "lr_schedule": None,           # None, "plateau" or "cosine"
-    "strategy": "auto",            # see recipes.hardware.configure
+    "image_size": None,  # None: the data's size, enlarged to what the recipe needs
+    "sequence_length": None,  # token datasets: pad/truncate length (None: the loader's)
+    "vocab_size": None,  # token datasets: keep the most frequent words
+    "early_stopping": None,  # patience in epochs, or None
+    "lr_schedule": None,  # None, "plateau" or "cosine"
+    "strategy": "auto",  # see recipes.hardware.configure
     "precision": "auto",
     "jit": "auto",
     "steps_per_execution": "auto",
@@ -58,12 +59,16 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                    |[-+]?\.(?:inf|Inf|INF)
-                   |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+                   |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 def read_yaml(text: str):
@@ -87,8 +92,7 @@ def load_yaml(path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of settings. "
-                          f"Received: {type(data).__name__}")
+        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of settings. Received: {type(data).__name__}")
     return data
 
 
@@ -130,8 +134,7 @@ def resolve(model: str, *, file=None, flags=None, sets=None) -> dict:
         raise ConfigError(str(e)) from None
     config = {**DEFAULTS, "model_args": {}}
     recipe_defaults = {k: (dict(v) if isinstance(v, dict) else v) for k, v in get_spec(model).defaults.items()}
-    layers = [recipe_defaults, file or {},
-              {k: v for k, v in (flags or {}).items() if v is not None}, sets or {}]
+    layers = [recipe_defaults, file or {}, {k: v for k, v in (flags or {}).items() if v is not None}, sets or {}]
     params = builder_params(model)
     for source, layer in zip(("recipe defaults", "config file", "flags", "--set"), layers):
         if "model" in layer and layer["model"] not in (None, model):
@@ -150,8 +153,9 @@ def resolve(model: str, *, file=None, flags=None, sets=None) -> dict:
                 _set_model_arg(config, params, model, key, value)
             else:
                 valid = sorted(set(DEFAULTS) - {"model", "model_args"} | params - _DATA_DERIVED)
-                raise ConfigError(f"Unknown setting {key!r} (from {source}) for model {model!r}. "
-                                  f"Valid settings: {', '.join(valid)}")
+                raise ConfigError(
+                    f"Unknown setting {key!r} (from {source}) for model {model!r}. Valid settings: {', '.join(valid)}"
+                )
     config["model"] = model
     validate(config)
     return config
@@ -193,20 +197,20 @@ def validate(config: dict) -> None:
         raise ConfigError(f"learning_rate must be a positive number. Received: learning_rate={lr!r}")
     for key, choices in _CHOICES.items():
         if config[key] not in choices:
-            raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}. "
-                              f"Received: {key}={config[key]!r}")
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}. Received: {key}={config[key]!r}")
     spe = config["steps_per_execution"]
     if spe != "auto" and (not is_int(spe) or spe < 1):
-        raise ConfigError(f"steps_per_execution must be 'auto' or a positive integer. "
-                          f"Received: steps_per_execution={spe!r}")
+        raise ConfigError(
+            f"steps_per_execution must be 'auto' or a positive integer. Received: steps_per_execution={spe!r}"
+        )
     size = config["image_size"]
     if size is not None:
         if is_int(size):
             size = config["image_size"] = [size, size]
-        if (not isinstance(size, (list, tuple)) or len(size) != 2
-                or not all(is_int(s) and s > 0 for s in size)):
-            raise ConfigError(f"image_size must be two positive integers (height, width). "
-                              f"Received: image_size={size!r}")
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(is_int(s) and s > 0 for s in size):
+            raise ConfigError(
+                f"image_size must be two positive integers (height, width). Received: image_size={size!r}"
+            )
         config["image_size"] = [int(s) for s in size]
     if not isinstance(config["dataset"], str) or not config["dataset"]:
         raise ConfigError(f"dataset must be a name or a path. Received: dataset={config['dataset']!r}")
@@ -217,6 +221,7 @@ def dump(config: dict, path, *, resumes=None) -> None:
     (a full disk leaves the previous file, never an empty one). `resumes` records the
     settings changed by each `--resume`."""
     from recipes._atomic import atomic_write_text
+
     ordered = {key: config[key] for key in DEFAULTS}
     if resumes:
         ordered["resumes"] = list(resumes)

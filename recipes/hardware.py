@@ -53,13 +53,15 @@ import tensorflow as tf
 
 from recipes._checks import PRECISIONS, STRATEGIES, check_choice, is_int
 
-
 # Measured (table above): 8 steps per tf.function call beat 1 and 32 on both models.
 CPU_STEPS_PER_EXECUTION = 8
 # Recipes measured faster in mixed_bfloat16 than in float32, with held-out quality within
 # BF16_QUALITY_TOLERANCE, on a CPU with bf16 units (scripts/bench/cpu_settings.py --recipes;
 # the table is in the README). The others train in float32 there too.
-CPU_BF16_RECIPES = frozenset()
+# On an AMD EPYC with avx512_bf16 (idle, 2 cores): vgg16 1.90x, lstm 1.62x, mlp 1.14x faster at
+# the same held-out accuracy; alexnet 1.12x but -0.019 accuracy, vae 0.95x, dcgan 1.15x with no
+# quality measure that tells GAN samples apart: those stay float32.
+CPU_BF16_RECIPES = frozenset({"lstm", "mlp", "vgg16"})
 # The CPU features that decide correctness traps and the best precision, as shown to users.
 CPU_EXTENSIONS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
 # Tensor Cores (Volta and newer) make float16 matmuls/convolutions several times faster.
@@ -104,13 +106,14 @@ class HardwarePlan:
     def describe(self) -> str:
         """One line: devices, strategy, precision, jit, steps_per_execution, GPU memory growth."""
         replicas = f"{self.num_replicas} replica{'s' if self.num_replicas != 1 else ''}"
-        return (f"devices: {', '.join(self.devices)} | strategy: {self.strategy_name} ({replicas}) | "
-                f"precision: {self.precision} | jit: {'on' if self.jit_compile else 'off'} | "
-                f"steps_per_execution: {self.steps_per_execution} | GPU memory growth: {self.memory_growth}")
+        return (
+            f"devices: {', '.join(self.devices)} | strategy: {self.strategy_name} ({replicas}) | "
+            f"precision: {self.precision} | jit: {'on' if self.jit_compile else 'off'} | "
+            f"steps_per_execution: {self.steps_per_execution} | GPU memory growth: {self.memory_growth}"
+        )
 
 
-def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution="auto",
-              recipe=None) -> HardwarePlan:
+def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution="auto", recipe=None) -> HardwarePlan:
     """Detects the hardware, turns on GPU memory growth, sets the precision policy; returns the plan.
 
     Call it before building models: it sets the global Keras dtype policy
@@ -149,14 +152,18 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
     if not (jit == "auto" or isinstance(jit, bool)):
         raise ValueError(f'jit must be "auto", True or False. Received: jit={jit!r}')
     if steps_per_execution != "auto" and (not is_int(steps_per_execution) or steps_per_execution < 1):
-        raise ValueError('steps_per_execution must be "auto" or an integer >= 1. '
-                         f"Received: steps_per_execution={steps_per_execution!r}")
+        raise ValueError(
+            'steps_per_execution must be "auto" or an integer >= 1. '
+            f"Received: steps_per_execution={steps_per_execution!r}"
+        )
 
     gpus = tf.config.list_physical_devices("GPU")
     memory_growth = _enable_memory_growth(gpus)  # before anything below can initialise the GPUs
     details = [_gpu_details(gpu) for gpu in gpus]
-    devices = [_describe_cpu()] + [f"GPU:{i} ({name}, compute {cc[0]}.{cc[1]})" if cc else f"GPU:{i} ({name})"
-                                   for i, (name, cc) in enumerate(details)]
+    devices = [_describe_cpu()] + [
+        f"GPU:{i} ({name}, compute {cc[0]}.{cc[1]})" if cc else f"GPU:{i} ({name})"
+        for i, (name, cc) in enumerate(details)
+    ]
     strategy, strategy_why = _make_strategy(strategy, num_gpus=len(gpus))
     mirrored = isinstance(strategy, tf.distribute.MirroredStrategy)
 
@@ -167,31 +174,47 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
         elif gpus:
             steps_per_execution, steps_why = 1, "Keras default; not measured on GPU"
         else:
-            steps_per_execution, steps_why = CPU_STEPS_PER_EXECUTION, "measured 1.2-1.6x (CNN), 1.0-2.1x (MLP) on a 2-core CPU"
+            steps_per_execution, steps_why = (
+                CPU_STEPS_PER_EXECUTION,
+                "measured 1.2-1.6x (CNN), 1.0-2.1x (MLP) on a 2-core CPU",
+            )
     elif mirrored and steps_per_execution > 1:
         # Keras 3.15 / TF 2.21: fit() stops with InvalidArgumentError "You must feed a value for
         # placeholder tensor" (keras-team/keras#19246); say so here rather than deep inside fit().
-        raise ValueError("steps_per_execution > 1 does not work under a MirroredStrategy with this Keras "
-                         f"(keras-team/keras#19246); use 1. Received: steps_per_execution={steps_per_execution!r}")
+        raise ValueError(
+            "steps_per_execution > 1 does not work under a MirroredStrategy with this Keras "
+            f"(keras-team/keras#19246); use 1. Received: steps_per_execution={steps_per_execution!r}"
+        )
 
     jit_why = "requested"
     if jit == "auto":
-        jit, jit_why = (False, "XLA not measured on GPU; cuDNN LSTM and augmentation layers do not support it") \
-            if gpus else (False, "XLA measured slower on a 2-core CPU (CNN 0.25-0.8x, MLP 0.64-0.78x)")
+        jit, jit_why = (
+            (False, "XLA not measured on GPU; cuDNN LSTM and augmentation layers do not support it")
+            if gpus
+            else (False, "XLA measured slower on a 2-core CPU (CNN 0.25-0.8x, MLP 0.64-0.78x)")
+        )
 
     precision_why = "requested"
     if precision == "auto":
         precision, precision_why = _auto_precision(details, recipe)
     keras.mixed_precision.set_global_policy(precision)  # last: a bad argument above changes nothing
 
-    reasons = [f"strategy {_strategy_name(strategy)}: {strategy_why}",
-               f"precision {precision}: {precision_why}",
-               f"jit {'on' if jit else 'off'}: {jit_why}",
-               f"steps_per_execution {steps_per_execution}: {steps_why}"]
-    return HardwarePlan(devices=devices, strategy=strategy, precision=precision, jit_compile=jit,
-                        steps_per_execution=int(steps_per_execution),
-                        num_replicas=strategy.num_replicas_in_sync, reasons=reasons,
-                        memory_growth=memory_growth)
+    reasons = [
+        f"strategy {_strategy_name(strategy)}: {strategy_why}",
+        f"precision {precision}: {precision_why}",
+        f"jit {'on' if jit else 'off'}: {jit_why}",
+        f"steps_per_execution {steps_per_execution}: {steps_why}",
+    ]
+    return HardwarePlan(
+        devices=devices,
+        strategy=strategy,
+        precision=precision,
+        jit_compile=jit,
+        steps_per_execution=int(steps_per_execution),
+        num_replicas=strategy.num_replicas_in_sync,
+        reasons=reasons,
+        memory_growth=memory_growth,
+    )
 
 
 def has_gpu() -> bool:
@@ -219,8 +242,10 @@ def split_cpu(n: int) -> None:
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
     except RuntimeError:
-        raise RuntimeError("split_cpu must be called before TensorFlow initialises its devices "
-                           f"(before any tensor or model is created). Received: n={n}") from None
+        raise RuntimeError(
+            "split_cpu must be called before TensorFlow initialises its devices "
+            f"(before any tensor or model is created). Received: n={n}"
+        ) from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -265,6 +290,7 @@ def describe_cpu_extensions() -> str:
 def cpu_model() -> str:
     """The CPU's model name, e.g. `"AMD EPYC 9B14"`, else the machine type."""
     import platform
+
     try:
         with open("/proc/cpuinfo") as f:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -276,9 +302,11 @@ def describe_machine() -> str:
     """One line for benchmark headers: CPU model, cores, vector extensions, GPUs, versions."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpus = tf.config.list_physical_devices("GPU")
-    return (f"CPU: {cpu_model()}, {cores} cores ({describe_cpu_extensions()}); "
-            f"{len(gpus) or 'no'} GPU{'s' if len(gpus) != 1 else ''}; "
-            f"TF {tf.__version__}, Keras {keras.__version__}")
+    return (
+        f"CPU: {cpu_model()}, {cores} cores ({describe_cpu_extensions()}); "
+        f"{len(gpus) or 'no'} GPU{'s' if len(gpus) != 1 else ''}; "
+        f"TF {tf.__version__}, Keras {keras.__version__}"
+    )
 
 
 def _enable_memory_growth(gpus) -> str:
@@ -346,7 +374,10 @@ def _auto_precision(details, recipe=None):
             return "mixed_float16", "every GPU has compute capability >= 7.0"
         return "float32", "a GPU has compute capability < 7.0 or unknown"
     if not has_bf16_units():
-        return "float32", "no bf16 units (avx512_bf16/AMX); bf16 measured slower without them (CNN 0.12-0.2x, MLP 0.63-0.99x)"
+        return (
+            "float32",
+            "no bf16 units (avx512_bf16/AMX); bf16 measured slower without them (CNN 0.12-0.2x, MLP 0.63-0.99x)",
+        )
     if recipe is None:
         return "float32", "CPU has bf16 units; bf16 is chosen per recipe; name the recipe to see its choice"
     if recipe in CPU_BF16_RECIPES:

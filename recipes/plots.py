@@ -24,8 +24,6 @@ import numpy as np
 from recipes._atomic import atomic_write
 
 
-
-
 def to_unit_range(images, value_range=(0.0, 1.0)) -> np.ndarray:
     """Maps images from `value_range` to [0, 1] (float32, clipped)."""
     low, high = (float(v) for v in value_range)
@@ -51,17 +49,17 @@ def make_grid(images, ncols: int | None = None, padding: int = 1, pad_value: flo
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"images must be a non-empty batch (N, H, W, C) or (N, H, W). "
-                         f"Received: images.shape={images.shape}")
+        raise ValueError(
+            f"images must be a non-empty batch (N, H, W, C) or (N, H, W). Received: images.shape={images.shape}"
+        )
     n, h, w, c = images.shape
     ncols = min(n, ncols or math.ceil(math.sqrt(n)))
     nrows = math.ceil(n / ncols)
-    grid = np.full((nrows * (h + padding) + padding, ncols * (w + padding) + padding, c),
-                   pad_value, dtype="float32")
+    grid = np.full((nrows * (h + padding) + padding, ncols * (w + padding) + padding, c), pad_value, dtype="float32")
     for i, image in enumerate(images):
         top = padding + (i // ncols) * (h + padding)
         left = padding + (i % ncols) * (w + padding)
-        grid[top:top + h, left:left + w] = image
+        grid[top : top + h, left : left + w] = image
     return grid
 
 
@@ -79,8 +77,9 @@ def save_image(image, path):
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.ndim == 2:
-        atomic_write(path, lambda tmp: matplotlib.image.imsave(tmp, image, cmap="gray", vmin=0.0, vmax=1.0,
-                                                               format="png"))
+        atomic_write(
+            path, lambda tmp: matplotlib.image.imsave(tmp, image, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+        )
     else:
         atomic_write(path, lambda tmp: matplotlib.image.imsave(tmp, np.clip(image, 0.0, 1.0), format="png"))
 
@@ -107,6 +106,7 @@ def save_figure(fig, path):
 
 
 # Training curves ------------------------------------------------------------
+
 
 def read_history(path) -> dict[str, list[float]]:
     """Reads a Keras `CSVLogger` file into `{column: values}`; "NA" and blanks become NaN."""
@@ -150,8 +150,9 @@ def plot_history(history, path):
     width, height = 4.5 * ncols, 3.2 * nrows
     fig = Figure(figsize=(width, height), dpi=100)
     # fixed margins in inches: tight_layout would cost most of the drawing time
-    fig.subplots_adjust(left=0.6 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - 0.35 / height,
-                        wspace=0.3, hspace=0.6)
+    fig.subplots_adjust(
+        left=0.6 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - 0.35 / height, wspace=0.3, hspace=0.6
+    )
     for i, name in enumerate(names, start=1):
         ax = fig.add_subplot(nrows, ncols, i)
         train = history[name]
@@ -171,15 +172,16 @@ def plot_history(history, path):
 
 # Confusion matrix -----------------------------------------------------------
 
+
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """Counts `(true, predicted)` pairs: an int64 `(num_classes, num_classes)` array, rows are true classes."""
     y_true = np.asarray(y_true, dtype="int64").ravel()
     y_pred = np.asarray(y_pred, dtype="int64").ravel()
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true and y_pred must have the same length. "
-                         f"Received: {y_true.shape[0]} and {y_pred.shape[0]}")
-    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes ** 2) \
-        .reshape(num_classes, num_classes)
+        raise ValueError(
+            f"y_true and y_pred must have the same length. Received: {y_true.shape[0]} and {y_pred.shape[0]}"
+        )
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 def confusion_matrix_figure_size(num_classes: int) -> float:
@@ -201,8 +203,15 @@ def confusion_matrix_figure(matrix, class_names=None):
     if k <= 20:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if rates[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(matrix[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     if k <= 30:
         labels = list(class_names) if class_names is not None else [str(i) for i in range(k)]
         ax.set_xticks(range(k), labels, rotation=90, fontsize=8)

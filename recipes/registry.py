@@ -7,8 +7,12 @@ import types
 from typing import Callable
 
 # The forms of data a recipe can train on, as `load_dataset` gives them, with how they read.
-DATA_FORMS = {"image": "images", "table": "tables of features", "sequence": "real-valued sequences",
-              "tokens": "token ids"}
+DATA_FORMS = {
+    "image": "images",
+    "table": "tables of features",
+    "sequence": "real-valued sequences",
+    "tokens": "token ids",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +55,18 @@ _TASKS = ("classification", "generation")
 _INPUTS = ("image", "sequence", "any")
 
 
-def register_model(name: str, *, description: str, task: str, inputs: str, data=("image",), defaults=None,
-                   value_range=(0.0, 1.0), image_side=None, images_as_rows=False):
+def register_model(
+    name: str,
+    *,
+    description: str,
+    task: str,
+    inputs: str,
+    data=("image",),
+    defaults=None,
+    value_range=(0.0, 1.0),
+    image_side=None,
+    images_as_rows=False,
+):
     """Decorator that registers a `build_*` function under `name`, with its facts (see `ModelSpec`)."""
     if task not in _TASKS:
         raise ValueError(f"task must be one of {_TASKS}. Received: task={task!r}")
@@ -65,10 +79,18 @@ def register_model(name: str, *, description: str, task: str, inputs: str, data=
     def decorator(builder):
         if name in _REGISTRY:
             raise ValueError(f"A model named {name!r} is already registered.")
-        _REGISTRY[name] = ModelSpec(name, builder, description, task, inputs, data=tuple(data),
-                                    defaults=types.MappingProxyType(dict(defaults or {})),
-                                    value_range=tuple(value_range), image_side=image_side,
-                                    images_as_rows=images_as_rows)
+        _REGISTRY[name] = ModelSpec(
+            name,
+            builder,
+            description,
+            task,
+            inputs,
+            data=tuple(data),
+            defaults=types.MappingProxyType(dict(defaults or {})),
+            value_range=tuple(value_range),
+            image_side=image_side,
+            images_as_rows=images_as_rows,
+        )
         return builder
 
     return decorator
@@ -94,9 +116,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown model {name!r}. Valid names: {', '.join(list_models())}"
-        ) from None
+        raise ValueError(f"Unknown model {name!r}. Valid names: {', '.join(list_models())}") from None
 
 
 def get_model(name: str, **kwargs):

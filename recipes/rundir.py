@@ -64,14 +64,17 @@ def check_usable(path) -> str:
     if foreign:
         shown = ", ".join(n + ("/" if (path / n).is_dir() else "") for n in foreign[:5])
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        raise RunDirError(f"Run directory {str(path)!r} holds files recipes did not write ({shown}{more}); "
-                          f"choose a new or empty folder for --run-dir.")
+        raise RunDirError(
+            f"Run directory {str(path)!r} holds files recipes did not write ({shown}{more}); "
+            f"choose a new or empty folder for --run-dir."
+        )
     return "new"
 
 
 def _made_before_markers(path: pathlib.Path) -> bool:
     """A run written by a recipes version without markers: its config.yaml has recipes' keys."""
     import yaml
+
     try:
         config = yaml.safe_load((path / "config.yaml").read_text())
     except (OSError, ValueError, yaml.YAMLError):
@@ -91,6 +94,7 @@ def holder(path) -> str:
 def is_live(path) -> bool:
     """Whether a process holds the lock of the run directory `path` now."""
     import fcntl
+
     lock = pathlib.Path(path) / LOCK
     try:
         fd = os.open(lock, os.O_RDONLY)
@@ -146,8 +150,10 @@ def claim(path, *, create: bool = True):
     except OSError as e:
         os.close(fd)
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise RunDirError(f"Run directory {str(path)!r} is in use by another training "
-                              f"({holder(path)}); wait for it to end or choose another --run-dir.") from None
+            raise RunDirError(
+                f"Run directory {str(path)!r} is in use by another training "
+                f"({holder(path)}); wait for it to end or choose another --run-dir."
+            ) from None
         raise RunDirError(f"Cannot lock run directory {str(path)!r}: {e.strerror or e}.") from None
     run = Claim(path, fd, created)
     try:
@@ -190,6 +196,7 @@ def unique_dir(root, stem: str) -> pathlib.Path:
 
 # ------------------------------------------------------------ the state of a run
 
+
 def run_stem(config: dict) -> str:
     dataset = pathlib.Path(config["dataset"]).stem or "data"
     return f"{config['model']}-{dataset}"
@@ -216,8 +223,7 @@ def find_unfinished(config: dict, root=RUNS_ROOT):
     process is training now, or `None`."""
     candidates = sorted(pathlib.Path(root).glob(f"{run_stem(config)}-*"), reverse=True)
     for run_dir in candidates:
-        if (run_dir / MARKER).exists() and run_state(run_dir) == "unfinished" \
-                and not is_live(run_dir):
+        if (run_dir / MARKER).exists() and run_state(run_dir) == "unfinished" and not is_live(run_dir):
             try:
                 if read_config(run_dir) == comparable(config):
                     return run_dir
@@ -239,6 +245,7 @@ def read_resumes(run_dir) -> list:
 def comparable(config):
     """The configuration as it reads back from config.yaml."""
     import yaml
+
     return config_lib.read_yaml(yaml.safe_dump({k: config[k] for k in config_lib.DEFAULTS}, sort_keys=False))
 
 
@@ -270,5 +277,7 @@ def check_config_file(run_dir) -> None:
         if stored.get("model") is None:
             raise ConfigError("it names no model")
     except ConfigError as e:
-        raise ConfigError(f"{pathlib.Path(run_dir) / 'config.yaml'} is damaged ({str(e).rstrip('.')}); "
-                          f"the run cannot be resumed: start a new run, or restore the file.") from None
+        raise ConfigError(
+            f"{pathlib.Path(run_dir) / 'config.yaml'} is damaged ({str(e).rstrip('.')}); "
+            f"the run cannot be resumed: start a new run, or restore the file."
+        ) from None

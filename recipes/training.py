@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import pathlib
 
@@ -23,13 +22,30 @@ import numpy as np
 
 from recipes import config as config_lib
 from recipes import rundir
-from recipes._atomic import atomic_write_text
-from recipes._checks import is_int
 from recipes.config import ConfigError
 from recipes.registry import get_spec
-from recipes.rundir import (RUNS_ROOT, check_config_file, completed_epochs, default_run_dir,  # noqa: F401
-                            find_unfinished, read_config, read_resumes, remove_stale_temporaries, run_state)
+from recipes.rundir import (  # noqa: F401
+    RUNS_ROOT,
+    check_config_file,
+    completed_epochs,
+    default_run_dir,
+    find_unfinished,
+    read_config,
+    read_resumes,
+    remove_stale_temporaries,
+    run_state,
+)
 from recipes.rundir import comparable as _comparable
+from recipes.runs import (  # noqa: F401  (evaluate, sample and open_run are re-exported)
+    evaluate,
+    evaluate_model,
+    held_out,
+    load_model_file,
+    model_path,
+    open_run,
+    sample,
+    write_json,
+)
 
 
 class TrainingError(RuntimeError):
@@ -53,42 +69,76 @@ def user_errors():
 
 # ---------------------------------------------------------------------------- data
 
-def load_data(config: dict):
-    """Loads the run's dataset in the form its model needs: `(train, val, test, info)`."""
+
+def open_data(config: dict):
+    """Opens the run's data source once (`datasets.open_source`) and checks the model can take it."""
+    from recipes.datasets import open_source
+
+    source = open_source(
+        config["dataset"],
+        labels=get_spec(config["model"]).uses_labels,
+        vocab_size=config["vocab_size"],
+        sequence_length=config["sequence_length"],
+    )
+    check_compatible(config["model"], source)
+    return source
+
+
+def load_data(config: dict, splits=None, source=None):
+    """Loads the run's dataset once, in the form its model needs: a `DatasetSplits`
+    `(train, val, test, info)`. The source is opened first; its kind and example shape
+    decide the resizing and the sequence form, then the pipelines are built.
+
+    Args:
+        splits: the pipelines to build (see `load_dataset`); `None` builds all.
+        source: the source `open_data` returned, if the caller opened it already.
+    """
     from recipes.datasets import load_dataset  # TensorFlow is imported lazily
 
     spec = get_spec(config["model"])
-    kwargs = dict(batch_size=config["batch_size"], validation_split=config["validation_split"],
-                  seed=config["seed"], return_test="auto", labels=spec.uses_labels,
-                  value_range=spec.value_range,
-                  sequence_length=config["sequence_length"], vocab_size=config["vocab_size"])
+    source = source or open_data(config)
     image_size = tuple(config["image_size"]) if config["image_size"] else None
-    data = load_dataset(config["dataset"], image_size=image_size, **kwargs)
-    info = data[-1]
-    check_compatible(config["model"], info)
-    if info.kind == "image":
+    as_sequence = False
+    if source.kind == "image":
         side = spec.image_side or 1
-        if image_size is None and min(info.input_shape[:2]) < side:
-            data = load_dataset(config["dataset"], image_size=(side, side), **kwargs)
-        elif spec.images_as_rows:
-            data = load_dataset(config["dataset"], image_size=image_size, as_sequence=True, **kwargs)
-    return data
+        if image_size is None and min(source.shape[:2]) < side:
+            image_size = (side, side)
+        as_sequence = spec.images_as_rows
+    return load_dataset(
+        source,
+        batch_size=config["batch_size"],
+        validation_split=config["validation_split"],
+        seed=config["seed"],
+        return_test="auto",
+        labels=spec.uses_labels,
+        value_range=spec.value_range,
+        image_size=image_size,
+        as_sequence=as_sequence,
+        splits=splits,
+    )
 
 
-def check_compatible(model: str, info) -> None:
-    """Raises `ConfigError` before anything trains if `model` cannot take this data."""
+def check_compatible(model: str, data) -> None:
+    """Raises `ConfigError` before anything trains if `model` cannot take this data.
+
+    `data` is a `datasets.Source` or a `DatasetInfo` (both have name, kind, vocab_size
+    and a shape)."""
     from recipes.registry import DATA_FORMS
 
     spec = get_spec(model)
-    form = "tokens" if info.vocab_size else info.kind
+    form = "tokens" if data.vocab_size else data.kind
+    shape = tuple(getattr(data, "input_shape", None) or data.shape)
     if form not in spec.data:
-        takes = " or ".join(DATA_FORMS[f] + (" (read row by row)" if f == "image" and spec.images_as_rows else "")
-                            for f in spec.data)
-        raise ConfigError(f"Model {model!r} trains on {takes}, but dataset {info.name!r} holds "
-                          f"{DATA_FORMS[form]} of shape {tuple(info.input_shape)}.")
+        takes = " or ".join(
+            DATA_FORMS[f] + (" (read row by row)" if f == "image" and spec.images_as_rows else "") for f in spec.data
+        )
+        raise ConfigError(
+            f"Model {model!r} trains on {takes}, but dataset {data.name!r} holds {DATA_FORMS[form]} of shape {shape}."
+        )
 
 
 # --------------------------------------------------------------------------- model
+
 
 def builder_kwargs(config: dict, info) -> dict:
     """The keyword arguments `build_model` passes to the recipe's builder for this data."""
@@ -101,8 +151,7 @@ def builder_kwargs(config: dict, info) -> dict:
     for key in ("learning_rate", "optimizer"):
         if config[key] is not None:
             if key not in config_lib.builder_params(config["model"]):
-                raise ConfigError(f"Model {config['model']!r} does not take {key}. "
-                                  f"Received: {key}={config[key]!r}")
+                raise ConfigError(f"Model {config['model']!r} does not take {key}. Received: {key}={config[key]!r}")
             kwargs[key] = config[key]
     return kwargs
 
@@ -132,24 +181,31 @@ def _claim_state(run_dir, config, overrides, log):
     if state == "finished":
         raise ConfigError(f"Run directory {str(run_dir)!r} holds a finished run; choose another --run-dir.")
     config_file = run_dir / "config.yaml"
-    if state == "unfinished" and config_file.stat().st_size == 0 and not (run_dir / "backup").exists() \
-            and not (run_dir / "last.keras").exists():
+    if (
+        state == "unfinished"
+        and config_file.stat().st_size == 0
+        and not (run_dir / "backup").exists()
+        and not (run_dir / "last.keras").exists()
+    ):
         state = "new"  # config.yaml left empty by an old crash before anything trained: start afresh
     if state == "unfinished":
         check_config_file(run_dir)
         stored = read_config(run_dir)
         if stored != _comparable({**config, **{k: stored.get(k) for k in overrides}}):
-            raise ConfigError(f"Run directory {str(run_dir)!r} holds an unfinished run with another "
-                              f"configuration; resume it with `recipes train --resume {run_dir}`.")
+            raise ConfigError(
+                f"Run directory {str(run_dir)!r} holds an unfinished run with another "
+                f"configuration; resume it with `recipes train --resume {run_dir}`."
+            )
         changed = {k: v for k, v in overrides.items() if stored.get(k) != v}
         done = completed_epochs(run_dir)
         if "epochs" in changed and config["epochs"] < done:
-            raise ConfigError(f"Run {str(run_dir)!r} has completed {done} epochs already; --epochs must be at "
-                              f"least that. Received: epochs={config['epochs']}")
+            raise ConfigError(
+                f"Run {str(run_dir)!r} has completed {done} epochs already; --epochs must be at "
+                f"least that. Received: epochs={config['epochs']}"
+            )
         if changed:
             config_lib.dump(config, config_file, resumes=read_resumes(run_dir) + [{"epoch": done, **changed}])
-            log(f"Resuming {run_dir} at epoch {done + 1} with " +
-                ", ".join(f"{k}={v}" for k, v in changed.items()))
+            log(f"Resuming {run_dir} at epoch {done + 1} with " + ", ".join(f"{k}={v}" for k, v in changed.items()))
         else:
             log(f"Resuming {run_dir}")
         return changed
@@ -159,6 +215,7 @@ def _claim_state(run_dir, config, overrides, log):
 
 
 # -------------------------------------------------------------------------- train
+
 
 def prepare(config: dict, *, log=print):
     """Seeds, plans the hardware, loads the data and builds the model, as `train` does.
@@ -177,12 +234,16 @@ def prepare(config: dict, *, log=print):
     keras.utils.set_random_seed(config["seed"])
     tf.config.experimental.enable_op_determinism()
     with user_errors():
-        plan = hardware.configure(strategy=config["strategy"], precision=config["precision"],
-                                  jit=config["jit"], steps_per_execution=config["steps_per_execution"],
-                                  recipe=config["model"])
+        plan = hardware.configure(
+            strategy=config["strategy"],
+            precision=config["precision"],
+            jit=config["jit"],
+            steps_per_execution=config["steps_per_execution"],
+            recipe=config["model"],
+        )
         log(plan.describe())
         data = load_data(config)
-        model = build_model(config, data[-1], plan)
+        model = build_model(config, data.info, plan)
     return plan, data, model
 
 
@@ -223,8 +284,10 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
 def _os_error_line(e: OSError, run_dir) -> str:
     where = e.filename or run_dir
     if e.errno == errno.ENOSPC:
-        return (f"No space left on the device while writing {where}; free some space and run the same "
-                f"command again to resume.")
+        return (
+            f"No space left on the device while writing {where}; free some space and run the same "
+            f"command again to resume."
+        )
     return f"Could not write {where}: {e.strerror or e}; the run can be resumed once this is fixed."
 
 
@@ -235,19 +298,29 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log):
 
     def callbacks():
         return default_callbacks(
-            run_dir, validation_data=val_ds, class_names=info.class_names, epochs=config["epochs"],
-            early_stopping_patience=config["early_stopping"], lr_schedule=config["lr_schedule"],
-            keep_backup=True) + ([SetLearningRate(changed["learning_rate"])] if "learning_rate" in changed else [])
+            run_dir,
+            validation_data=val_ds,
+            class_names=info.class_names,
+            epochs=config["epochs"],
+            early_stopping_patience=config["early_stopping"],
+            lr_schedule=config["lr_schedule"],
+            keep_backup=True,
+        ) + ([SetLearningRate(changed["learning_rate"])] if "learning_rate" in changed else [])
 
     fit = dict(validation_data=val_ds, epochs=config["epochs"], verbose=verbose, shuffle=False)
+    interrupt = InterruptBetweenSteps()
     try:
-        history = model.fit(train_ds, callbacks=callbacks(), **fit)
+        with interrupt.installed():
+            history = model.fit(train_ds, callbacks=callbacks() + [interrupt.callback], **fit)
     except BackupError as e:
         model, done = _model_from_last(run_dir, model, plan, train_ds, e)
-        log(f"{e} Resuming from last.keras ({done} epochs completed) instead; the unreadable backup is kept "
-            f"in {run_dir / 'backup.unreadable'}.")
+        log(
+            f"{e} Resuming from last.keras ({done} epochs completed) instead; the unreadable backup is kept "
+            f"in {run_dir / 'backup.unreadable'}."
+        )
         os.replace(run_dir / "backup", _free_name(run_dir / "backup.unreadable"))
-        history = model.fit(train_ds, callbacks=callbacks(), initial_epoch=done, **fit)
+        with interrupt.installed():
+            history = model.fit(train_ds, callbacks=callbacks() + [interrupt.callback], initial_epoch=done, **fit)
     losses = [v for k, vs in history.history.items() if "loss" in k for v in vs]
     if any(not np.isfinite(v) for v in losses):
         raise TrainingError(_nan_message(config, run_dir, history))
@@ -256,6 +329,59 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log):
     write_json(run_dir / "metrics.json", metrics)
     _remove_backup(run_dir)
     return metrics
+
+
+class InterruptBetweenSteps:
+    """Ctrl-C (SIGINT) during `fit` stops training between two steps, not inside one.
+
+    A KeyboardInterrupt raised in the middle of a TensorFlow op or an h5py write can
+    leave native state half-changed (we saw `free(): invalid next size` aborts at exit).
+    Here the first SIGINT is only noted; the callback raises KeyboardInterrupt at the
+    next batch or epoch boundary, before the interrupted epoch is backed up, so the run
+    resumes from its last completed epoch. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self):
+        import keras
+
+        self.requested = False
+        outer = self
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                outer.check()
+
+            def on_test_batch_end(self, batch, logs=None):
+                outer.check()
+
+            def on_epoch_begin(self, epoch, logs=None):
+                outer.check()
+
+        self.callback = _Callback()
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+
+        def note(signum, frame):
+            self.requested = True
+            signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+
+        previous = signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        self.check()  # a Ctrl-C during the last epoch's end: the run is left unfinished
 
 
 def _free_name(path: pathlib.Path) -> pathlib.Path:
@@ -268,6 +394,7 @@ def _free_name(path: pathlib.Path) -> pathlib.Path:
 
 def _remove_backup(run_dir) -> None:
     from recipes.callbacks import RunBackup
+
     RunBackup(os.fspath(pathlib.Path(run_dir) / "backup")).remove()
 
 
@@ -276,16 +403,21 @@ def _model_from_last(run_dir, model, plan, train_ds, error):
     import keras
 
     from recipes.callbacks import optimizers
+
     last = pathlib.Path(run_dir) / "last.keras"
     if not last.exists():
-        raise TrainingError(f"{error} There is no last.keras to resume from either: start a new run "
-                            f"(this one's files are left as they are).")
+        raise TrainingError(
+            f"{error} There is no last.keras to resume from either: start a new run "
+            f"(this one's files are left as they are)."
+        )
     try:
         with plan.strategy.scope():
             restored = keras.models.load_model(last)
     except Exception as e:
-        raise TrainingError(f"{error} {last} is unreadable too ({str(e).strip().splitlines()[0]}): start a "
-                            f"new run (this one's files are left as they are).") from None
+        raise TrainingError(
+            f"{error} {last} is unreadable too ({str(e).strip().splitlines()[0]}): start a "
+            f"new run (this one's files are left as they are)."
+        ) from None
     restored.jit_compile, restored.steps_per_execution = model.jit_compile, model.steps_per_execution
     steps = int(train_ds.cardinality())
     iterations = int(next(iter(optimizers(restored).values())).iterations.numpy()) if optimizers(restored) else 0
@@ -298,105 +430,16 @@ def _nan_message(config, run_dir, history) -> str:
     lower = f" --learning-rate {lr / 10:g}" if lr else " --learning-rate <lower>"
     done = completed_epochs(run_dir)
     if (run_dir / "best.keras").exists() or done:
-        kept = f"The last good checkpoint is {run_dir / 'best.keras'}" if (run_dir / "best.keras").exists() \
+        kept = (
+            f"The last good checkpoint is {run_dir / 'best.keras'}"
+            if (run_dir / "best.keras").exists()
             else f"The resume point holds epoch {done}"
-        return (f"The loss became NaN in epoch {epoch}; training stopped. {kept}; continue from the last "
-                f"good epoch with a lower learning rate: recipes train --resume {run_dir}{lower}")
-    return (f"The loss became NaN in epoch {epoch}, before any epoch completed; nothing was saved. "
-            f"Try a lower learning rate: recipes train --resume {run_dir}{lower}")
-
-
-def held_out(test_ds, val_ds, train_ds):
-    """The split the final metrics are measured on: test, else validation, else train."""
-    for split, data in (("test", test_ds), ("validation", val_ds), ("train", train_ds)):
-        if data is not None:
-            return split, data
-
-
-def model_path(run_dir, fallback=None):
-    """The run's best model file, else its last one; `fallback` (a model) if neither exists."""
-    for name in ("best.keras", "last.keras"):
-        path = pathlib.Path(run_dir) / name
-        if path.exists():
-            return path
-    if fallback is not None:
-        return fallback
-    raise ConfigError(f"Run directory {str(run_dir)!r} has no best.keras or last.keras.")
-
-
-def load_model_file(path):
-    """`keras.models.load_model`, with a damaged file reported in one line that names it."""
-    import keras
-    path = pathlib.Path(path)
-    try:
-        return keras.models.load_model(path)
-    except Exception as e:  # zipfile, h5py, JSON, Keras's own "File not found" for a bad zip
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        others = [n for n in ("best.keras", "last.keras") if n != path.name and (path.parent / n).exists()]
-        hint = f"; {path.parent / others[0]} may still be whole" if others else ""
-        raise ConfigError(f"{path} is corrupt or incomplete and cannot be loaded ({detail[:200]}){hint}.") from None
-
-
-def evaluate_model(model_or_path, test_ds, verbose=0) -> dict:
-    """Test metrics as plain floats; the VAE's loss is reported as `negative_elbo` too."""
-    model = load_model_file(model_or_path) if isinstance(model_or_path, os.PathLike) else model_or_path
-    results = model.evaluate(test_ds, return_dict=True, verbose=verbose)
-    metrics = {k: float(v) for k, v in results.items()}
-    if hasattr(model, "encode") and "loss" in metrics:
-        metrics["negative_elbo"] = metrics["loss"]
-    return metrics
-
-
-def write_json(path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-# ---------------------------------------------------------------- evaluate/sample
-
-def open_run(run_dir) -> dict:
-    run_dir = pathlib.Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise ConfigError(f"{str(run_dir)!r} is not a run directory (no config.yaml).")
-    check_config_file(run_dir)
-    config = read_config(run_dir)
-    try:
-        return config_lib.resolve(config.get("model"), file=config)
-    except ConfigError as e:
-        raise ConfigError(f"{run_dir / 'config.yaml'}: {e}") from None
-
-
-def evaluate(run_dir, *, verbose: int = 0) -> dict:
-    """Metrics of a run's best (else last) model on its held-out split (see `held_out`)."""
-    config = open_run(run_dir)
-    path = model_path(run_dir)
-    with user_errors():
-        train_ds, val_ds, test_ds, _ = load_data(config)
-    split, data = held_out(test_ds, val_ds, train_ds)
-    return {**evaluate_model(path, data, verbose=verbose), "split": split}
-
-
-def sample(run_dir, *, n: int = 64, out=None, seed: int = 0) -> pathlib.Path:
-    """Writes a grid of `n` images generated by a DCGAN or VAE run to `out` (PNG)."""
-    from recipes.plots import save_image_grid
-
-    config = open_run(run_dir)
-    if get_spec(config["model"]).task != "generation":
-        raise ConfigError(f"Run {str(run_dir)!r} trained {config['model']!r}, a classifier; "
-                          f"sample needs a dcgan or vae run.")
-    if not is_int(n) or n < 1:
-        raise ConfigError(f"n must be a positive integer. Received: n={n!r}")
-    if out is not None:
-        out = pathlib.Path(out)
-        if out.suffix.lower() != ".png":
-            raise ConfigError(f"--out must name a .png file: sample writes PNG images. Received: out={str(out)!r}")
-        if not out.parent.is_dir():
-            raise ConfigError(f"--out must be in an existing folder; {str(out.parent)!r} does not exist. "
-                              f"Received: out={str(out)!r}")
-        if out.is_dir():
-            raise ConfigError(f"--out is a folder; name a .png file. Received: out={str(out)!r}")
-    model = load_model_file(model_path(run_dir))
-    images = model.generate(n, seed=seed)
-    out = out or pathlib.Path(run_dir) / "plots" / "samples.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_image_grid(images, out, value_range=model.value_range)  # written atomically
-    return out
+        )
+        return (
+            f"The loss became NaN in epoch {epoch}; training stopped. {kept}; continue from the last "
+            f"good epoch with a lower learning rate: recipes train --resume {run_dir}{lower}"
+        )
+    return (
+        f"The loss became NaN in epoch {epoch}, before any epoch completed; nothing was saved. "
+        f"Try a lower learning rate: recipes train --resume {run_dir}{lower}"
+    )

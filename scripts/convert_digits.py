@@ -39,10 +39,11 @@ def main():
         test[members[: round(len(members) * TEST_FRACTION)]] = True
     train_idx, test_idx = rng.permutation(np.flatnonzero(~test)), rng.permutation(np.flatnonzero(test))
 
-    np.savez_compressed(args.out, x_train=x[train_idx], y_train=y[train_idx],
-                        x_test=x[test_idx], y_test=y[test_idx])
-    print(f"wrote {args.out}: {len(train_idx)} train, {len(test_idx)} test images of 8x8, "
-          f"values {x.min()}..{x.max()}, {len(np.unique(y))} classes")
+    np.savez_compressed(args.out, x_train=x[train_idx], y_train=y[train_idx], x_test=x[test_idx], y_test=y[test_idx])
+    print(
+        f"wrote {args.out}: {len(train_idx)} train, {len(test_idx)} test images of 8x8, "
+        f"values {x.min()}..{x.max()}, {len(np.unique(y))} classes"
+    )
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorflow.core.protobuf import config_pb2
 
-from recipes import build_mlp
-from recipes import plots
+from recipes import build_mlp, plots
+from recipes.callbacks import AtomicModelCheckpoint, default_callbacks, learning_rates, resolve_mode
 from recipes.callbacks import images as image_callbacks
-from recipes.callbacks import (AtomicModelCheckpoint, default_callbacks, learning_rates, resolve_mode)
-
 
 # Tiny models and data ----------------------------------------------------------
+
 
 def blobs(n=48, num_classes=3, dim=4, seed=0):
     """Gaussian blobs: a classification problem a tiny MLP learns in a few steps."""
@@ -27,8 +26,9 @@ def blobs(n=48, num_classes=3, dim=4, seed=0):
 
 
 def classifier(num_classes=3):
-    return build_mlp(input_shape=(4,), num_classes=num_classes, hidden_units=(8,), dropout=0.0,
-                     optimizer="adam", learning_rate=0.01)
+    return build_mlp(
+        input_shape=(4,), num_classes=num_classes, hidden_units=(8,), dropout=0.0, optimizer="adam", learning_rate=0.01
+    )
 
 
 @keras.saving.register_keras_serializable(package="test_callbacks")
@@ -38,11 +38,17 @@ class TinyVAE(keras.Model):
     def __init__(self, image_shape=(4, 4, 1), latent_dim=2, **kwargs):
         super().__init__(**kwargs)
         self.image_shape, self.latent_dim, self.value_range = tuple(image_shape), latent_dim, (0.0, 1.0)
-        self.encoder = keras.Sequential([keras.Input(self.image_shape), keras.layers.Flatten(),
-                                         keras.layers.Dense(latent_dim)], name="encoder")
-        self.decoder = keras.Sequential([keras.Input((latent_dim,)),
-                                         keras.layers.Dense(int(np.prod(image_shape)), activation="sigmoid"),
-                                         keras.layers.Reshape(self.image_shape)], name="decoder")
+        self.encoder = keras.Sequential(
+            [keras.Input(self.image_shape), keras.layers.Flatten(), keras.layers.Dense(latent_dim)], name="encoder"
+        )
+        self.decoder = keras.Sequential(
+            [
+                keras.Input((latent_dim,)),
+                keras.layers.Dense(int(np.prod(image_shape)), activation="sigmoid"),
+                keras.layers.Reshape(self.image_shape),
+            ],
+            name="decoder",
+        )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self(np.zeros((1, *self.image_shape), "float32"))  # built before fit, as BackupAndRestore needs
 
@@ -84,11 +90,17 @@ class TinyGAN(keras.Model):
         super().__init__(**kwargs)
         self.image_shape, self.latent_dim, self.value_range = tuple(image_shape), latent_dim, (-1.0, 1.0)
         self.loss_offset = 0.0  # NaN makes both losses NaN whatever the CPU's kernels do
-        self.generator = keras.Sequential([keras.Input((latent_dim,)),
-                                           keras.layers.Dense(int(np.prod(image_shape)), activation="tanh"),
-                                           keras.layers.Reshape(self.image_shape)], name="generator")
-        self.discriminator = keras.Sequential([keras.Input(self.image_shape), keras.layers.Flatten(),
-                                               keras.layers.Dense(1)], name="discriminator")
+        self.generator = keras.Sequential(
+            [
+                keras.Input((latent_dim,)),
+                keras.layers.Dense(int(np.prod(image_shape)), activation="tanh"),
+                keras.layers.Reshape(self.image_shape),
+            ],
+            name="generator",
+        )
+        self.discriminator = keras.Sequential(
+            [keras.Input(self.image_shape), keras.layers.Flatten(), keras.layers.Dense(1)], name="discriminator"
+        )
         self.d_tracker = keras.metrics.Mean(name="d_loss")
         self.g_tracker = keras.metrics.Mean(name="g_loss")
         self.seed_generator = keras.random.SeedGenerator(0)
@@ -109,8 +121,9 @@ class TinyGAN(keras.Model):
         x = data[0] if isinstance(data, tuple) else data
         z = keras.random.normal((keras.ops.shape(x)[0], self.latent_dim), seed=self.seed_generator)
         with tf.GradientTape() as tape:
-            d_loss = keras.ops.mean(keras.ops.square(self.discriminator(x) - 1.0)) + \
-                keras.ops.mean(keras.ops.square(self.discriminator(self.generator(z))))
+            d_loss = keras.ops.mean(keras.ops.square(self.discriminator(x) - 1.0)) + keras.ops.mean(
+                keras.ops.square(self.discriminator(self.generator(z)))
+            )
         weights = self.discriminator.trainable_weights
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights))
         with tf.GradientTape() as tape:
@@ -134,6 +147,7 @@ def images(n=32, seed=0):
 
 
 # Reading the run directory back -------------------------------------------------
+
 
 def accumulator(path):
     acc = event_accumulator.EventAccumulator(path, size_guidance={event_accumulator.TENSORS: 0})
@@ -173,13 +187,21 @@ class Interrupt(keras.callbacks.Callback):
 
 # A full classifier run --------------------------------------------------------
 
+
 def test_classifier_run_writes_every_file_and_the_tensorboard_scalars(tmp_path):
     run = str(tmp_path / "run")
     x, y = blobs()
     xv, yv = blobs(n=24, seed=1)
     model = classifier()
-    history = model.fit(x, y, batch_size=16, epochs=3, validation_data=(xv, yv), verbose=0,
-                        callbacks=default_callbacks(run, validation_data=(xv, yv)))
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=3,
+        validation_data=(xv, yv),
+        verbose=0,
+        callbacks=default_callbacks(run, validation_data=(xv, yv)),
+    )
 
     for name in ("best.keras", "last.keras", "history.csv", "plots/curves.png", "plots/confusion_matrix.png"):
         assert os.path.isfile(os.path.join(run, name)), name
@@ -193,8 +215,9 @@ def test_classifier_run_writes_every_file_and_the_tensorboard_scalars(tmp_path):
             logged = scalars(os.path.join(run, "logs", run_name), f"epoch_{metric}")
             assert list(logged) == [0, 1, 2]
             np.testing.assert_allclose(list(logged.values()), h[prefix + metric], rtol=1e-6)
-    assert list(scalars(os.path.join(run, "logs", "train"), "epoch_learning_rate").values()) == \
-        pytest.approx([0.01] * 3)
+    assert list(scalars(os.path.join(run, "logs", "train"), "epoch_learning_rate").values()) == pytest.approx(
+        [0.01] * 3
+    )
 
     rows = read_csv(os.path.join(run, "history.csv"))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
@@ -240,6 +263,7 @@ def test_confusion_matrix_counts_the_validation_predictions(tmp_path, num_classe
 
 def plt_image(path):
     import matplotlib.image
+
     return matplotlib.image.imread(path)
 
 
@@ -248,6 +272,7 @@ def test_confusion_matrix_figure_grows_with_the_classes():
 
 
 # Generative models ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("latent_dim", [1, 2])
 def test_vae_run_writes_samples_reconstructions_and_traversal_each_epoch(tmp_path, latent_dim):
@@ -306,13 +331,18 @@ def test_gan_run_writes_samples_and_logs_both_learning_rates(tmp_path):
     assert "epoch_learning_rate" not in accumulator(train).Tags()["tensors"]  # the unused default optimizer
     assert not os.path.exists(os.path.join(run, "best.keras"))
     assert os.path.isfile(os.path.join(run, "last.keras"))
-    assert {"d_loss", "g_loss", "d_learning_rate", "g_learning_rate"} <= set(read_csv(os.path.join(run, "history.csv"))[0])
+    assert {"d_loss", "g_loss", "d_learning_rate", "g_learning_rate"} <= set(
+        read_csv(os.path.join(run, "history.csv"))[0]
+    )
 
 
 def test_required_pictures_fail_early_on_a_model_without_them(tmp_path):
     x, y = blobs()
-    with pytest.raises(ValueError, match=r"samples=True needs a model with generate\(n, seed\) \(DCGAN, VAE\)\. "
-                                         r"Received: model='mlp' \(Functional\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"samples=True needs a model with generate\(n, seed\) \(DCGAN, VAE\)\. "
+        r"Received: model='mlp' \(Functional\)",
+    ):
         classifier().fit(x, y, epochs=1, verbose=0, callbacks=default_callbacks(str(tmp_path), samples=True))
 
 
@@ -324,8 +354,11 @@ def test_make_grid_places_images_in_rows_with_padding():
     assert grid[4, 1, 0] == pytest.approx(0.4) and grid[4, 9, 0] == 1.0  # the missing 6th is padding
     assert plots.make_grid(batch[..., 0], ncols=5).shape == (4, 21, 1)
     np.testing.assert_allclose(plots.to_unit_range([-1.0, 0.0, 1.0, 3.0], (-1.0, 1.0)), [0.0, 0.5, 1.0, 1.0])
-    with pytest.raises(ValueError, match=r"images must be a non-empty batch \(N, H, W, C\) or \(N, H, W\)\. "
-                                         r"Received: images\.shape=\(3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"images must be a non-empty batch \(N, H, W, C\) or \(N, H, W\)\. "
+        r"Received: images\.shape=\(3, 3\)",
+    ):
         plots.make_grid(np.zeros((3, 3)))
 
 
@@ -340,6 +373,7 @@ def test_latent_grid_traverses_the_first_two_dimensions():
 
 
 # Checkpoints, resume, NaN -------------------------------------------------------
+
 
 def test_checkpoint_crash_mid_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = str(tmp_path / "last.keras")
@@ -367,8 +401,14 @@ def test_resumed_run_continues_from_the_backup_with_one_history(tmp_path):
 
     first = classifier()
     with pytest.raises(RuntimeError, match="killed"):
-        first.fit(x, y, epochs=4, validation_data=(xv, yv), verbose=0,
-                  callbacks=default_callbacks(run, validation_data=(xv, yv)) + [Interrupt(at_epoch=2)])
+        first.fit(
+            x,
+            y,
+            epochs=4,
+            validation_data=(xv, yv),
+            verbose=0,
+            callbacks=default_callbacks(run, validation_data=(xv, yv)) + [Interrupt(at_epoch=2)],
+        )
     assert os.path.isdir(os.path.join(run, "backup"))
     weights_at_crash = first.get_weights()
     with open(os.path.join(run, "history.csv"), "a") as f:  # as if killed after logging epoch 2, before its backup
@@ -376,6 +416,7 @@ def test_resumed_run_continues_from_the_backup_with_one_history(tmp_path):
 
     class Sabotage(keras.callbacks.Callback):
         """Checks the restored weights, then ruins them so the resumed epochs are worse than the old best."""
+
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 2:
                 for restored, saved in zip(self.model.get_weights(), weights_at_crash):
@@ -384,8 +425,14 @@ def test_resumed_run_continues_from_the_backup_with_one_history(tmp_path):
 
     keras.utils.set_random_seed(1)
     second = classifier()
-    history = second.fit(x, y, epochs=4, validation_data=(xv, yv), verbose=0,
-                         callbacks=[Sabotage()] + default_callbacks(run, validation_data=(xv, yv)))
+    history = second.fit(
+        x,
+        y,
+        epochs=4,
+        validation_data=(xv, yv),
+        verbose=0,
+        callbacks=[Sabotage()] + default_callbacks(run, validation_data=(xv, yv)),
+    )
     assert history.epoch == [2, 3]
 
     rows = read_csv(os.path.join(run, "history.csv"))
@@ -442,23 +489,31 @@ def test_nan_loss_stops_training_and_keeps_last_checkpoint_clean(tmp_path, kind)
 
 # Schedules, early stopping, curves ------------------------------------------------
 
+
 def test_cosine_schedule_sets_and_logs_each_epochs_rate(tmp_path):
     run = str(tmp_path / "run")
     x, y = blobs()
-    history = classifier().fit(x, y, batch_size=16, epochs=4, verbose=0,
-                               callbacks=default_callbacks(run, lr_schedule="cosine", epochs=4))
+    history = classifier().fit(
+        x, y, batch_size=16, epochs=4, verbose=0, callbacks=default_callbacks(run, lr_schedule="cosine", epochs=4)
+    )
     expected = [0.01 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
     assert history.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
     logged = scalars(os.path.join(run, "logs", "train"), "epoch_learning_rate")
     assert list(logged.values()) == pytest.approx(expected, rel=1e-5)
-    assert [float(r["learning_rate"]) for r in read_csv(os.path.join(run, "history.csv"))] == \
-        pytest.approx(expected, rel=1e-5)
+    assert [float(r["learning_rate"]) for r in read_csv(os.path.join(run, "history.csv"))] == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_callable_schedule_and_plateau_use_keras_callbacks(tmp_path):
     x, y = blobs()
-    history = classifier().fit(x, y, epochs=3, verbose=0, callbacks=default_callbacks(
-        str(tmp_path / "a"), lr_schedule=lambda epoch, lr: 0.1 / (epoch + 1)))
+    history = classifier().fit(
+        x,
+        y,
+        epochs=3,
+        verbose=0,
+        callbacks=default_callbacks(str(tmp_path / "a"), lr_schedule=lambda epoch, lr: 0.1 / (epoch + 1)),
+    )
     assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.1 / 3])
     callbacks = default_callbacks(str(tmp_path / "b"), lr_schedule="plateau")
     plateau = [c for c in callbacks if isinstance(c, keras.callbacks.ReduceLROnPlateau)]
@@ -470,51 +525,87 @@ def test_early_stopping_stops_when_loss_stops_improving(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(keras.optimizers.SGD(learning_rate=0.0), "sparse_categorical_crossentropy")
     x, y = blobs()
-    history = model.fit(x, y, epochs=10, verbose=0, callbacks=default_callbacks(
-        str(tmp_path), early_stopping_patience=1))
+    history = model.fit(
+        x, y, epochs=10, verbose=0, callbacks=default_callbacks(str(tmp_path), early_stopping_patience=1)
+    )
     assert history.epoch == [0, 1]
 
 
 def test_plot_history_draws_one_panel_per_metric(tmp_path):
     path = str(tmp_path / "curves.png")
-    plots.plot_history({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8],
-                        "learning_rate": [0.1, 0.01]}, path)
+    plots.plot_history(
+        {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "learning_rate": [0.1, 0.01]}, path
+    )
     assert plt_image(path).shape[:2] == (320, 1350)  # 3 panels of 4.5 x 3.2 inches at 100 dpi
 
 
-@pytest.mark.parametrize("monitor, mode, expected", [
-    ("auto", "auto", "min"), ("val_loss", "auto", "min"), ("d_loss", "auto", "min"),
-    ("val_accuracy", "auto", "max"), ("auc", "auto", "max"), ("val_loss", "max", "max")])
+@pytest.mark.parametrize(
+    "monitor, mode, expected",
+    [
+        ("auto", "auto", "min"),
+        ("val_loss", "auto", "min"),
+        ("d_loss", "auto", "min"),
+        ("val_accuracy", "auto", "max"),
+        ("auc", "auto", "max"),
+        ("val_loss", "max", "max"),
+    ],
+)
 def test_mode_follows_the_monitored_name(monitor, mode, expected):
     assert resolve_mode(monitor, mode) == expected
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(run_dir=3), TypeError, r"run_dir must be a path\. Received: run_dir=3"),
-    (dict(mode="down"), ValueError, r"mode must be one of \('auto', 'min', 'max'\)\. Received: mode='down'"),
-    (dict(monitor="val_kappa"), ValueError,
-     r"mode='auto' cannot tell whether val_kappa should go down or up; pass mode='min' or mode='max'\. "
-     r"Received: monitor='val_kappa'"),
-    (dict(monitor=""), TypeError, r"monitor must be 'auto' or a metric name\. Received: monitor=''"),
-    (dict(early_stopping_patience=-1), ValueError,
-     r"early_stopping_patience must be >= 0\. Received: early_stopping_patience=-1"),
-    (dict(lr_schedule="cos"), ValueError,
-     r"lr_schedule must be None, 'plateau', 'cosine' or a callable \(epoch, lr\) -> lr\. Received: lr_schedule='cos'"),
-    (dict(lr_schedule="cosine"), ValueError,
-     r"lr_schedule='cosine' needs the total number of epochs\. Received: epochs=None"),
-    (dict(lr_schedule="cosine", epochs=0), ValueError, r"epochs must be >= 1\. Received: epochs=0"),
-    (dict(samples="yes"), ValueError, r"samples must be one of \('auto', True, False\)\. Received: samples='yes'"),
-    (dict(confusion_matrix=True), ValueError,
-     r"confusion_matrix=True needs validation_data\. Received: validation_data=None"),
-    (dict(reconstructions=True), ValueError,
-     r"reconstructions=True needs validation_data\. Received: validation_data=None"),
-    (dict(validation_data={"x": 1}), TypeError,
-     r"validation_data must be a tf\.data\.Dataset, an array or a tuple \(x, y\)\. Received: validation_data=dict"),
-    (dict(class_names="abc"), TypeError, r"class_names must be a list of strings\. Received: class_names='abc'"),
-    (dict(num_samples=0), ValueError, r"num_samples must be >= 1\. Received: num_samples=0"),
-    (dict(sample_seed=1.5), TypeError, r"sample_seed must be an integer\. Received: sample_seed=1\.5"),
-    (dict(histogram_freq=-2), ValueError, r"histogram_freq must be >= 0\. Received: histogram_freq=-2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(run_dir=3), TypeError, r"run_dir must be a path\. Received: run_dir=3"),
+        (dict(mode="down"), ValueError, r"mode must be one of \('auto', 'min', 'max'\)\. Received: mode='down'"),
+        (
+            dict(monitor="val_kappa"),
+            ValueError,
+            r"mode='auto' cannot tell whether val_kappa should go down or up; pass mode='min' or mode='max'\. "
+            r"Received: monitor='val_kappa'",
+        ),
+        (dict(monitor=""), TypeError, r"monitor must be 'auto' or a metric name\. Received: monitor=''"),
+        (
+            dict(early_stopping_patience=-1),
+            ValueError,
+            r"early_stopping_patience must be >= 0\. Received: early_stopping_patience=-1",
+        ),
+        (
+            dict(lr_schedule="cos"),
+            ValueError,
+            r"lr_schedule must be None, 'plateau', 'cosine' or a callable \(epoch, lr\) -> lr\. "
+            r"Received: lr_schedule='cos'",
+        ),
+        (
+            dict(lr_schedule="cosine"),
+            ValueError,
+            r"lr_schedule='cosine' needs the total number of epochs\. Received: epochs=None",
+        ),
+        (dict(lr_schedule="cosine", epochs=0), ValueError, r"epochs must be >= 1\. Received: epochs=0"),
+        (dict(samples="yes"), ValueError, r"samples must be one of \('auto', True, False\)\. Received: samples='yes'"),
+        (
+            dict(confusion_matrix=True),
+            ValueError,
+            r"confusion_matrix=True needs validation_data\. Received: validation_data=None",
+        ),
+        (
+            dict(reconstructions=True),
+            ValueError,
+            r"reconstructions=True needs validation_data\. Received: validation_data=None",
+        ),
+        (
+            dict(validation_data={"x": 1}),
+            TypeError,
+            r"validation_data must be a tf\.data\.Dataset, an array or a tuple \(x, y\)\. "
+            r"Received: validation_data=dict",
+        ),
+        (dict(class_names="abc"), TypeError, r"class_names must be a list of strings\. Received: class_names='abc'"),
+        (dict(num_samples=0), ValueError, r"num_samples must be >= 1\. Received: num_samples=0"),
+        (dict(sample_seed=1.5), TypeError, r"sample_seed must be an integer\. Received: sample_seed=1\.5"),
+        (dict(histogram_freq=-2), ValueError, r"histogram_freq must be >= 0\. Received: histogram_freq=-2"),
+    ],
+)
 def test_bad_arguments_name_the_argument_and_value(tmp_path, kwargs, error, message):
     kwargs.setdefault("run_dir", str(tmp_path))
     with pytest.raises(error, match=message):

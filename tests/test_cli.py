@@ -12,13 +12,21 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts the command in subprocesses
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
 
 
 def recipes(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "recipes.cli", *map(str, args)], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "recipes.cli", *map(str, args)],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def history_rows(run_dir):
@@ -47,10 +55,24 @@ TINY = {
     "vae": ("digits", []),
 }
 
-CLASSIFIER_FILES = ["config.yaml", "history.csv", "best.keras", "last.keras", "metrics.json",
-                    "plots/curves.png", "plots/confusion_matrix.png"]
-GENERATIVE_FILES = ["config.yaml", "history.csv", "best.keras", "last.keras", "metrics.json",
-                    "plots/curves.png", "plots/samples.png"]
+CLASSIFIER_FILES = [
+    "config.yaml",
+    "history.csv",
+    "best.keras",
+    "last.keras",
+    "metrics.json",
+    "plots/curves.png",
+    "plots/confusion_matrix.png",
+]
+GENERATIVE_FILES = [
+    "config.yaml",
+    "history.csv",
+    "best.keras",
+    "last.keras",
+    "metrics.json",
+    "plots/curves.png",
+    "plots/samples.png",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +83,27 @@ def trained_runs(tmp_path_factory, tiny_images):
     for name, (dataset, extra) in TINY.items():  # side by side: the runs are independent
         dataset = tiny_images if dataset == "tiny" else dataset
         runs[name] = root / name
-        args = ["train", name, "--dataset", dataset, "--epochs", 2, "--batch-size", 32,
-                "--run-dir", runs[name], "--quiet", *extra]
-        procs[name] = subprocess.Popen([sys.executable, "-m", "recipes.cli", *map(str, args)], env=ENV,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        args = [
+            "train",
+            name,
+            "--dataset",
+            dataset,
+            "--epochs",
+            2,
+            "--batch-size",
+            32,
+            "--run-dir",
+            runs[name],
+            "--quiet",
+            *extra,
+        ]
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "recipes.cli", *map(str, args)],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     results = {}
     for name, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=600)
@@ -82,6 +121,7 @@ def test_list_names_every_recipe_with_a_description():
 
 def test_info_prints_the_plan_with_cpu_extensions_and_reasons():
     from recipes.hardware import describe_cpu_extensions
+
     result = recipes("info", "vgg16")
     assert result.returncode == 0, result.stderr
     plan, *reasons = result.stdout.strip().splitlines()
@@ -131,16 +171,23 @@ def test_sample_writes_a_grid_for_generative_runs_only(trained_runs, tmp_path):
     result = recipes("sample", runs["mlp"], "--n", 16, "--out", tmp_path / "no.png")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"recipes sample: error: Run {str(runs['mlp'])!r} trained 'mlp', a classifier; "
-        f"sample needs a dcgan or vae run."]
+        f"recipes sample: error: Run {str(runs['mlp'])!r} trained 'mlp', a classifier; sample needs a dcgan or vae run."
+    ]
     assert not (tmp_path / "no.png").exists()
 
 
 def test_seed_makes_a_cpu_run_repeat_exactly(tmp_path):
     args = ["train", "mlp", "--epochs", 2, "--set", "hidden_units=[32]", "--seed", 7, "--quiet"]
-    procs = [subprocess.Popen([sys.executable, "-m", "recipes.cli", *map(str, args), "--run-dir",
-                               str(tmp_path / run)], env=ENV, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for run in "ab"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "recipes.cli", *map(str, args), "--run-dir", str(tmp_path / run)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for run in "ab"
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     a, b = history_rows(tmp_path / "a"), history_rows(tmp_path / "b")
@@ -152,10 +199,25 @@ def test_kill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     """SIGKILL once two epochs are done; the same command continues from the backup."""
     run_dir = tmp_path / "run"
     # Many small batches make each epoch last long enough to be killed inside it.
-    args = ["train", "mlp", "--epochs", 5, "--batch-size", 2, "--set", "hidden_units=[64]",
-            "--run-dir", run_dir, "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "recipes.cli", *map(str, args)], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = [
+        "train",
+        "mlp",
+        "--epochs",
+        5,
+        "--batch-size",
+        2,
+        "--set",
+        "hidden_units=[64]",
+        "--run-dir",
+        run_dir,
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recipes.cli", *map(str, args)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     meta = run_dir / "backup" / "training_metadata.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -179,8 +241,19 @@ def test_kill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
 
 
 def test_nan_loss_stops_the_run_with_a_clear_message(tmp_path):
-    result = recipes("train", "mlp", "--epochs", 3, "--learning-rate", 1e12,
-                     "--set", "optimizer=sgd", "--run-dir", tmp_path / "nan", "--quiet")
+    result = recipes(
+        "train",
+        "mlp",
+        "--epochs",
+        3,
+        "--learning-rate",
+        1e12,
+        "--set",
+        "optimizer=sgd",
+        "--run-dir",
+        tmp_path / "nan",
+        "--quiet",
+    )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("recipes train: error: The loss became NaN")
@@ -188,18 +261,21 @@ def test_nan_loss_stops_the_run_with_a_clear_message(tmp_path):
 
 
 BAD = [
-    (["train", "resnet"], "recipes train: error: Unknown model 'resnet'. Valid names: "
-                          "alexnet, dcgan, lstm, mlp, vae, vgg16"),
-    (["train", "mlp", "--epochs", "0"], "recipes train: error: epochs must be a positive integer. "
-                                        "Received: epochs=0"),
-    (["train", "mlp", "--epochs", "abc"], "recipes train: error: argument --epochs: invalid int value: "
-                                          "'abc' (see `recipes train --help`)"),
-    (["train", "mlp", "--set", "colour=red"], "recipes train: error: Unknown setting 'colour' "
-                                              "(from --set) for model 'mlp'."),
-    (["train", "mlp", "--set", "dropout=-1"], "recipes train: error: dropout must be in [0, 1). "
-                                              "Received: dropout=-1"),
-    (["train", "mlp", "--config", "missing.yaml"], "recipes train: error: Cannot read config file "
-                                                   "'missing.yaml'"),
+    (
+        ["train", "resnet"],
+        "recipes train: error: Unknown model 'resnet'. Valid names: alexnet, dcgan, lstm, mlp, vae, vgg16",
+    ),
+    (["train", "mlp", "--epochs", "0"], "recipes train: error: epochs must be a positive integer. Received: epochs=0"),
+    (
+        ["train", "mlp", "--epochs", "abc"],
+        "recipes train: error: argument --epochs: invalid int value: 'abc' (see `recipes train --help`)",
+    ),
+    (
+        ["train", "mlp", "--set", "colour=red"],
+        "recipes train: error: Unknown setting 'colour' (from --set) for model 'mlp'.",
+    ),
+    (["train", "mlp", "--set", "dropout=-1"], "recipes train: error: dropout must be in [0, 1). Received: dropout=-1"),
+    (["train", "mlp", "--config", "missing.yaml"], "recipes train: error: Cannot read config file 'missing.yaml'"),
     (["train", "mlp", "--dataset", "nosuchdata"], "recipes train: error: "),
     (["train", "mlp", "--precision", "float8"], "recipes train: error: precision must be one of"),
 ]
@@ -211,9 +287,19 @@ def bad_runs(tmp_path_factory):
     procs = []
     for i, (args, _) in enumerate(BAD):
         cwd = tmp_path_factory.mktemp(f"bad{i}")
-        procs.append((cwd, subprocess.Popen(
-            [sys.executable, "-m", "recipes.cli", *args, "--run-dir", str(cwd / "run")], cwd=cwd,
-            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        procs.append(
+            (
+                cwd,
+                subprocess.Popen(
+                    [sys.executable, "-m", "recipes.cli", *args, "--run-dir", str(cwd / "run")],
+                    cwd=cwd,
+                    env=ENV,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
     results = []
     for cwd, proc in procs:
         stdout, stderr = proc.communicate(timeout=300)
@@ -235,7 +321,7 @@ def test_bad_input_is_one_line_and_leaves_no_run_directory(case, bad_runs):
 
 def test_image_model_on_table_data_fails_before_training(tmp_path):
     table = tmp_path / "table.csv"
-    table.write_text("a,b,c,label\n" + "".join(f"{i},{i+1},{i+2},{i % 2}\n" for i in range(40)))
+    table.write_text("a,b,c,label\n" + "".join(f"{i},{i + 1},{i + 2},{i % 2}\n" for i in range(40)))
     result = recipes("train", "vgg16", "--dataset", table, "--run-dir", tmp_path / "run")
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().startswith("recipes train: error: Model 'vgg16' trains on images, but dataset ")

@@ -1,8 +1,8 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from recipes import build_dcgan
 from recipes.models.dcgan import DCGAN
 
@@ -25,17 +25,43 @@ def test_paper_architecture_and_layer_names():
     gan = build_dcgan(input_shape=(64, 64, 3), latent_dim=100, base_filters=8)
     g, d = gan.generator, gan.discriminator
     assert [l.name for l in g.layers] == [
-        "latent", "project_dense", "project_bn", "project_relu", "project_reshape",
-        "block1_convT", "block1_bn", "block1_relu", "block2_convT", "block2_bn", "block2_relu",
-        "block3_convT", "block3_bn", "block3_relu", "output_convT"]
+        "latent",
+        "project_dense",
+        "project_bn",
+        "project_relu",
+        "project_reshape",
+        "block1_convT",
+        "block1_bn",
+        "block1_relu",
+        "block2_convT",
+        "block2_bn",
+        "block2_relu",
+        "block3_convT",
+        "block3_bn",
+        "block3_relu",
+        "output_convT",
+    ]
     # 4x4 -> 64x64 in four fractionally-strided steps, widths halving like the paper's 1024-512-256-128
-    assert [tuple(g.get_layer(n).output.shape[1:]) for n in
-            ("project_reshape", "block1_convT", "block2_convT", "block3_convT", "output_convT")] == [
-        (4, 4, 64), (8, 8, 32), (16, 16, 16), (32, 32, 8), (64, 64, 3)]
+    assert [
+        tuple(g.get_layer(n).output.shape[1:])
+        for n in ("project_reshape", "block1_convT", "block2_convT", "block3_convT", "output_convT")
+    ] == [(4, 4, 64), (8, 8, 32), (16, 16, 16), (32, 32, 8), (64, 64, 3)]
     assert [l.name for l in d.layers] == [
-        "images", "block1_conv", "block1_lrelu", "block2_conv", "block2_bn", "block2_lrelu",
-        "block3_conv", "block3_bn", "block3_lrelu", "block4_conv", "block4_bn", "block4_lrelu",
-        "flatten", "predictions"]
+        "images",
+        "block1_conv",
+        "block1_lrelu",
+        "block2_conv",
+        "block2_bn",
+        "block2_lrelu",
+        "block3_conv",
+        "block3_bn",
+        "block3_lrelu",
+        "block4_conv",
+        "block4_bn",
+        "block4_lrelu",
+        "flatten",
+        "predictions",
+    ]
     assert tuple(d.get_layer("block4_conv").output.shape[1:]) == (4, 4, 64)
     assert g.get_layer("output_convT").activation.__name__ == "tanh"
     assert d.get_layer("predictions").activation.__name__ == "sigmoid"
@@ -66,27 +92,53 @@ def test_upsampling_stages_follow_the_image_size(side, base, stages):
 def test_paper_parameter_count():
     # 64x64x3, z=100, widths 1024-512-256-128 with 5x5 kernels (the paper's code).
     gan = build_dcgan(input_shape=(64, 64, 3), latent_dim=100, compile=False)
-    assert gan.generator.count_params() == (100 * 4 * 4 * 1024 + 4 * 4 * 4 * 1024          # project + bn
-                                            + 25 * 1024 * 512 + 4 * 512 + 25 * 512 * 256 + 4 * 256
-                                            + 25 * 256 * 128 + 4 * 128 + 25 * 128 * 3 + 3)
+    assert gan.generator.count_params() == (
+        100 * 4 * 4 * 1024
+        + 4 * 4 * 4 * 1024  # project + bn
+        + 25 * 1024 * 512
+        + 4 * 512
+        + 25 * 512 * 256
+        + 4 * 256
+        + 25 * 256 * 128
+        + 4 * 128
+        + 25 * 128 * 3
+        + 3
+    )
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(input_shape=(30, 30, 1)), ValueError,
-     r"input_shape must be square, with a side of 4\*2\^k or 7\*2\^k \(k >= 1; e\.g\. 28, 32, 64\)\. "
-     r"Received: input_shape=\(30, 30, 1\)"),
-    (dict(input_shape=(28, 32, 1)), ValueError, r"input_shape must be square.*Received: input_shape=\(28, 32, 1\)"),
-    (dict(input_shape=(7, 7, 1)), ValueError, r"input_shape must be square.*Received: input_shape=\(7, 7, 1\)"),
-    (dict(input_shape=(28, 28, 2)), ValueError,
-     r"input_shape must have 1 or 3 channels\. Received: input_shape=\(28, 28, 2\)"),
-    (dict(input_shape=(28, 28)), ValueError, r"input_shape must have 3 dimensions\. Received: input_shape=\(28, 28\)"),
-    (dict(latent_dim=0), ValueError, r"latent_dim must be >= 1\. Received: latent_dim=0"),
-    (dict(latent_dim=2.0), TypeError, r"latent_dim must be an integer\. Received: latent_dim=2\.0"),
-    (dict(base_filters=0), ValueError, r"base_filters must be >= 1\. Received: base_filters=0"),
-    (dict(learning_rate=-1), ValueError, r"learning_rate must be a positive number\. Received: learning_rate=-1"),
-    (dict(beta_1=1.0), ValueError, r"beta_1 must be in \[0, 1\)\. Received: beta_1=1\.0"),
-    (dict(label_smoothing=1.0), ValueError, r"label_smoothing must be in \[0, 1\)\. Received: label_smoothing=1\.0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (
+            dict(input_shape=(30, 30, 1)),
+            ValueError,
+            r"input_shape must be square, with a side of 4\*2\^k or 7\*2\^k \(k >= 1; e\.g\. 28, 32, 64\)\. "
+            r"Received: input_shape=\(30, 30, 1\)",
+        ),
+        (dict(input_shape=(28, 32, 1)), ValueError, r"input_shape must be square.*Received: input_shape=\(28, 32, 1\)"),
+        (dict(input_shape=(7, 7, 1)), ValueError, r"input_shape must be square.*Received: input_shape=\(7, 7, 1\)"),
+        (
+            dict(input_shape=(28, 28, 2)),
+            ValueError,
+            r"input_shape must have 1 or 3 channels\. Received: input_shape=\(28, 28, 2\)",
+        ),
+        (
+            dict(input_shape=(28, 28)),
+            ValueError,
+            r"input_shape must have 3 dimensions\. Received: input_shape=\(28, 28\)",
+        ),
+        (dict(latent_dim=0), ValueError, r"latent_dim must be >= 1\. Received: latent_dim=0"),
+        (dict(latent_dim=2.0), TypeError, r"latent_dim must be an integer\. Received: latent_dim=2\.0"),
+        (dict(base_filters=0), ValueError, r"base_filters must be >= 1\. Received: base_filters=0"),
+        (dict(learning_rate=-1), ValueError, r"learning_rate must be a positive number\. Received: learning_rate=-1"),
+        (dict(beta_1=1.0), ValueError, r"beta_1 must be in \[0, 1\)\. Received: beta_1=1\.0"),
+        (
+            dict(label_smoothing=1.0),
+            ValueError,
+            r"label_smoothing must be in \[0, 1\)\. Received: label_smoothing=1\.0",
+        ),
+    ],
+)
 def test_bad_arguments_name_the_argument_and_value(kwargs, error, message):
     with pytest.raises(error, match=message):
         build_dcgan(**kwargs)
@@ -97,16 +149,18 @@ def test_compile_defaults_custom_and_errors():
     assert not gan.compiled
     gan.compile()
     assert gan.compiled and float(gan.g_optimizer.learning_rate) == pytest.approx(2e-4)
-    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer="rmsprop",
-                loss_fn=keras.losses.BinaryCrossentropy())
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer="rmsprop", loss_fn=keras.losses.BinaryCrossentropy())
     assert isinstance(gan.g_optimizer, keras.optimizers.RMSprop)
     history = gan.fit(_images(n=16), epochs=1, batch_size=8, verbose=0)
     assert np.isfinite(history.history["d_loss"][0])
     opt = keras.optimizers.Adam()
     with pytest.raises(ValueError, match=r"d_optimizer and g_optimizer must be two distinct optimizer instances"):
         gan.compile(d_optimizer=opt, g_optimizer=opt)
-    with pytest.raises(TypeError, match=r"DCGAN\.compile\(\) takes d_optimizer and g_optimizer, not optimizer\. "
-                                        r"Received: optimizer='adam'"):
+    with pytest.raises(
+        TypeError,
+        match=r"DCGAN\.compile\(\) takes d_optimizer and g_optimizer, not optimizer\. "
+        r"Received: optimizer='adam'",
+    ):
         gan.compile(optimizer="adam")
     with pytest.raises(TypeError, match=r"g_optimizer must be an optimizer name or a keras\.optimizers\.Optimizer"):
         gan.compile(g_optimizer=3)
@@ -157,8 +211,11 @@ def test_save_load_restores_outputs_and_both_optimizers(tmp_path):
     for a, b in zip(_weights(gan), _weights(restored)):
         np.testing.assert_array_equal(a, b)
     saved, loaded = _optimizer_state(gan), _optimizer_state(restored)
-    assert [len(s) for s in saved] == [len(s) for s in loaded] == [
-        2 + 2 * len(gan.discriminator.trainable_variables), 2 + 2 * len(gan.generator.trainable_variables)]
+    assert (
+        [len(s) for s in saved]
+        == [len(s) for s in loaded]
+        == [2 + 2 * len(gan.discriminator.trainable_variables), 2 + 2 * len(gan.generator.trainable_variables)]
+    )
     for a, b in zip(sum(saved, []), sum(loaded, [])):
         np.testing.assert_array_equal(a, b)
     assert int(restored.d_optimizer.iterations) == int(restored.g_optimizer.iterations) == 8
@@ -167,8 +224,6 @@ def test_save_load_restores_outputs_and_both_optimizers(tmp_path):
     history = restored.fit(x, epochs=1, batch_size=8, verbose=0)
     assert np.all(np.isfinite(history.history["g_loss"]))
     assert int(restored.d_optimizer.iterations) == int(restored.g_optimizer.iterations) == 12
-
-
 
 
 def test_mixed_float16_scales_both_losses_and_keeps_float32_outputs(tmp_path):

@@ -42,12 +42,18 @@ def test_auto_plan_on_a_cpu_machine():
 @cpu_only
 def test_describe_is_one_line_with_every_field():
     line = hardware.configure(precision="float32", steps_per_execution=8).describe()
-    assert re.fullmatch(r"devices: CPU:0 \(\d+ cores; [^|]+\) \| strategy: default \(1 replica\) \| precision: float32 "
-                        r"\| jit: off \| steps_per_execution: 8 \| GPU memory growth: n/a", line), line
-    line = hardware.configure(strategy="onedevice", precision="mixed_bfloat16", jit=True,
-                              steps_per_execution=1).describe()
-    assert "| strategy: onedevice (1 replica) | precision: mixed_bfloat16 | jit: on | steps_per_execution: 1 |" \
-        in line and "\n" not in line
+    assert re.fullmatch(
+        r"devices: CPU:0 \(\d+ cores; [^|]+\) \| strategy: default \(1 replica\) \| precision: float32 "
+        r"\| jit: off \| steps_per_execution: 8 \| GPU memory growth: n/a",
+        line,
+    ), line
+    line = hardware.configure(
+        strategy="onedevice", precision="mixed_bfloat16", jit=True, steps_per_execution=1
+    ).describe()
+    assert (
+        "| strategy: onedevice (1 replica) | precision: mixed_bfloat16 | jit: on | steps_per_execution: 1 |" in line
+        and "\n" not in line
+    )
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16", "mixed_bfloat16"])
@@ -77,34 +83,64 @@ def test_a_plan_builds_compiles_and_trains_a_model():
     x = rng.normal(size=(128, 4)).astype("float32")
     y = (x.sum(axis=1) > 0).astype("int32")
     with plan.strategy.scope():
-        model = build_mlp(input_shape=(4,), num_classes=2, hidden_units=(16,), dropout=0.0,
-                          optimizer="adam", learning_rate=0.01, compile=False)
-        model.compile(optimizer="adam", loss="binary_crossentropy",
-                      jit_compile=plan.jit_compile, steps_per_execution=plan.steps_per_execution)
+        model = build_mlp(
+            input_shape=(4,),
+            num_classes=2,
+            hidden_units=(16,),
+            dropout=0.0,
+            optimizer="adam",
+            learning_rate=0.01,
+            compile=False,
+        )
+        model.compile(
+            optimizer="adam",
+            loss="binary_crossentropy",
+            jit_compile=plan.jit_compile,
+            steps_per_execution=plan.steps_per_execution,
+        )
     assert model.get_layer("dense1").compute_dtype == "bfloat16"
     assert model.get_layer("predictions").compute_dtype == "float32"
     losses = model.fit(x, y, batch_size=16, epochs=4, verbose=0).history["loss"]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(strategy="mirroredd"), "strategy must be one of ('auto', 'default', 'none', 'mirrored', 'onedevice'). "
-                                 "Received: strategy='mirroredd'"),
-    (dict(strategy=None), "strategy must be one of ('auto', 'default', 'none', 'mirrored', 'onedevice'). "
-                          "Received: strategy=None"),
-    (dict(precision="float16"), "precision must be one of ('auto', 'float32', 'mixed_float16', 'mixed_bfloat16'). "
-                                "Received: precision='float16'"),
-    (dict(jit="yes"), "jit must be \"auto\", True or False. Received: jit='yes'"),
-    (dict(jit=1), "jit must be \"auto\", True or False. Received: jit=1"),
-    (dict(steps_per_execution=0), "steps_per_execution must be \"auto\" or an integer >= 1. "
-                                  "Received: steps_per_execution=0"),
-    (dict(steps_per_execution="8"), "steps_per_execution must be \"auto\" or an integer >= 1. "
-                                    "Received: steps_per_execution='8'"),
-    (dict(steps_per_execution=2.0), "steps_per_execution must be \"auto\" or an integer >= 1. "
-                                    "Received: steps_per_execution=2.0"),
-    (dict(steps_per_execution=True), "steps_per_execution must be \"auto\" or an integer >= 1. "
-                                     "Received: steps_per_execution=True"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(strategy="mirroredd"),
+            "strategy must be one of ('auto', 'default', 'none', 'mirrored', 'onedevice'). "
+            "Received: strategy='mirroredd'",
+        ),
+        (
+            dict(strategy=None),
+            "strategy must be one of ('auto', 'default', 'none', 'mirrored', 'onedevice'). Received: strategy=None",
+        ),
+        (
+            dict(precision="float16"),
+            "precision must be one of ('auto', 'float32', 'mixed_float16', 'mixed_bfloat16'). "
+            "Received: precision='float16'",
+        ),
+        (dict(jit="yes"), "jit must be \"auto\", True or False. Received: jit='yes'"),
+        (dict(jit=1), 'jit must be "auto", True or False. Received: jit=1'),
+        (
+            dict(steps_per_execution=0),
+            'steps_per_execution must be "auto" or an integer >= 1. Received: steps_per_execution=0',
+        ),
+        (
+            dict(steps_per_execution="8"),
+            "steps_per_execution must be \"auto\" or an integer >= 1. Received: steps_per_execution='8'",
+        ),
+        (
+            dict(steps_per_execution=2.0),
+            'steps_per_execution must be "auto" or an integer >= 1. Received: steps_per_execution=2.0',
+        ),
+        (
+            dict(steps_per_execution=True),
+            'steps_per_execution must be "auto" or an integer >= 1. Received: steps_per_execution=True',
+        ),
+    ],
+)
 def test_bad_arguments_name_the_argument_and_value(kwargs, message):
     with pytest.raises(ValueError, match=exactly(message)):
         hardware.configure(**kwargs)
@@ -129,8 +165,9 @@ class FakeGPUs:
         self.growth = {}
         self.set_calls = 0
         real_list = tf.config.list_physical_devices
-        monkeypatch.setattr(tf.config, "list_physical_devices",
-                            lambda kind=None: self.gpus if kind == "GPU" else real_list(kind))
+        monkeypatch.setattr(
+            tf.config, "list_physical_devices", lambda kind=None: self.gpus if kind == "GPU" else real_list(kind)
+        )
         monkeypatch.setattr(tf.config.experimental, "get_memory_growth", lambda d: self.growth.get(d.name, False))
         monkeypatch.setattr(tf.config.experimental, "set_memory_growth", self.set_memory_growth)
         monkeypatch.setattr(tf.config.experimental, "get_device_details", self.details)
@@ -197,12 +234,15 @@ def test_cpus_without_bf16_units_stay_float32_for_every_recipe(monkeypatch):
         assert plan.precision == "float32" and "no bf16 units" in plan.reasons[1]
 
 
-@pytest.mark.parametrize("flags, expected", [
-    ({"fpu", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, "AVX2, AVX-512, AVX512-BF16, AMX"),
-    ({"fpu", "avx2", "avx512f", "avx512_bf16"}, "AVX2, AVX-512, AVX512-BF16; no AMX"),
-    ({"fpu", "avx2"}, "AVX2; no AVX-512, AVX512-BF16, AMX"),
-    (set(), "none of AVX2/AVX-512/AVX512-BF16/AMX reported"),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"fpu", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, "AVX2, AVX-512, AVX512-BF16, AMX"),
+        ({"fpu", "avx2", "avx512f", "avx512_bf16"}, "AVX2, AVX-512, AVX512-BF16; no AMX"),
+        ({"fpu", "avx2"}, "AVX2; no AVX-512, AVX512-BF16, AMX"),
+        (set(), "none of AVX2/AVX-512/AVX512-BF16/AMX reported"),
+    ],
+)
 def test_cpu_extensions_are_described(monkeypatch, flags, expected):
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
     assert hardware.describe_cpu_extensions() == expected
@@ -251,31 +291,48 @@ print(json.dumps(dict(auto_replicas=auto.num_replicas, auto_strategy=auto.strate
 """
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_logical_cpus_in_a_subprocess():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow",
-           "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=240)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_BACKEND": "tensorflow",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (result["auto_strategy"], result["auto_replicas"]) == ("default", 1)  # auto mirrors only GPUs
     assert (result["strategy"], result["replicas"], result["variable_replicas"]) == ("mirrored", 2, 2)
-    assert re.search(r"devices: CPU:0 \(\d+ cores, 2 logical devices; [^|]+\) \| strategy: mirrored \(2 replicas\)",
-                     result["describe"]), result["describe"]
+    assert re.search(
+        r"devices: CPU:0 \(\d+ cores, 2 logical devices; [^|]+\) \| strategy: mirrored \(2 replicas\)",
+        result["describe"],
+    ), result["describe"]
     losses = result["losses"]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
     assert result["steps_per_execution"] == 1
-    assert result["many_steps"] == ("steps_per_execution > 1 does not work under a MirroredStrategy with this Keras "
-                                    "(keras-team/keras#19246); use 1. Received: steps_per_execution=8")
-    assert result["late_split"] == ("split_cpu must be called before TensorFlow initialises its devices "
-                                    "(before any tensor or model is created). Received: n=3")
+    assert result["many_steps"] == (
+        "steps_per_execution > 1 does not work under a MirroredStrategy with this Keras "
+        "(keras-team/keras#19246); use 1. Received: steps_per_execution=8"
+    )
+    assert result["late_split"] == (
+        "split_cpu must be called before TensorFlow initialises its devices "
+        "(before any tensor or model is created). Received: n=3"
+    )
 
 
 def test_many_steps_per_execution_under_mirrored_fails_early_and_changes_nothing():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    with pytest.raises(ValueError, match=exactly(
+    with pytest.raises(
+        ValueError,
+        match=exactly(
             "steps_per_execution > 1 does not work under a MirroredStrategy with this Keras "
-            "(keras-team/keras#19246); use 1. Received: steps_per_execution=8")):
+            "(keras-team/keras#19246); use 1. Received: steps_per_execution=8"
+        ),
+    ):
         hardware.configure(strategy=strategy, precision="mixed_float16", steps_per_execution=8)
     assert keras.mixed_precision.global_policy().name == "float32"
     plan = hardware.configure(strategy=strategy)

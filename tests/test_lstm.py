@@ -10,7 +10,12 @@ def test_defaults_are_the_keras_io_imdb_model():
     model = build_lstm()
     assert model.count_params() == 2_757_761
     assert [layer.name for layer in model.layers] == [
-        "tokens", "embedding", "bidirectional1", "bidirectional2", "predictions"]
+        "tokens",
+        "embedding",
+        "bidirectional1",
+        "bidirectional2",
+        "predictions",
+    ]
     assert model.get_layer("bidirectional1").forward_layer.units == 64
     assert model.input_shape == (None, None) and model.input.dtype == "int32"
     assert model.output_shape == (None, 1)  # binary: one sigmoid unit
@@ -39,10 +44,10 @@ def test_masking_makes_padding_irrelevant_and_costs_no_parameters(tmp_path):
 
 
 def test_real_valued_sequences_unidirectional_with_dropout():
-    model = build_lstm(input_shape=(28, 28), vocab_size=None, num_classes=10, units=(16, 8), bidirectional=False,
-                       dropout=0.1)
-    assert [layer.name for layer in model.layers] == [
-        "inputs", "lstm1", "dropout1", "lstm2", "dropout2", "predictions"]
+    model = build_lstm(
+        input_shape=(28, 28), vocab_size=None, num_classes=10, units=(16, 8), bidirectional=False, dropout=0.1
+    )
+    assert [layer.name for layer in model.layers] == ["inputs", "lstm1", "dropout1", "lstm2", "dropout2", "predictions"]
     assert model.get_layer("lstm1").output.shape == (None, 28, 16)  # stacked: whole sequences go up
     assert model.output_shape == (None, 10)
     assert model.loss == "sparse_categorical_crossentropy"
@@ -57,27 +62,48 @@ def test_variable_length_real_valued_sequences():
     assert model(np.zeros((2, 11, 3))).shape == (2, 4)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(vocab_size=1), ValueError, r"vocab_size must be >= 2\. Received: vocab_size=1"),
-    (dict(vocab_size=100.0), TypeError, r"vocab_size must be an integer\. Received: vocab_size=100\.0"),
-    (dict(embedding_dim=0), ValueError, r"embedding_dim must be >= 1\. Received: embedding_dim=0"),
-    (dict(input_shape=(28, 28)), ValueError,
-     r"input_shape must be \(timesteps,\) for token ids; pass vocab_size=None .*Received: input_shape=\(28, 28\)"),
-    (dict(input_shape=(0,)), ValueError, r"input_shape must contain positive integers\. Received: input_shape=\(0,\)"),
-    (dict(input_shape=100), TypeError, r"input_shape must be a tuple of 1 integers\. Received: input_shape=100"),
-    (dict(input_shape=(None,), vocab_size=None), ValueError,
-     r"input_shape must have 2 dimensions\. Received: input_shape=\(None,\)"),
-    (dict(input_shape=(28, None), vocab_size=None), ValueError,
-     r"input_shape must give the number of features\. Received: input_shape=\(28, None\)"),
-    (dict(units=(64, 0)), ValueError, r"units must contain integers >= 1\. Received: units=\(64, 0\)"),
-    (dict(units=()), TypeError, r"units must be an integer or a non-empty list of integers\. Received: units=\(\)"),
-    (dict(dropout=-0.2), ValueError, r"dropout must be in \[0, 1\)\. Received: dropout=-0\.2"),
-    (dict(recurrent_dropout=1.0), ValueError, r"recurrent_dropout must be in \[0, 1\)\. Received: recurrent_dropout=1\.0"),
-    (dict(mask_zero="yes"), TypeError, r"mask_zero must be True or False\. Received: mask_zero='yes'"),
-    (dict(bidirectional=1), TypeError, r"bidirectional must be True or False\. Received: bidirectional=1"),
-    (dict(num_classes=1), ValueError, r"num_classes must be >= 2\. Received: num_classes=1"),
-    (dict(optimizer="adamm"), ValueError, r"Unknown optimizer\..*Received: optimizer='adamm'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(vocab_size=1), ValueError, r"vocab_size must be >= 2\. Received: vocab_size=1"),
+        (dict(vocab_size=100.0), TypeError, r"vocab_size must be an integer\. Received: vocab_size=100\.0"),
+        (dict(embedding_dim=0), ValueError, r"embedding_dim must be >= 1\. Received: embedding_dim=0"),
+        (
+            dict(input_shape=(28, 28)),
+            ValueError,
+            r"input_shape must be \(timesteps,\) for token ids; pass vocab_size=None "
+            r".*Received: input_shape=\(28, 28\)",
+        ),
+        (
+            dict(input_shape=(0,)),
+            ValueError,
+            r"input_shape must contain positive integers\. Received: input_shape=\(0,\)",
+        ),
+        (dict(input_shape=100), TypeError, r"input_shape must be a tuple of 1 integers\. Received: input_shape=100"),
+        (
+            dict(input_shape=(None,), vocab_size=None),
+            ValueError,
+            r"input_shape must have 2 dimensions\. Received: input_shape=\(None,\)",
+        ),
+        (
+            dict(input_shape=(28, None), vocab_size=None),
+            ValueError,
+            r"input_shape must give the number of features\. Received: input_shape=\(28, None\)",
+        ),
+        (dict(units=(64, 0)), ValueError, r"units must contain integers >= 1\. Received: units=\(64, 0\)"),
+        (dict(units=()), TypeError, r"units must be an integer or a non-empty list of integers\. Received: units=\(\)"),
+        (dict(dropout=-0.2), ValueError, r"dropout must be in \[0, 1\)\. Received: dropout=-0\.2"),
+        (
+            dict(recurrent_dropout=1.0),
+            ValueError,
+            r"recurrent_dropout must be in \[0, 1\)\. Received: recurrent_dropout=1\.0",
+        ),
+        (dict(mask_zero="yes"), TypeError, r"mask_zero must be True or False\. Received: mask_zero='yes'"),
+        (dict(bidirectional=1), TypeError, r"bidirectional must be True or False\. Received: bidirectional=1"),
+        (dict(num_classes=1), ValueError, r"num_classes must be >= 2\. Received: num_classes=1"),
+        (dict(optimizer="adamm"), ValueError, r"Unknown optimizer\..*Received: optimizer='adamm'"),
+    ],
+)
 def test_bad_arguments_name_the_argument_and_value(kwargs, error, message):
     with pytest.raises(error, match=message):
         build_lstm(**{"vocab_size": 50, "units": 4, **kwargs})
@@ -101,6 +127,7 @@ def test_short_known_lengths_are_unrolled_on_cpu_and_long_ones_are_not():
 
 def test_unroll_gives_the_same_outputs_as_the_loop():
     import numpy as np
+
     x = np.random.default_rng(0).random((4, 6, 3), dtype=np.float32)
     loop = build_lstm(input_shape=(6, 3), vocab_size=None, units=(5, 5), unroll=False, compile=False)
     unrolled = build_lstm(input_shape=(6, 3), vocab_size=None, units=(5, 5), unroll=True, compile=False)

@@ -1,9 +1,9 @@
 """One suite over every registered recipe, plus the registry itself."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import recipes
 from recipes import get_model, list_models
 from recipes.registry import get_spec
@@ -24,18 +24,28 @@ def _tokens(timesteps, vocab, n=16, classes=2, seed=0):
 # name -> (tiny builder kwargs, data maker, expected output shape of one batch of 16)
 # Generative models get the same (x, y) data: fit() ignores their labels.
 CASES = {
-    "alexnet": (dict(input_shape=(28, 28, 1), num_classes=3, filters=(8, 8, 8, 8, 8), fc_units=(16, 16)),
-                lambda: _images((28, 28, 1)), (16, 3)),
-    "dcgan": (dict(input_shape=(8, 8, 1), latent_dim=4, base_filters=4, kernel_size=3),
-              lambda: _images((8, 8, 1)), (16, 8, 8, 1)),
-    "lstm": (dict(input_shape=(12,), vocab_size=50, embedding_dim=8, units=(8,)),
-             lambda: _tokens(12, 50), (16, 1)),
-    "mlp": (dict(input_shape=(8, 8, 1), num_classes=3, hidden_units=(16,)),
-            lambda: _images((8, 8, 1)), (16, 3)),
-    "vae": (dict(input_shape=(8, 8, 1), latent_dim=2, filters=(4, 8), hidden_units=(8,)),
-            lambda: _images((8, 8, 1)), (16, 8, 8, 1)),
-    "vgg16": (dict(input_shape=(32, 32, 3), num_classes=3, preset="small", filters=(4, 8, 8, 16, 16), fc_units=(16,)),
-              lambda: _images((32, 32, 3)), (16, 3)),
+    "alexnet": (
+        dict(input_shape=(28, 28, 1), num_classes=3, filters=(8, 8, 8, 8, 8), fc_units=(16, 16)),
+        lambda: _images((28, 28, 1)),
+        (16, 3),
+    ),
+    "dcgan": (
+        dict(input_shape=(8, 8, 1), latent_dim=4, base_filters=4, kernel_size=3),
+        lambda: _images((8, 8, 1)),
+        (16, 8, 8, 1),
+    ),
+    "lstm": (dict(input_shape=(12,), vocab_size=50, embedding_dim=8, units=(8,)), lambda: _tokens(12, 50), (16, 1)),
+    "mlp": (dict(input_shape=(8, 8, 1), num_classes=3, hidden_units=(16,)), lambda: _images((8, 8, 1)), (16, 3)),
+    "vae": (
+        dict(input_shape=(8, 8, 1), latent_dim=2, filters=(4, 8), hidden_units=(8,)),
+        lambda: _images((8, 8, 1)),
+        (16, 8, 8, 1),
+    ),
+    "vgg16": (
+        dict(input_shape=(32, 32, 3), num_classes=3, preset="small", filters=(4, 8, 8, 16, 16), fc_units=(16,)),
+        lambda: _images((32, 32, 3)),
+        (16, 3),
+    ),
 }
 
 
@@ -57,6 +67,7 @@ def test_unknown_model_lists_valid_names():
 
 def test_list_models_is_sorted_and_exported(monkeypatch):
     from recipes import registry
+
     specs = dict(registry._REGISTRY)
     # registration order is no help: list_models must sort whatever order the modules ran in
     monkeypatch.setattr(registry, "_REGISTRY", dict(reversed(list(specs.items()))))
@@ -83,17 +94,21 @@ def test_every_classifier_binary_head_and_optimizer_override(name):
     assert isinstance(model.optimizer, keras.optimizers.Adam)
 
 
+@pytest.mark.slow
 def test_public_api_in_one_hop_without_starting_tensorflow():
     import subprocess
     import sys
-    code = ("import sys, recipes; assert 'tensorflow' not in sys.modules, 'import recipes started TensorFlow'; "
-            "from recipes import load_dataset, default_callbacks, train, get_model, list_models, build_vae; "
-            "print(load_dataset.__module__, default_callbacks.__module__, train.__module__, len(list_models()))")
+
+    code = (
+        "import sys, recipes; assert 'tensorflow' not in sys.modules, 'import recipes started TensorFlow'; "
+        "from recipes import load_dataset, default_callbacks, train, get_model, list_models, build_vae; "
+        "print(load_dataset.__module__, default_callbacks.__module__, train.__module__, len(list_models()))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["recipes.datasets", "recipes.callbacks", "recipes.training", "6"]
     with pytest.raises(AttributeError, match="module 'recipes' has no attribute 'nothing'"):
-        recipes.nothing
+        _ = recipes.nothing
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -145,8 +160,7 @@ def test_backup_and_restore_resumes_an_interrupted_run(name, tmp_path):
 
     interrupt = Interrupt()
     with pytest.raises(RuntimeError, match="killed"):
-        get_model(name, **kwargs).fit(x, y, epochs=4, batch_size=8, verbose=0,
-                                      callbacks=[backup, interrupt])
+        get_model(name, **kwargs).fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[backup, interrupt])
 
     class Record(keras.callbacks.Callback):
         epochs = []
@@ -158,8 +172,14 @@ def test_backup_and_restore_resumes_an_interrupted_run(name, tmp_path):
 
     record = Record()
     fresh = get_model(name, **kwargs)  # a new process would rebuild the model
-    fresh.fit(x, y, epochs=4, batch_size=8, verbose=0,
-              callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), record])
+    fresh.fit(
+        x,
+        y,
+        epochs=4,
+        batch_size=8,
+        verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), record],
+    )
     assert record.epochs == [2, 3]
     for at_kill, restored in zip(interrupt.state, record.state, strict=True):
         np.testing.assert_array_equal(at_kill, restored)
@@ -175,15 +195,23 @@ def test_mixed_bfloat16_trains_with_finite_losses(name):
         assert np.all(np.isfinite(values))
 
 
-@pytest.mark.parametrize("module, absent", [
-    ("recipes.hardware", "recipes.models"), ("recipes.callbacks", "recipes.models"),
-    ("recipes.config", "keras"), ("recipes.plots", "keras"), ("recipes._checks", "keras"),
-])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "module, absent",
+    [
+        ("recipes.hardware", "recipes.models"),
+        ("recipes.callbacks", "recipes.models"),
+        ("recipes.config", "keras"),
+        ("recipes.plots", "keras"),
+        ("recipes._checks", "keras"),
+    ],
+)
 def test_layers_point_one_way(module, absent):
     """The lower layers never import the models (which register every recipe) or Keras where
     they need none."""
     import subprocess
     import sys
+
     code = f"import sys, {module}; print({absent!r} in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -20,15 +20,19 @@ from PIL import Image
 from recipes.datasets import load_dataset
 
 TRIED = collections.Counter()  # (reader, outcome) -> inputs
-SETTINGS = {"deadline": None, "derandomize": True, "database": None,  # the same inputs on every run
-            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,  # the same inputs on every run
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
 ALLOWED = (ValueError, TypeError, OSError, FileNotFoundError)
 
 
 def _outcome(reader, source, **kwargs):
     """Loads `source`; on success draws a batch and checks it, on failure checks the error."""
     try:
-        train, _, info = load_dataset(source, batch_size=4, **kwargs)
+        train, _, _, info = load_dataset(source, batch_size=4, **kwargs)
     except Exception as e:  # noqa: BLE001 - the type is what is tested
         assert type(e) in ALLOWED, f"{type(e).__name__} escaped: {e}"
         assert str(e) and "\n" not in str(e), f"not one line: {str(e)!r}"
@@ -55,7 +59,7 @@ def damage(draw, data):
     """Leaves `data` as it is, or truncates it, flips bytes in it, or replaces it."""
     how = draw(st.sampled_from(["none", "none", "truncate", "flip", "random", "empty", "text"]))
     if how == "truncate" and data:
-        return data[:draw(st.integers(0, len(data) - 1))]
+        return data[: draw(st.integers(0, len(data) - 1))]
     if how == "flip" and data:
         out = bytearray(data)
         for _ in range(draw(st.integers(1, 4))):
@@ -74,8 +78,7 @@ def damage(draw, data):
 # ------------------------------------------------------------------------- .npz
 
 SPECIALS = [np.nan, np.inf, -np.inf, -1.0, 0.5, 1e40, 1e300, 100000.0, 255.0, 2.0**40]
-DTYPES = ["uint8", "int16", "int64", "uint64", "float16", "float32", "float64", "bool", "complex64", "U3",
-          "object"]
+DTYPES = ["uint8", "int16", "int64", "uint64", "float16", "float32", "float64", "bool", "complex64", "U3", "object"]
 
 
 def _with_dtype(values, dtype):
@@ -83,7 +86,7 @@ def _with_dtype(values, dtype):
         values = np.atleast_1d(values)
         out = np.empty(len(values), dtype=object)
         for i, row in enumerate(values):
-            out[i] = np.ravel(row).tolist()[:i + 1]
+            out[i] = np.ravel(row).tolist()[: i + 1]
         return out
     if dtype == "U3":
         return values.astype(str).astype("U3")
@@ -97,12 +100,13 @@ def npz_bytes(draw):
     n, k = draw(st.integers(1, 12)), draw(st.integers(1, 4))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     shape = draw(st.sampled_from([(6, 5), (4, 4, 1), (3, 4, 3), (7,)]))
-    arrays = {"x_train": rng.integers(0, 256, (n, *shape)).astype(draw(st.sampled_from(["uint8", "float32"]))),
-              "y_train": np.arange(n) % k}
+    arrays = {
+        "x_train": rng.integers(0, 256, (n, *shape)).astype(draw(st.sampled_from(["uint8", "float32"]))),
+        "y_train": np.arange(n) % k,
+    }
     if draw(st.booleans()):
         m = draw(st.integers(1, 5))
-        arrays.update(x_test=rng.integers(0, 256, (m, *shape)).astype(arrays["x_train"].dtype),
-                      y_test=np.arange(m) % k)
+        arrays.update(x_test=rng.integers(0, 256, (m, *shape)).astype(arrays["x_train"].dtype), y_test=np.arange(m) % k)
     for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2, 3]))):
         key = draw(st.sampled_from(["x_train", "y_train", "x_test", "y_test", "class_names", "x"]))
         what = draw(st.sampled_from(["drop", "dtype", "shape", "special", "length", "replace"]))
@@ -119,7 +123,7 @@ def npz_bytes(draw):
             with np.errstate(all="ignore"):
                 arrays[key] = value.astype(draw(st.sampled_from(["float64", "float32", "int64", "uint8"])))
         elif what == "length":
-            arrays[key] = np.asarray(value)[:draw(st.integers(0, len(np.atleast_1d(value))))]
+            arrays[key] = np.asarray(value)[: draw(st.integers(0, len(np.atleast_1d(value))))]
         elif what == "replace" and key == "class_names":
             arrays[key] = np.array(draw(st.lists(st.text(max_size=3), max_size=5)))
     buffer = io.BytesIO()
@@ -128,10 +132,18 @@ def npz_bytes(draw):
     return draw(damage(data)) if draw(st.integers(0, 3)) == 0 else data
 
 
-OPTIONS = [{"validation_split": 0}, {"validation_split": 0}, {}, {"validation_split": 0.5, "return_test": "auto"},
-           {"validation_split": 0, "return_test": True}, {"validation_split": 0, "channels": 3},
-           {"validation_split": 0, "image_size": (3, 3)}, {"validation_split": 0, "sequence_length": 2},
-           {"validation_split": 0, "as_sequence": True}, {"validation_split": 0, "vocab_size": 300}]
+OPTIONS = [
+    {"validation_split": 0},
+    {"validation_split": 0},
+    {},
+    {"validation_split": 0.5, "return_test": "auto"},
+    {"validation_split": 0, "return_test": True},
+    {"validation_split": 0, "channels": 3},
+    {"validation_split": 0, "image_size": (3, 3)},
+    {"validation_split": 0, "sequence_length": 2},
+    {"validation_split": 0, "as_sequence": True},
+    {"validation_split": 0, "vocab_size": 300},
+]
 
 
 @settings(max_examples=200, **SETTINGS)
@@ -145,9 +157,32 @@ def test_npz_files_load_or_fail_in_one_line(data, labels, options):
 
 # -------------------------------------------------------------------------- CSV
 
-CELLS = st.one_of(st.integers(-3, 5).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                  st.sampled_from(["", " 1 ", "nan", "inf", "1e40", "x", "label", "100000", "0.5", "1e300",
-                                   "-0", "1_000", "0x10", "\"1\"", "\"", "é", "1,2", "\x00"]))
+CELLS = st.one_of(
+    st.integers(-3, 5).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(
+        [
+            "",
+            " 1 ",
+            "nan",
+            "inf",
+            "1e40",
+            "x",
+            "label",
+            "100000",
+            "0.5",
+            "1e300",
+            "-0",
+            "1_000",
+            "0x10",
+            '"1"',
+            '"',
+            "é",
+            "1,2",
+            "\x00",
+        ]
+    ),
+)
 
 
 @st.composite
@@ -166,7 +201,7 @@ def csv_bytes(draw):
         if what == "cell":
             rows[row][draw(st.integers(0, len(rows[row]) - 1))] = draw(CELLS)
         elif what == "ragged":
-            rows[row] = rows[row][:draw(st.integers(0, width - 1))] or rows[row] + ["1"]
+            rows[row] = rows[row][: draw(st.integers(0, width - 1))] or rows[row] + ["1"]
         elif what == "drop" and len(rows) > 1:
             rows.pop(row)
         elif what == "blank":
@@ -215,12 +250,22 @@ def image_file(draw):
 
 
 @settings(max_examples=80, **SETTINGS)
-@given(classes=st.lists(st.lists(image_file(), min_size=0, max_size=5), min_size=0, max_size=3),
-       loose=st.lists(image_file(), max_size=1), labels=st.booleans(),
-       options=st.sampled_from([{"validation_split": 0}, {"validation_split": 0}, {}, {"validation_split": 0.5},
-                                {"validation_split": 0, "channels": 1},
-                                {"validation_split": 0, "image_size": (3, 4), "channels": 3},
-                                {"validation_split": 0, "as_sequence": True}]))
+@given(
+    classes=st.lists(st.lists(image_file(), min_size=0, max_size=5), min_size=0, max_size=3),
+    loose=st.lists(image_file(), max_size=1),
+    labels=st.booleans(),
+    options=st.sampled_from(
+        [
+            {"validation_split": 0},
+            {"validation_split": 0},
+            {},
+            {"validation_split": 0.5},
+            {"validation_split": 0, "channels": 1},
+            {"validation_split": 0, "image_size": (3, 4), "channels": 3},
+            {"validation_split": 0, "as_sequence": True},
+        ]
+    ),
+)
 def test_image_folders_load_or_fail_in_one_line(classes, loose, labels, options):
     with tempfile.TemporaryDirectory() as folder:
         root = pathlib.Path(folder) / "imgs"
@@ -240,8 +285,11 @@ def test_image_folders_load_or_fail_in_one_line(classes, loose, labels, options)
 def test_report_inputs_tried():
     """Prints (with -s) how many inputs the tests above tried, per reader and outcome."""
     total = sum(TRIED.values())
-    print(f"\nhypothesis inputs tried: {total}: " +
-          ", ".join(f"{reader} {outcome} {n}" for (reader, outcome), n in sorted(TRIED.items())))
+    print(
+        f"\nhypothesis inputs tried: {total}: "
+        + ", ".join(f"{reader} {outcome} {n}" for (reader, outcome), n in sorted(TRIED.items()))
+    )
     if total:  # when the tests above ran: each reader both loaded and refused something
-        assert all(TRIED[reader, outcome] for reader in ("npz", "csv", "image folder")
-                   for outcome in ("loaded", "refused")), TRIED
+        assert all(
+            TRIED[reader, outcome] for reader in ("npz", "csv", "image folder") for outcome in ("loaded", "refused")
+        ), TRIED

@@ -22,6 +22,8 @@ import pytest
 from recipes import config as config_lib
 from recipes import rundir, training
 
+pytestmark = pytest.mark.slow  # every test here starts the command in subprocesses
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
 FAST = ["--set", "hidden_units=[16]", "--quiet"]
@@ -46,8 +48,11 @@ def snapshot(folder):
     """Every file under `folder` (hidden ones too) -> sha256 of its bytes; the run's lock file,
     which names its latest holder, is left out."""
     folder = pathlib.Path(folder)
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != rundir.LOCK}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != rundir.LOCK
+    }
 
 
 def epochs_of(run_dir):
@@ -78,8 +83,10 @@ def test_a_folder_that_is_not_a_run_is_refused_and_left_untouched(tmp_path):
     (d / "backup" / "important.txt").write_text("days of work")
     before = snapshot(d)
     line = one_error_line(recipes("train", "mlp", "--epochs", 1, "--run-dir", d, *FAST))
-    assert line == (f"recipes train: error: Run directory '{d}' holds files recipes did not write "
-                    f"(backup/, history.csv); choose a new or empty folder for --run-dir.")
+    assert line == (
+        f"recipes train: error: Run directory '{d}' holds files recipes did not write "
+        f"(backup/, history.csv); choose a new or empty folder for --run-dir."
+    )
     assert snapshot(d) == before and sorted(os.listdir(d)) == ["backup", "history.csv"]
 
 
@@ -105,16 +112,19 @@ def test_read_only_location_is_one_line(tmp_path):
 
 def test_two_trainings_in_one_directory_one_is_refused(tmp_path):
     run = tmp_path / "runs" / "same"
-    args = command("train", "vae", "--epochs", 3, "--batch-size", 16, "--image-size", 28, 28,
-                   "--run-dir", run, "--quiet")
-    procs = [subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    args = command(
+        "train", "vae", "--epochs", 3, "--batch-size", 16, "--image-size", 28, 28, "--run-dir", run, "--quiet"
+    )
+    procs = [
+        subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results
     refused = next(err for code, err in results if code == 2).strip().splitlines()
-    assert len(refused) == 1 and refused[0].startswith(f"recipes train: error: Run directory '{run}' is in "
-                                                       f"use by another training (pid ")
+    assert len(refused) == 1 and refused[0].startswith(
+        f"recipes train: error: Run directory '{run}' is in use by another training (pid "
+    )
     assert epochs_of(run) == [0, 1, 2]
 
 
@@ -134,13 +144,22 @@ def test_automatic_resume_never_picks_a_live_run_and_default_names_never_collide
 
 def test_a_killed_holder_releases_its_directory(tmp_path):
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import sys, time
 from recipes import rundir
 with rundir.claim({str(run)!r}):
     print("held", flush=True)
     time.sleep(60)
-"""], env=ENV, stdout=subprocess.PIPE, text=True)
+""",
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(rundir.RunDirError, match=rf"is in use by another training \(pid {holder.pid} on "):
         with rundir.claim(run):
@@ -156,12 +175,15 @@ with rundir.claim({str(run)!r}):
 
 def test_nan_run_says_what_to_do_and_resume_applies_the_new_learning_rate(tmp_path):
     run = tmp_path / "nan"
-    result = recipes("train", "mlp", "--epochs", 3, "--learning-rate", 1e12, "--set", "optimizer=sgd",
-                     "--run-dir", run, *FAST)
+    result = recipes(
+        "train", "mlp", "--epochs", 3, "--learning-rate", 1e12, "--set", "optimizer=sgd", "--run-dir", run, *FAST
+    )
     line = one_error_line(result, code=1)
-    assert line == (f"recipes train: error: The loss became NaN in epoch 1, before any epoch completed; "
-                    f"nothing was saved. Try a lower learning rate: recipes train --resume {run} "
-                    f"--learning-rate 1e+11")
+    assert line == (
+        f"recipes train: error: The loss became NaN in epoch 1, before any epoch completed; "
+        f"nothing was saved. Try a lower learning rate: recipes train --resume {run} "
+        f"--learning-rate 1e+11"
+    )
     assert not (run / "best.keras").exists()
     result = recipes("train", "--resume", run, "--learning-rate", "3e-2", "--quiet")
     assert result.returncode == 0, result.stderr
@@ -178,12 +200,16 @@ def test_nan_run_says_what_to_do_and_resume_applies_the_new_learning_rate(tmp_pa
 def test_resume_refuses_flags_it_cannot_apply_and_changes_nothing(tmp_path, interrupted_run):
     before = snapshot(interrupted_run)
     line = one_error_line(recipes("train", "--resume", interrupted_run, "--batch-size", 8, "--set", "dropout=0.1"))
-    assert line == ("recipes train: error: --resume continues a run as it was set up; --batch-size, --set "
-                    "cannot change (only --epochs, --learning-rate and --early-stopping can): start a new run "
-                    "instead.")
+    assert line == (
+        "recipes train: error: --resume continues a run as it was set up; --batch-size, --set "
+        "cannot change (only --epochs, --learning-rate and --early-stopping can): start a new run "
+        "instead."
+    )
     line = one_error_line(recipes("train", "--resume", interrupted_run, "--epochs", 1))
-    assert line == (f"recipes train: error: Run '{interrupted_run}' has completed 2 epochs already; --epochs "
-                    f"must be at least that. Received: epochs=1")
+    assert line == (
+        f"recipes train: error: Run '{interrupted_run}' has completed 2 epochs already; --epochs "
+        f"must be at least that. Received: epochs=1"
+    )
     assert snapshot(interrupted_run) == before
 
 
@@ -219,9 +245,11 @@ def test_damaged_config_of_a_run_with_checkpoints_says_what_to_do(tmp_path, inte
     line = one_error_line(recipes("train", "--resume", interrupted_run))
     assert line.startswith(f"recipes train: error: {interrupted_run / 'config.yaml'}")
     line = one_error_line(recipes("train", "mlp", "--run-dir", interrupted_run, *FAST))
-    assert line == (f"recipes train: error: {interrupted_run / 'config.yaml'} is damaged (Config file "
-                    f"'{interrupted_run / 'config.yaml'}' is not valid YAML (line 2)); the run cannot be resumed: "
-                    f"start a new run, or restore the file.")
+    assert line == (
+        f"recipes train: error: {interrupted_run / 'config.yaml'} is damaged (Config file "
+        f"'{interrupted_run / 'config.yaml'}' is not valid YAML (line 2)); the run cannot be resumed: "
+        f"start a new run, or restore the file."
+    )
     assert snapshot(interrupted_run) == before
 
 
@@ -294,8 +322,9 @@ def test_sample_out_must_be_a_png_in_an_existing_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     jpg = tmp_path / "grid.jpg"
     line = one_error_line(recipes("sample", run, "--out", jpg))
-    assert line == (f"recipes sample: error: --out must name a .png file: sample writes PNG images. "
-                    f"Received: out='{jpg}'")
+    assert line == (
+        f"recipes sample: error: --out must name a .png file: sample writes PNG images. Received: out='{jpg}'"
+    )
     missing = tmp_path / "no" / "such" / "grid.png"
     line = one_error_line(recipes("sample", run, "--out", missing))
     assert line.startswith("recipes sample: error: --out must be in an existing folder; ")
@@ -312,16 +341,17 @@ def test_generative_recipe_on_a_table_is_refused_before_training(tmp_path):
     data = tmp_path / "table.csv"
     data.write_text("a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40)))
     line = one_error_line(recipes("train", "vae", "--dataset", data, "--run-dir", tmp_path / "r", "--quiet"))
-    assert line == ("recipes train: error: Model 'vae' trains on images, but dataset 'table' holds tables of "
-                    "features of shape (2,).")
+    assert line == (
+        "recipes train: error: Model 'vae' trains on images, but dataset 'table' holds tables of "
+        "features of shape (2,)."
+    )
     assert not (tmp_path / "r").exists()
 
 
 def test_scientific_notation_in_flags_set_and_config_files(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learning_rate: 1e-3\nepochs: 1\n")
-    resolved = config_lib.resolve("mlp", file=config_lib.load_yaml(cfg),
-                                  sets=config_lib.parse_sets(["dropout=2.5E-1"]))
+    resolved = config_lib.resolve("mlp", file=config_lib.load_yaml(cfg), sets=config_lib.parse_sets(["dropout=2.5E-1"]))
     assert resolved["learning_rate"] == 0.001 and resolved["model_args"]["dropout"] == 0.25
     run = tmp_path / "run"
     result = recipes("train", "mlp", "--config", cfg, "--set", "learning_rate=3e-4", "--run-dir", run, *FAST)
@@ -383,6 +413,7 @@ def test_kills_at_random_points_leave_a_run_that_finishes_correctly(tmp_path):
 
 def rundir_temporary(name):
     from recipes._atomic import TEMPORARY
+
     return bool(TEMPORARY.fullmatch(name))
 
 
@@ -397,17 +428,38 @@ def test_a_run_made_before_markers_is_still_recognised(tmp_path):
         rundir.check_usable(run)
 
 
-@pytest.mark.parametrize("model, data, message", [
-    ("mlp", "tokens", "Model 'mlp' trains on images or tables of features or real-valued sequences, but dataset "
-                      "'t' holds token ids of shape (5,)."),
-    ("lstm", "table", "Model 'lstm' trains on token ids or real-valued sequences or images (read row by row), but "
-                      "dataset 't' holds tables of features of shape (5,)."),
-    ("dcgan", "table", "Model 'dcgan' trains on images, but dataset 't' holds tables of features of shape (5,)."),
-])
+@pytest.mark.parametrize(
+    "model, data, message",
+    [
+        (
+            "mlp",
+            "tokens",
+            "Model 'mlp' trains on images or tables of features or real-valued sequences, but dataset "
+            "'t' holds token ids of shape (5,).",
+        ),
+        (
+            "lstm",
+            "table",
+            "Model 'lstm' trains on token ids or real-valued sequences or images (read row by row), but "
+            "dataset 't' holds tables of features of shape (5,).",
+        ),
+        ("dcgan", "table", "Model 'dcgan' trains on images, but dataset 't' holds tables of features of shape (5,)."),
+    ],
+)
 def test_recipe_and_data_form_mismatch_is_refused_from_the_registry(model, data, message):
     from recipes.datasets import DatasetInfo
-    info = DatasetInfo(name="t", kind="sequence" if data == "tokens" else "table", input_shape=(5,), num_classes=2,
-                       class_names=("a", "b"), value_range=None, num_train=4, num_val=0, num_test=0,
-                       vocab_size=9 if data == "tokens" else None)
+
+    info = DatasetInfo(
+        name="t",
+        kind="sequence" if data == "tokens" else "table",
+        input_shape=(5,),
+        num_classes=2,
+        class_names=("a", "b"),
+        value_range=None,
+        num_train=4,
+        num_val=0,
+        num_test=0,
+        vocab_size=9 if data == "tokens" else None,
+    )
     with pytest.raises(config_lib.ConfigError, match="^" + re.escape(message) + "$"):
         training.check_compatible(model, info)

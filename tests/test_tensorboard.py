@@ -51,9 +51,21 @@ def tensorboard_server(tmp_path):
         port = free_port()
         log = open(tmp_path / "tensorboard.log", "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+            [
+                sys.executable,
+                "-m",
+                "tensorboard.main",
+                "--logdir",
+                str(logdir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
         procs.append((proc, log))
         return port, proc
 
@@ -84,24 +96,35 @@ def wait_for(port, proc, ready, timeout=120.0):
     pytest.fail(f"tensorboard did not serve the run within {timeout} s")
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorboard_server):
     run = tmp_path / "run"
     x, y = blobs(48, seed=0)
     val = blobs(24, seed=1)
-    model = build_mlp(input_shape=(4,), num_classes=3, hidden_units=(8,), dropout=0.0,
-                      optimizer="adam", learning_rate=0.01)
-    history = model.fit(x, y, batch_size=16, epochs=2, validation_data=val, verbose=0,
-                        callbacks=default_callbacks(run, validation_data=val)).history
+    model = build_mlp(
+        input_shape=(4,), num_classes=3, hidden_units=(8,), dropout=0.0, optimizer="adam", learning_rate=0.01
+    )
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        validation_data=val,
+        verbose=0,
+        callbacks=default_callbacks(run, validation_data=val),
+    ).history
 
     port, proc = tensorboard_server(run)
     index = wait_for(port, proc, lambda index: "epoch_loss" in index.get("logs/validation", {}))
     assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= set(index["logs/train"])
 
-    expected = {("logs/train", "epoch_loss"): history["loss"],
-                ("logs/train", "epoch_accuracy"): history["accuracy"],
-                ("logs/train", "epoch_learning_rate"): history["learning_rate"],
-                ("logs/validation", "epoch_loss"): history["val_loss"],
-                ("logs/validation", "epoch_accuracy"): history["val_accuracy"]}
+    expected = {
+        ("logs/train", "epoch_loss"): history["loss"],
+        ("logs/train", "epoch_accuracy"): history["accuracy"],
+        ("logs/train", "epoch_learning_rate"): history["learning_rate"],
+        ("logs/validation", "epoch_loss"): history["val_loss"],
+        ("logs/validation", "epoch_accuracy"): history["val_accuracy"],
+    }
     for (run_name, tag), values in expected.items():
         served = get(port, "/data/plugin/scalars/scalars", run=run_name, tag=tag)  # [[wall_time, step, value]]
         assert [step for _, step, _ in served] == [0, 1], (run_name, tag)

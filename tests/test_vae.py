@@ -1,8 +1,8 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from recipes import build_vae
 from recipes.models.vae import VAE, Sampling
 
@@ -22,9 +22,23 @@ def test_keras_io_architecture_parameter_counts_and_names():
     assert vae.encoder.count_params() == 69_076  # the keras-io example's summary
     assert vae.decoder.count_params() == 65_089
     assert [l.name for l in vae.encoder.layers] == [
-        "inputs", "block1_conv", "block2_conv", "flatten", "fc1", "z_mean", "z_log_var", "z"]
+        "inputs",
+        "block1_conv",
+        "block2_conv",
+        "flatten",
+        "fc1",
+        "z_mean",
+        "z_log_var",
+        "z",
+    ]
     assert [l.name for l in vae.decoder.layers] == [
-        "latent", "project_dense", "project_reshape", "block1_convT", "block2_convT", "reconstruction"]
+        "latent",
+        "project_dense",
+        "project_reshape",
+        "block1_convT",
+        "block2_convT",
+        "reconstruction",
+    ]
     assert vae.value_range == (0.0, 1.0) and vae.latent_dim == 2
     assert isinstance(vae.optimizer, keras.optimizers.Adam)
 
@@ -38,8 +52,7 @@ def test_other_image_sizes_divisible_by_four(shape):
 
 def test_dense_variant_for_flat_inputs():
     vae = build_vae(input_shape=(64,), latent_dim=2, hidden_units=(32, 16))
-    assert [l.name for l in vae.encoder.layers] == [
-        "inputs", "dense1", "dense2", "z_mean", "z_log_var", "z"]
+    assert [l.name for l in vae.encoder.layers] == ["inputs", "dense1", "dense2", "z_mean", "z_log_var", "z"]
     assert [l.name for l in vae.decoder.layers] == ["latent", "dense1", "dense2", "reconstruction"]
     assert vae.encoder.count_params() == 64 * 32 + 32 + 32 * 16 + 16 + 2 * (16 * 2 + 2)
     x = _images((64,), n=32)
@@ -48,17 +61,26 @@ def test_dense_variant_for_flat_inputs():
     assert vae.decode(vae.encode(x)).shape == (32, 64)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(input_shape=(30, 30, 1)), ValueError,
-     r"input_shape must have a height and width divisible by 4 \(2\*\*len\(filters\)\)\. "
-     r"Received: input_shape=\(30, 30, 1\)"),
-    (dict(input_shape=(28, 28)), ValueError,
-     r"input_shape must be \(height, width, channels\) or \(features,\)\. Received: input_shape=\(28, 28\)"),
-    (dict(input_shape=(28, 0, 1)), ValueError, r"input_shape must contain positive integers"),
-    (dict(latent_dim=0), ValueError, r"latent_dim must be >= 1\. Received: latent_dim=0"),
-    (dict(filters=(32, -1)), ValueError, r"filters must contain integers >= 1"),
-    (dict(optimizer="adamm"), ValueError, r"Unknown optimizer\..*Received: optimizer='adamm'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (
+            dict(input_shape=(30, 30, 1)),
+            ValueError,
+            r"input_shape must have a height and width divisible by 4 \(2\*\*len\(filters\)\)\. "
+            r"Received: input_shape=\(30, 30, 1\)",
+        ),
+        (
+            dict(input_shape=(28, 28)),
+            ValueError,
+            r"input_shape must be \(height, width, channels\) or \(features,\)\. Received: input_shape=\(28, 28\)",
+        ),
+        (dict(input_shape=(28, 0, 1)), ValueError, r"input_shape must contain positive integers"),
+        (dict(latent_dim=0), ValueError, r"latent_dim must be >= 1\. Received: latent_dim=0"),
+        (dict(filters=(32, -1)), ValueError, r"filters must contain integers >= 1"),
+        (dict(optimizer="adamm"), ValueError, r"Unknown optimizer\..*Received: optimizer='adamm'"),
+    ],
+)
 def test_bad_arguments_name_the_argument_and_value(kwargs, error, message):
     with pytest.raises(error, match=message):
         build_vae(**kwargs)
@@ -73,7 +95,7 @@ def test_losses_are_nats_per_example():
     mean = vae.encode(x)
     x_hat = np.clip(vae.decode(mean).astype("float64"), 1e-7, 1 - 1e-7)
     bce = -(x * np.log(x_hat) + (1 - x) * np.log(1 - x_hat)).sum(axis=(1, 2, 3)).mean()
-    kl = (-0.5 * (1 - 30.0 - mean ** 2 - np.exp(-30.0))).sum(axis=1).mean()
+    kl = (-0.5 * (1 - 30.0 - mean**2 - np.exp(-30.0))).sum(axis=1).mean()
     loss, reconstruction, kl_loss = (float(v) for v in vae.compute_losses(x))
     assert reconstruction == pytest.approx(bce, rel=1e-4)
     assert reconstruction == pytest.approx(28 * 28 * np.log(2), rel=0.05)  # an untrained decoder says ~0.5
@@ -87,8 +109,14 @@ def test_fit_with_validation_images_and_labelled_datasets():
     vae = build_vae(**TINY)
     x, val = _images(n=32), _images(n=8, seed=1)
     history = vae.fit(x, validation_data=val, epochs=3, batch_size=8, verbose=0)
-    assert sorted(history.history) == ["kl_loss", "loss", "reconstruction_loss",
-                                       "val_kl_loss", "val_loss", "val_reconstruction_loss"]
+    assert sorted(history.history) == [
+        "kl_loss",
+        "loss",
+        "reconstruction_loss",
+        "val_kl_loss",
+        "val_loss",
+        "val_reconstruction_loss",
+    ]
     for values in history.history.values():
         assert np.all(np.isfinite(values))
     assert history.history["loss"][-1] < history.history["loss"][0]
@@ -140,8 +168,6 @@ def test_save_load_restores_outputs_and_optimizer(tmp_path):
     assert int(restored.optimizer.iterations) == 8
     history = restored.fit(x, epochs=1, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"][0]) and int(restored.optimizer.iterations) == 12
-
-
 
 
 def test_mixed_float16_is_loss_scaled_and_finite():

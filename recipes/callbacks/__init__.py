@@ -37,19 +37,50 @@ import tensorflow as tf
 
 from recipes._checks import SCHEDULES, check_choice, check_int
 from recipes.callbacks.checkpoints import AtomicModelCheckpoint, BackupError, RunBackup
-from recipes.callbacks.images import (ConfusionMatrix, ImageCallback, LatentTraversal, Reconstructions,
-                                      SampleGrid, TrainingCurves)
-from recipes.callbacks.learning_rate import (CosineDecay, LearningRateLogger, ReduceLROnPlateau,
-                                             SetLearningRate, learning_rates, optimizers)
+from recipes.callbacks.images import (
+    ConfusionMatrix,
+    ImageCallback,
+    LatentTraversal,
+    Reconstructions,
+    SampleGrid,
+    TrainingCurves,
+)
+from recipes.callbacks.learning_rate import (
+    CosineDecay,
+    LearningRateLogger,
+    ReduceLROnPlateau,
+    SetLearningRate,
+    learning_rates,
+    optimizers,
+)
 from recipes.callbacks.logs import HistoryCSVLogger, TensorBoard
-from recipes.callbacks.monitoring import (EarlyStopping, TerminateOnNaN, finite_losses, resolve_mode,
-                                          resolve_monitor)
+from recipes.callbacks.monitoring import EarlyStopping, TerminateOnNaN, finite_losses, resolve_mode, resolve_monitor
 
-__all__ = ["AtomicModelCheckpoint", "BackupError", "ConfusionMatrix", "CosineDecay", "EarlyStopping",
-           "HistoryCSVLogger", "ImageCallback", "LatentTraversal", "LearningRateLogger", "Reconstructions",
-           "ReduceLROnPlateau", "RunBackup", "SampleGrid", "SetLearningRate", "TensorBoard", "TerminateOnNaN",
-           "TrainingCurves", "default_callbacks", "finite_losses", "learning_rates", "optimizers",
-           "resolve_mode", "resolve_monitor"]
+__all__ = [
+    "AtomicModelCheckpoint",
+    "BackupError",
+    "ConfusionMatrix",
+    "CosineDecay",
+    "EarlyStopping",
+    "HistoryCSVLogger",
+    "ImageCallback",
+    "LatentTraversal",
+    "LearningRateLogger",
+    "Reconstructions",
+    "ReduceLROnPlateau",
+    "RunBackup",
+    "SampleGrid",
+    "SetLearningRate",
+    "TensorBoard",
+    "TerminateOnNaN",
+    "TrainingCurves",
+    "default_callbacks",
+    "finite_losses",
+    "learning_rates",
+    "optimizers",
+    "resolve_mode",
+    "resolve_monitor",
+]
 
 SWITCH = ("auto", True, False)
 
@@ -138,19 +169,27 @@ def default_callbacks(
     if early_stopping_patience is not None:
         early_stopping_patience = check_int("early_stopping_patience", early_stopping_patience, minimum=0)
     if lr_schedule is not None and not callable(lr_schedule) and lr_schedule not in SCHEDULES:
-        raise ValueError(f"lr_schedule must be None, 'plateau', 'cosine' or a callable (epoch, lr) -> lr. "
-                         f"Received: lr_schedule={lr_schedule!r}")
+        raise ValueError(
+            f"lr_schedule must be None, 'plateau', 'cosine' or a callable (epoch, lr) -> lr. "
+            f"Received: lr_schedule={lr_schedule!r}"
+        )
     if lr_schedule == "cosine" or epochs is not None:
         if lr_schedule == "cosine" and epochs is None:
             raise ValueError("lr_schedule='cosine' needs the total number of epochs. Received: epochs=None")
         epochs = check_int("epochs", epochs)
-    for name, value in (("samples", samples), ("reconstructions", reconstructions),
-                        ("latent_traversal", latent_traversal), ("confusion_matrix", confusion_matrix)):
+    for name, value in (
+        ("samples", samples),
+        ("reconstructions", reconstructions),
+        ("latent_traversal", latent_traversal),
+        ("confusion_matrix", confusion_matrix),
+    ):
         if not isinstance(value, bool) and value != "auto":
             raise ValueError(f"{name} must be one of {SWITCH}. Received: {name}={value!r}")
     if validation_data is not None and not isinstance(validation_data, (np.ndarray, tuple, list, tf.data.Dataset)):
-        raise TypeError(f"validation_data must be a tf.data.Dataset, an array or a tuple (x, y). "
-                        f"Received: validation_data={type(validation_data).__name__}")
+        raise TypeError(
+            f"validation_data must be a tf.data.Dataset, an array or a tuple (x, y). "
+            f"Received: validation_data={type(validation_data).__name__}"
+        )
     for name, value in (("reconstructions", reconstructions), ("confusion_matrix", confusion_matrix)):
         if value is True and validation_data is None:
             raise ValueError(f"{name}=True needs validation_data. Received: validation_data=None")
@@ -169,8 +208,13 @@ def default_callbacks(
         LearningRateLogger(),
         TensorBoard(os.path.join(run_dir, "logs"), histogram_freq=histogram_freq),
         HistoryCSVLogger(history_file),
-        AtomicModelCheckpoint(os.path.join(run_dir, "best.keras"), monitor=monitor, mode=mode,
-                              save_best_only=True, history_file=history_file),
+        AtomicModelCheckpoint(
+            os.path.join(run_dir, "best.keras"),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            history_file=history_file,
+        ),
         AtomicModelCheckpoint(os.path.join(run_dir, "last.keras")),
         TrainingCurves(run_dir, history_file=history_file),
     ]
@@ -181,8 +225,9 @@ def default_callbacks(
     if latent_traversal is not False:
         callbacks.append(LatentTraversal(run_dir, required=latent_traversal is True))
     if confusion_matrix is not False and validation_data is not None:
-        callbacks.append(ConfusionMatrix(run_dir, validation_data, class_names=class_names,
-                                            required=confusion_matrix is True))
+        callbacks.append(
+            ConfusionMatrix(run_dir, validation_data, class_names=class_names, required=confusion_matrix is True)
+        )
     if early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=early_stopping_patience))
     if lr_schedule == "plateau":

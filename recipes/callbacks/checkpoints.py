@@ -60,8 +60,7 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
         if not (self._first_epoch and self.save_best_only):
             return
         self._first_epoch = False
-        if epoch > 0 and self.history_file and os.path.exists(self.history_file) \
-                and os.path.exists(self.filepath):
+        if epoch > 0 and self.history_file and os.path.exists(self.history_file) and os.path.exists(self.filepath):
             history = plots.read_history(self.history_file)
             earlier = np.asarray(history.get("epoch", [])) < epoch
             finite = [k for k, v in history.items() if np.isfinite(np.asarray(v)[earlier]).any()]
@@ -74,8 +73,7 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if not finite_losses(logs):
-            warnings.warn(f"Epoch {epoch + 1}: a loss is NaN or inf; {self.filepath} is not overwritten.",
-                          stacklevel=2)
+            warnings.warn(f"Epoch {epoch + 1}: a loss is NaN or inf; {self.filepath} is not overwritten.", stacklevel=2)
             return
         if self.save_best_only:
             monitor = resolve_monitor(self.monitor, logs)
@@ -83,8 +81,11 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
             if current is None:
                 if not self._warned:
                     self._warned = True
-                    warnings.warn(f"{os.path.basename(self.filepath)} is not written: monitor={self.monitor!r} "
-                                  f"found nothing to compare in the logs {sorted(logs)}.", stacklevel=2)
+                    warnings.warn(
+                        f"{os.path.basename(self.filepath)} is not written: monitor={self.monitor!r} "
+                        f"found nothing to compare in the logs {sorted(logs)}.",
+                        stacklevel=2,
+                    )
                 return
             if not self._better(float(current), self.best):
                 return
@@ -117,12 +118,18 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     @property
     def files(self):
-        return (self._weights_path, self._training_metadata_path,
-                self._prev_weights_path, self._prev_training_metadata_path)
+        return (
+            self._weights_path,
+            self._training_metadata_path,
+            self._prev_weights_path,
+            self._prev_training_metadata_path,
+        )
 
     def on_train_begin(self, logs=None):
-        points = ((self._weights_path, self._training_metadata_path),
-                  (self._prev_weights_path, self._prev_training_metadata_path))
+        points = (
+            (self._weights_path, self._training_metadata_path),
+            (self._prev_weights_path, self._prev_training_metadata_path),
+        )
         errors = []
         for weights, metadata in points:
             if not os.path.exists(weights):
@@ -130,11 +137,15 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             try:
                 self._restore(weights, metadata)
             except Exception as e:  # h5py, OSError, JSON: any of them means this point is unusable
-                errors.append(f"{os.path.basename(weights)} ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})")
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                errors.append(f"{os.path.basename(weights)} ({reason})")
                 continue
             if errors:
-                warnings.warn(f"The latest resume point in {self.backup_dir} is unreadable ({errors[0]}); "
-                              f"resumed from the previous one.", stacklevel=2)
+                warnings.warn(
+                    f"The latest resume point in {self.backup_dir} is unreadable ({errors[0]}); "
+                    f"resumed from the previous one.",
+                    stacklevel=2,
+                )
             return
         if errors:
             raise BackupError(f"Every resume point in {self.backup_dir} is unreadable: {'; '.join(errors)}.")
@@ -164,13 +175,16 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        for current, previous in ((self._weights_path, self._prev_weights_path),
-                                  (self._training_metadata_path, self._prev_training_metadata_path)):
+        for current, previous in (
+            (self._weights_path, self._prev_weights_path),
+            (self._training_metadata_path, self._prev_training_metadata_path),
+        ):
             if os.path.exists(current):
                 atomic_write(previous, lambda tmp, src=current: shutil.copyfile(src, tmp))
         atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
-        atomic_write_text(self._training_metadata_path,
-                          json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+        atomic_write_text(
+            self._training_metadata_path, json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        )
 
     def on_train_end(self, logs=None):
         if self.delete_at_end and not self._stopped_on_nan:

@@ -11,9 +11,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from recipes.plots import (confusion_matrix, confusion_matrix_figure, figure_to_array, latent_grid, make_grid,
-                           plot_history, save_figure, save_image, to_unit_range, upscale)
-
+from recipes.plots import (
+    confusion_matrix,
+    confusion_matrix_figure,
+    figure_to_array,
+    latent_grid,
+    make_grid,
+    plot_history,
+    save_figure,
+    save_image,
+    to_unit_range,
+    upscale,
+)
 
 _CLASSIFIER_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
 _writers = {}
@@ -93,8 +102,10 @@ class ImageCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.active = self.supports(self.model)
         if self.required and not self.active:
-            raise ValueError(f"{self.name}=True needs {self.needs}. "
-                             f"Received: model={self.model.name!r} ({type(self.model).__name__})")
+            raise ValueError(
+                f"{self.name}=True needs {self.needs}. "
+                f"Received: model={self.model.name!r} ({type(self.model).__name__})"
+            )
 
     def write(self, image, step: int, per_epoch: bool = True):
         """Writes an `(H, W, C)` image in [0, 1] to TensorBoard at `step` and to `plots/<name>.png`."""
@@ -148,8 +159,7 @@ class Reconstructions(ImageCallback):
     name = "reconstructions"
     needs = "a model with encode(x) and decode(z) (VAE)"
 
-    def __init__(self, run_dir, validation_data, *, num_images: int = 16, columns: int = 8,
-                 required: bool = False):
+    def __init__(self, run_dir, validation_data, *, num_images: int = 16, columns: int = 8, required: bool = False):
         super().__init__(run_dir, required=required)
         self.validation_data = validation_data
         self.num_images = num_images
@@ -171,7 +181,7 @@ class Reconstructions(ImageCallback):
         restored = self._unit(self.model.decode(self.model.encode(self.images)))
         rows = []
         for start in range(0, len(original), self.columns):
-            rows += [original[start:start + self.columns], restored[start:start + self.columns]]
+            rows += [original[start : start + self.columns], restored[start : start + self.columns]]
         if len(rows[-1]) < self.columns and len(rows) > 2:  # pad a short last pair with blanks
             blank = np.ones((self.columns - len(rows[-1]), *original.shape[1:]), "float32")
             rows[-2], rows[-1] = np.concatenate([rows[-2], blank]), np.concatenate([rows[-1], blank])

@@ -13,8 +13,11 @@ from recipes.callbacks.monitoring import _AutoMonitor
 def optimizers(model) -> dict:
     """`{log name: optimizer}`: `learning_rate` for `model.optimizer`, or `d_learning_rate`,
     `g_learning_rate`... for models that keep their own `d_optimizer`, `g_optimizer` (GANs)."""
-    own = {f"{name[:-len('optimizer')]}learning_rate": value for name, value in sorted(vars(model).items())
-           if name.endswith("_optimizer") and isinstance(value, keras.optimizers.Optimizer)}
+    own = {
+        f"{name[: -len('optimizer')]}learning_rate": value
+        for name, value in sorted(vars(model).items())
+        if name.endswith("_optimizer") and isinstance(value, keras.optimizers.Optimizer)
+    }
     if own:
         return own
     optimizer = getattr(model, "optimizer", None)

@@ -22,8 +22,10 @@ def resolve_mode(monitor: str, mode: str = "auto") -> str:
         return "min"
     if any(key in name for key in ("acc", "auc", "precision", "recall", "f1", "iou")):
         return "max"
-    raise ValueError(f"mode='auto' cannot tell whether {monitor} should go down or up; pass mode='min' or "
-                     f"mode='max'. Received: monitor={monitor!r}")
+    raise ValueError(
+        f"mode='auto' cannot tell whether {monitor} should go down or up; pass mode='min' or "
+        f"mode='max'. Received: monitor={monitor!r}"
+    )
 
 
 def resolve_monitor(monitor: str, available) -> str | None:
@@ -34,8 +36,11 @@ def resolve_monitor(monitor: str, available) -> str | None:
 
 
 def finite_losses(logs) -> bool:
-    return all(np.isfinite(v) for k, v in (logs or {}).items()
-               if (k == "loss" or k.endswith("_loss")) and isinstance(v, numbers.Real))
+    return all(
+        np.isfinite(v)
+        for k, v in (logs or {}).items()
+        if (k == "loss" or k.endswith("_loss")) and isinstance(v, numbers.Real)
+    )
 
 
 class _AutoMonitor:
@@ -45,8 +50,10 @@ class _AutoMonitor:
         if self.monitor == "auto":
             resolved = resolve_monitor("auto", logs or {})
             if resolved is None:
-                raise ValueError(f"monitor='auto' found neither val_loss nor loss in the logs {sorted(logs or {})}; "
-                                 f"pass one of them as monitor. Received: monitor='auto'")
+                raise ValueError(
+                    f"monitor='auto' found neither val_loss nor loss in the logs {sorted(logs or {})}; "
+                    f"pass one of them as monitor. Received: monitor='auto'"
+                )
             self.monitor = resolved
         super().on_epoch_end(epoch, logs)
 
@@ -60,7 +67,6 @@ class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
 
     def on_batch_end(self, batch, logs=None):
         for key, value in (logs or {}).items():
-            if (key == "loss" or key.endswith("_loss")) and isinstance(value, numbers.Real) \
-                    and not np.isfinite(value):
+            if (key == "loss" or key.endswith("_loss")) and isinstance(value, numbers.Real) and not np.isfinite(value):
                 super().on_batch_end(batch, {"loss": value})
                 return

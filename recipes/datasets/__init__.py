@@ -2,7 +2,7 @@
 
 ```python
 from recipes.datasets import load_dataset
-train, val, info = load_dataset("cifar10", batch_size=64, image_size=(32, 32), validation_split=0.1)
+train, val, test, info = load_dataset("cifar10", batch_size=64, image_size=(32, 32), return_test=True)
 info.num_classes, info.input_shape, info.class_names
 ```
 """
@@ -10,21 +10,30 @@ info.num_classes, info.input_shape, info.class_names
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import os
 import pathlib
+import typing
 
 import numpy as np
 
-from recipes.datasets import _pipelines, _readers
+from recipes import _checks as c
+from recipes.datasets import _named, _pipelines, _readers
 from recipes.datasets._pipelines import not_applicable
-from recipes.models import _common as c
 
-__all__ = ["DatasetInfo", "NAMED_DATASETS", "load_dataset"]
+__all__ = ["DatasetInfo", "DatasetSplits", "NAMED_DATASETS", "Source", "load_dataset", "open_source"]
 
 NAMED_DATASETS = ("cifar10", "cifar100", "digits", "fashion_mnist", "imdb", "mnist")
 IMDB_VOCAB_SIZE = 20000
 IMDB_SEQUENCE_LENGTH = 200
+
+
+class DatasetSplits(typing.NamedTuple):
+    """What `load_dataset` returns: `train, val, test, info = load_dataset(...)`, or by name."""
+
+    train: object
+    val: object
+    test: object
+    info: "DatasetInfo"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +85,8 @@ def load_dataset(
     vocab_size: int | None = None,
     return_test: bool | str = False,
     cache_dir=None,
-):
+    splits=None,
+) -> DatasetSplits:
     """Loads a data set as batched, prefetched `tf.data.Dataset`s and a `DatasetInfo`.
 
     Sources:
@@ -122,8 +132,9 @@ def load_dataset(
     prefetched. CIFAR is also read from a folder Keras extracted when no archive is cached.
 
     Args:
-        name_or_path: a name from `NAMED_DATASETS`, the path of a file or folder, or
-            arrays (see Sources).
+        name_or_path: a name from `NAMED_DATASETS`, the path of a file or folder,
+            arrays (see Sources), or a `Source` from `open_source` (read once, loaded
+            in the form its first look showed was needed).
         batch_size: examples per batch. Defaults to `32`.
         image_size: `(height, width)` to resize images to (bilinear). Defaults to
             `None`: the native size (for a folder, the size of its first image).
@@ -150,10 +161,14 @@ def load_dataset(
             none), `"auto"` (`None` if the source has none) or `False`. Defaults to `False`.
         cache_dir: the Keras home holding `datasets/`. Defaults to `None`:
             `$KERAS_HOME`, else `~/.keras`.
+        splits: the pipelines to build, from `("train", "val", "test")` (the others are
+            `None`; `info` counts them all). Defaults to `None`: all.
 
     Returns:
-        `(train, val, info)`, or `(train, val, test, info)` with `return_test=True` or `"auto"`.
-        `val` is `None` when `validation_split=0`. Each element is a batch `(x, y)`
+        A `DatasetSplits` `(train, val, test, info)` of `tf.data.Dataset`s and a
+        `DatasetInfo`. `val` is `None` when `validation_split=0`; `test` is `None` unless
+        `return_test` is `True` or `"auto"` and the source has a test split; a split not
+        named in `splits` is `None`. Each element is a batch `(x, y)`
         (or `x` with `labels=False`):
         - images: `x` float32 (batch, H, W, C) in `value_range`, or (batch, H, W*C)
           with `as_sequence=True`;
@@ -186,38 +201,117 @@ def load_dataset(
             raise TypeError(f"{arg} must be True or False. Received: {arg}={value!r}")
     if not (isinstance(return_test, bool) or return_test == "auto"):
         raise TypeError(f"return_test must be True, False or 'auto'. Received: return_test={return_test!r}")
+    if splits is not None:
+        if isinstance(splits, str) or not all(name in _pipelines.SPLITS for name in splits):
+            raise ValueError(f"splits must be a list of names from {_pipelines.SPLITS}. Received: splits={splits!r}")
+    source = (
+        name_or_path
+        if isinstance(name_or_path, Source)
+        else open_source(
+            name_or_path, labels=labels, vocab_size=vocab_size, sequence_length=sequence_length, cache_dir=cache_dir
+        )
+    )
+    options = dict(
+        batch_size=batch_size,
+        image_size=image_size,
+        channels=channels,
+        value_range=value_range,
+        validation_split=validation_split,
+        seed=seed,
+        labels=labels,
+        as_sequence=as_sequence,
+        sequence_length=source.sequence_length,
+        return_test=return_test,
+        splits=tuple(splits or _pipelines.SPLITS),
+    )
+    if source.folder is not None:
+        built = _pipelines.from_folder(source.folder, first=source.first_image, **options)
+    else:
+        built = _pipelines.from_arrays(source.arrays, **options)
+    *datasets, info = built
+    return DatasetSplits(*datasets, DatasetInfo(**info))
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A data set opened but not yet made into pipelines (see `open_source`): enough to
+    decide how to load it (its kind and the shape of one example) without reading it twice.
+
+    Attributes:
+        name: the data set's name, as `DatasetInfo.name`.
+        kind: `"image"`, `"sequence"` or `"table"`.
+        shape: shape of one example as stored (images: `(H, W, C)`, the first image of a folder).
+        vocab_size: token ids are in `[0, vocab_size)`; `None` unless tokens.
+        has_test: whether the source holds a test split.
+        sequence_length: the token sequence length to pad or cut to (`None` unless tokens).
+    """
+
+    name: str
+    kind: str
+    shape: tuple
+    vocab_size: int | None
+    has_test: bool
+    sequence_length: int | None = None
+    arrays: object = dataclasses.field(default=None, repr=False)
+    folder: object = dataclasses.field(default=None, repr=False)
+    first_image: object = dataclasses.field(default=None, repr=False)
+
+
+def open_source(
+    name_or_path,
+    *,
+    labels: bool = True,
+    vocab_size: int | None = None,
+    sequence_length: int | None = None,
+    cache_dir=None,
+) -> Source:
+    """Opens a data set once: reads (and checks) its arrays, or finds a folder's classes and
+    first image. `load_dataset` accepts the result in place of a name or path.
+
+    Raises: as `load_dataset`.
+    """
     if sequence_length is not None:
         sequence_length = c.check_int("sequence_length", sequence_length)
     if vocab_size is not None:
         vocab_size = c.check_int("vocab_size", vocab_size, minimum=2)
-
-    options = dict(batch_size=batch_size, image_size=image_size, channels=channels,
-                   value_range=value_range, validation_split=validation_split, seed=seed,
-                   labels=labels, as_sequence=as_sequence, sequence_length=sequence_length,
-                   return_test=return_test)
     if isinstance(name_or_path, str) and name_or_path in NAMED_DATASETS:
         if name_or_path == "imdb":
             vocab_size = vocab_size or IMDB_VOCAB_SIZE
-            sequence_length = options["sequence_length"] = sequence_length or IMDB_SEQUENCE_LENGTH
+            sequence_length = sequence_length or IMDB_SEQUENCE_LENGTH
         elif vocab_size is not None:
             not_applicable("vocab_size", vocab_size, name_or_path, "image")
-        arrays = _readers.read_named(name_or_path, cache_dir=cache_dir, vocab_size=vocab_size,
-                                     sequence_length=sequence_length)
-        return _done(*_pipelines.from_arrays(arrays, **options))
+        arrays = _named.read_named(
+            name_or_path, cache_dir=cache_dir, vocab_size=vocab_size, sequence_length=sequence_length
+        )
+        return _arrays_source(arrays, sequence_length)
     if isinstance(name_or_path, (tuple, list, dict, np.ndarray)):
-        arrays = _readers.read_arrays(name_or_path, vocab_size=vocab_size, labels=labels)
-        return _done(*_pipelines.from_arrays(arrays, **options))
+        return _arrays_source(_readers.read_arrays(name_or_path, vocab_size=vocab_size, labels=labels), sequence_length)
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(f"name_or_path must be a data set name, a path or arrays. "
-                        f"Received: name_or_path={name_or_path!r}")
+        raise TypeError(
+            f"name_or_path must be a data set name, a path or arrays. Received: name_or_path={name_or_path!r}"
+        )
     path = pathlib.Path(name_or_path).expanduser()
     if path.is_dir():
         if vocab_size is not None:
             not_applicable("vocab_size", vocab_size, path.name, "image")
-        return _done(*_pipelines.from_folder(path, **options))
+        split_layout = sorted(p.name for p in path.iterdir() if p.is_dir()) == ["test", "train"]
+        first = _pipelines._first_image(path / "train" if split_layout else path)
+        native = 1 if first[0].shape[-1] < 3 else 3
+        return Source(
+            name=path.name,
+            kind="image",
+            shape=(*(int(d) for d in first[0].shape[:2]), native),
+            vocab_size=None,
+            has_test=split_layout,
+            sequence_length=sequence_length,
+            folder=path,
+            first_image=first,
+        )
     if not path.exists():
-        raise ValueError(f"Unknown data set {str(name_or_path)!r}: neither a named data set "
-                         f"({', '.join(NAMED_DATASETS)}) nor an existing file or folder.")
+        raise ValueError(
+            f"Unknown data set {str(name_or_path)!r}: neither a named data set "
+            f"({', '.join(NAMED_DATASETS)}) nor an existing file or folder."
+        )
     suffix = path.suffix.lower()
     if suffix == ".npz":
         arrays = _readers.read_npz(path, vocab_size=vocab_size, labels=labels)
@@ -226,9 +320,23 @@ def load_dataset(
             not_applicable("vocab_size", vocab_size, path.name, "table")
         arrays = _readers.read_csv(path)
     else:
-        raise ValueError(f"Unsupported data file {path}: expected a .npz or .csv file, or a "
-                         f"folder of images. Received: suffix {path.suffix!r}")
-    return _done(*_pipelines.from_arrays(arrays, **options))
+        raise ValueError(
+            f"Unsupported data file {path}: expected a .npz or .csv file, or a "
+            f"folder of images. Received: suffix {path.suffix!r}"
+        )
+    return _arrays_source(arrays, sequence_length)
+
+
+def _arrays_source(arrays, sequence_length) -> Source:
+    return Source(
+        name=arrays.name,
+        kind=arrays.kind,
+        shape=tuple(int(d) for d in arrays.x_train.shape[1:]),
+        vocab_size=arrays.vocab_size,
+        has_test=arrays.x_test is not None,
+        sequence_length=sequence_length,
+        arrays=arrays,
+    )
 
 
 # ------------------------------------------------------------------------- checks
@@ -237,24 +345,25 @@ def load_dataset(
 def _check_image_size(image_size):
     if image_size is None:
         return None
-    if not isinstance(image_size, (list, tuple)) or len(image_size) != 2 or any(
-            isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in image_size):
-        raise ValueError(f"image_size must be (height, width), two positive integers. "
-                         f"Received: image_size={image_size!r}")
+    if (
+        not isinstance(image_size, (list, tuple))
+        or len(image_size) != 2
+        or any(not c.is_int(v) or v < 1 for v in image_size)
+    ):
+        raise ValueError(
+            f"image_size must be (height, width), two positive integers. Received: image_size={image_size!r}"
+        )
     return int(image_size[0]), int(image_size[1])
 
 
 def _check_value_range(value_range):
-    if not isinstance(value_range, (list, tuple)) or len(value_range) != 2 or any(
-            isinstance(v, bool) or not isinstance(v, numbers.Real) for v in value_range):
-        raise TypeError(f"value_range must be a pair of numbers (low, high). "
-                        f"Received: value_range={value_range!r}")
+    if (
+        not isinstance(value_range, (list, tuple))
+        or len(value_range) != 2
+        or any(not c.is_real(v) for v in value_range)
+    ):
+        raise TypeError(f"value_range must be a pair of numbers (low, high). Received: value_range={value_range!r}")
     low, high = float(value_range[0]), float(value_range[1])
     if not (np.isfinite(low) and np.isfinite(high) and low < high):
         raise ValueError(f"value_range must be finite with low < high. Received: value_range={value_range!r}")
     return low, high
-
-
-def _done(*datasets_and_info):
-    *datasets, info = datasets_and_info
-    return (*datasets, DatasetInfo(**info))

@@ -24,14 +24,12 @@ _CHUNK = 1024  # images transformed at once when filling the cache
 
 def not_applicable(arg, value, name, kind):
     hint = " (as_sequence=True reads images as sequences)" if kind == "image" else ""
-    raise ValueError(f"{arg} does not apply to {name!r}, which holds {kind} data{hint}. "
-                     f"Received: {arg}={value!r}")
+    raise ValueError(f"{arg} does not apply to {name!r}, which holds {kind} data{hint}. Received: {arg}={value!r}")
 
 
 def _check_options(name, kind, *, image_size, channels, as_sequence, sequence_length):
     if kind != "image":
-        for arg, value in (("image_size", image_size), ("channels", channels),
-                           ("as_sequence", as_sequence or None)):
+        for arg, value in (("image_size", image_size), ("channels", channels), ("as_sequence", as_sequence or None)):
             if value is not None:
                 not_applicable(arg, value, name, kind)
     elif sequence_length is not None:
@@ -44,8 +42,10 @@ def _split(n, fraction, seed, source):
         return np.arange(n), None
     n_val = int(round(n * fraction))
     if not 0 < n_val < n:
-        raise ValueError(f"validation_split={fraction} of the {n} training examples of {source} "
-                         f"leaves {'no validation' if n_val == 0 else 'no training'} examples.")
+        raise ValueError(
+            f"validation_split={fraction} of the {n} training examples of {source} "
+            f"leaves {'no validation' if n_val == 0 else 'no training'} examples."
+        )
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
@@ -96,16 +96,41 @@ def _reshape_table(x, sequence_length, source):
         return x
     features = x.shape[1]
     if features % sequence_length:
-        raise ValueError(f"{source}: the {features} features cannot be split into sequence_length="
-                         f"{sequence_length} steps. Received: sequence_length={sequence_length}")
+        raise ValueError(
+            f"{source}: the {features} features cannot be split into sequence_length="
+            f"{sequence_length} steps. Received: sequence_length={sequence_length}"
+        )
     return x.reshape(len(x), sequence_length, features // sequence_length)
 
 
-def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_split, seed,
-                labels, as_sequence, sequence_length, return_test):
-    """An `_readers.Arrays` -> `(train, val[, test], info fields)`."""
-    _check_options(a.name, a.kind, image_size=image_size, channels=channels,
-                   as_sequence=as_sequence, sequence_length=sequence_length)
+SPLITS = ("train", "val", "test")
+
+
+def from_arrays(
+    a,
+    *,
+    batch_size,
+    image_size,
+    channels,
+    value_range,
+    validation_split,
+    seed,
+    labels,
+    as_sequence,
+    sequence_length,
+    return_test,
+    splits=SPLITS,
+):
+    """An `_readers.Arrays` -> `(train, val, test, info fields)`; only the pipelines named in
+    `splits` are built (the others are `None`); `test` is `None` unless `return_test`."""
+    _check_options(
+        a.name,
+        a.kind,
+        image_size=image_size,
+        channels=channels,
+        as_sequence=as_sequence,
+        sequence_length=sequence_length,
+    )
     if return_test is True and a.x_test is None:
         raise ValueError(f"{a.source} has no test split (x_test, y_test). Received: return_test=True")
     if labels and a.y_train is None:
@@ -119,14 +144,22 @@ def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_
         h, w = image_size or x_train.shape[1:3]
         out_channels = channels or native
         input_shape = (h, w * out_channels) if as_sequence else (h, w, out_channels)
-        transform = _image_transform(a.raw_max, value_range, native, image_size=image_size,
-                                     channels=out_channels, as_sequence=as_sequence)
+        transform = _image_transform(
+            a.raw_max, value_range, native, image_size=image_size, channels=out_channels, as_sequence=as_sequence
+        )
         info_range = value_range
     elif a.vocab_size is not None:  # token ids
         if sequence_length is not None and sequence_length != x_train.shape[1]:
+
             def pad(x):  # like keras.datasets.imdb: pad and truncate at the front
-                return None if x is None else keras.utils.pad_sequences(
-                    x, maxlen=sequence_length, dtype="int32", padding="pre", truncating="pre")
+                return (
+                    None
+                    if x is None
+                    else keras.utils.pad_sequences(
+                        x, maxlen=sequence_length, dtype="int32", padding="pre", truncating="pre"
+                    )
+                )
+
             x_train, x_test = pad(x_train), pad(x_test)
         input_shape = x_train.shape[1:]
     else:
@@ -147,43 +180,84 @@ def from_arrays(a, *, batch_size, image_size, channels, value_range, validation_
             x, y = x[idx], None if y is None else y[idx]
         return _pipeline(x, y, transform, batch_size=batch_size, seed=shuffle_seed, cache=cache)
 
-    train = build(x_train, y_train, train_idx, seed)
-    val = None if val_idx is None else build(x_train, y_train, val_idx, None)
+    train = build(x_train, y_train, train_idx, seed) if "train" in splits else None
+    val = None if val_idx is None or "val" not in splits else build(x_train, y_train, val_idx, None)
+    test = None if x_test is None or not return_test or "test" not in splits else build(x_test, y_test, None, None)
     info = dict(
-        name=a.name, kind=kind, input_shape=tuple(int(d) for d in input_shape),
-        num_classes=a.num_classes, class_names=a.class_names, value_range=info_range,
-        num_train=len(train_idx), num_val=0 if val_idx is None else len(val_idx),
-        num_test=0 if x_test is None else len(x_test), vocab_size=a.vocab_size,
-        sequence_length=input_shape[0] if kind == "sequence" else None, source=a.source,
-        raw_max=a.raw_max)
-    if return_test:  # True or "auto" (None when the source has no test split)
-        return train, val, None if x_test is None else build(x_test, y_test, None, None), info
-    return train, val, info
+        name=a.name,
+        kind=kind,
+        input_shape=tuple(int(d) for d in input_shape),
+        num_classes=a.num_classes,
+        class_names=a.class_names,
+        value_range=info_range,
+        num_train=len(train_idx),
+        num_val=0 if val_idx is None else len(val_idx),
+        num_test=0 if x_test is None else len(x_test),
+        vocab_size=a.vocab_size,
+        sequence_length=input_shape[0] if kind == "sequence" else None,
+        source=a.source,
+        raw_max=a.raw_max,
+    )
+    return train, val, test, info
 
 
-def from_folder(root, *, batch_size, image_size, channels, value_range, validation_split, seed,
-                labels, as_sequence, sequence_length, return_test):
-    """A folder of class sub-folders of images, through image_dataset_from_directory."""
-    _check_options(root.name, "image", image_size=image_size, channels=channels,
-                   as_sequence=as_sequence, sequence_length=sequence_length)
+def from_folder(
+    root,
+    *,
+    batch_size,
+    image_size,
+    channels,
+    value_range,
+    validation_split,
+    seed,
+    labels,
+    as_sequence,
+    sequence_length,
+    return_test,
+    splits=SPLITS,
+    first=None,
+):
+    """A folder of class sub-folders of images, through image_dataset_from_directory ->
+    `(train, val, test, info fields)`, as `from_arrays`. `first`: `_first_image` of its
+    training folder, when the caller already has it."""
+    _check_options(
+        root.name,
+        "image",
+        image_size=image_size,
+        channels=channels,
+        as_sequence=as_sequence,
+        sequence_length=sequence_length,
+    )
     subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
     split_layout = subfolders == ["test", "train"]
     train_root = root / "train" if split_layout else root
     if return_test is True and not split_layout:
-        raise ValueError(f"{root} has no test split: lay it out as {root}/train/<class>/ and "
-                         f"{root}/test/<class>/. Received: return_test=True")
-    first, count = _first_image(train_root)
+        raise ValueError(
+            f"{root} has no test split: lay it out as {root}/train/<class>/ and "
+            f"{root}/test/<class>/. Received: return_test=True"
+        )
+    first, count = first or _first_image(train_root)
     if validation_split and int(validation_split * count) == 0:  # Keras would say "No training images"
-        raise ValueError(f"validation_split={validation_split} of the {count} training examples of "
-                         f"{train_root} leaves no validation examples.")
+        raise ValueError(
+            f"validation_split={validation_split} of the {count} training examples of "
+            f"{train_root} leaves no validation examples."
+        )
     native = 1 if first.shape[-1] < 3 else 3  # gray+alpha -> gray, RGBA -> RGB
     out_channels = channels or native
     size = image_size or tuple(int(d) for d in first.shape[:2])
 
     def read(folder, **kwargs):
         return keras.utils.image_dataset_from_directory(
-            folder, labels="inferred", label_mode="int", batch_size=None, image_size=size,
-            color_mode="rgb" if out_channels == 3 else "grayscale", seed=seed, verbose=False, **kwargs)
+            folder,
+            labels="inferred",
+            label_mode="int",
+            batch_size=None,
+            image_size=size,
+            color_mode="rgb" if out_channels == 3 else "grayscale",
+            seed=seed,
+            verbose=False,
+            **kwargs,
+        )
 
     if validation_split:
         train, val = read(train_root, shuffle=True, validation_split=validation_split, subset="both")
@@ -192,13 +266,15 @@ def from_folder(root, *, batch_size, image_size, channels, value_range, validati
     class_names = tuple(train.class_names)
     if labels:
         _check_classes(root, class_names, folders=True)
-    test = (read(root / "test", shuffle=False, class_names=list(class_names))
-            if return_test and split_layout else None)
+    test = read(root / "test", shuffle=False, class_names=list(class_names)) if return_test and split_layout else None
+    counts = [int(ds.cardinality()) if ds is not None else 0 for ds in (train, val, test)]
+    train, val, test = [ds if name in splits else None for name, ds in zip(SPLITS, (train, val, test))]
     # every file now, not at the first epoch, where TensorFlow's error names none
     _check_images([f for ds in (train, val, test) if ds is not None for f in ds.file_paths], out_channels)
 
-    transform = _image_transform(255.0, value_range, out_channels, image_size=None,
-                                 channels=out_channels, as_sequence=as_sequence)
+    transform = _image_transform(
+        255.0, value_range, out_channels, image_size=None, channels=out_channels, as_sequence=as_sequence
+    )
 
     def with_labels(x, y):  # named functions: AutoGraph cannot read lambdas sharing a line
         return transform(x), y
@@ -215,18 +291,27 @@ def from_folder(root, *, batch_size, image_size, channels, value_range, validati
             ds = ds.shuffle(int(ds.cardinality()), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    counts = [int(ds.cardinality()) if ds is not None else 0 for ds in (train, val, test)]
     h, w = size
     info = dict(
-        name=root.name, kind="sequence" if as_sequence else "image",
+        name=root.name,
+        kind="sequence" if as_sequence else "image",
         input_shape=(h, w * out_channels) if as_sequence else (h, w, out_channels),
-        num_classes=len(class_names), class_names=class_names, value_range=value_range,
-        num_train=counts[0], num_val=counts[1], num_test=counts[2],
-        sequence_length=h if as_sequence else None, source=str(root), raw_max=255.0)
-    out = [build(train, True), None if val is None else build(val, False)]
-    if return_test:
-        out.append(None if test is None else build(test, False))
-    return (*out, info)
+        num_classes=len(class_names),
+        class_names=class_names,
+        value_range=value_range,
+        num_train=counts[0],
+        num_val=counts[1],
+        num_test=counts[2],
+        sequence_length=h if as_sequence else None,
+        source=str(root),
+        raw_max=255.0,
+    )
+    return (
+        None if train is None else build(train, True),
+        None if val is None else build(val, False),
+        None if test is None else build(test, False),
+        info,
+    )
 
 
 def _first_image(root):
@@ -236,8 +321,10 @@ def _first_image(root):
     files = [f for d in classes for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_FORMATS]
     if not files:
         where = "its class sub-folders" if classes else "class sub-folders (there are none)"
-        raise ValueError(f"No images found in {root}: expected {', '.join(IMAGE_FORMATS)} files in "
-                         f"{where}, one sub-folder per class.")
+        raise ValueError(
+            f"No images found in {root}: expected {', '.join(IMAGE_FORMATS)} files in "
+            f"{where}, one sub-folder per class."
+        )
     return _decode(files[0]), len(files)
 
 
@@ -250,10 +337,13 @@ def _decode(path, channels=0):
         reason = " ".join(re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message).split()).rstrip(".")
         colour_only = re.search(r"for (GIF|BMP)\b", reason)
         if colour_only:
-            raise ValueError(f"Could not decode the image {path}: {reason}. {colour_only[1]} files are read "
-                             f"in colour only: pass channels=3, or convert it to PNG.") from None
-        raise ValueError(f"Could not decode the image {path}: {reason or type(e).__name__}. "
-                         f"Remove or replace it.") from None
+            raise ValueError(
+                f"Could not decode the image {path}: {reason}. {colour_only[1]} files are read "
+                f"in colour only: pass channels=3, or convert it to PNG."
+            ) from None
+        raise ValueError(
+            f"Could not decode the image {path}: {reason or type(e).__name__}. Remove or replace it."
+        ) from None
 
 
 def _check_images(paths, channels):
@@ -266,5 +356,7 @@ def _check_images(paths, channels):
 def _check_classes(source, class_names, folders=False):
     if class_names is not None and len(class_names) == 1:
         what = f"label 0, the folder {class_names[0]!r}" if folders else "label 0"
-        raise ValueError(f"{source}: the data holds one class ({what}); a classifier needs at least 2. "
-                         f"Pass labels=False to read the data without labels.")
+        raise ValueError(
+            f"{source}: the data holds one class ({what}); a classifier needs at least 2. "
+            f"Pass labels=False to read the data without labels."
+        )

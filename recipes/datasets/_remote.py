@@ -51,21 +51,30 @@ _FASHION_MD5 = {  # published in github.com/zalandoresearch/fashion-mnist
 
 # Data set name -> its files. Tests replace entries (hashes, origins) with monkeypatch.
 REMOTE_FILES: dict[str, tuple[RemoteFile, ...]] = {
-    "mnist": (RemoteFile("mnist.npz", _GCS + "mnist.npz",
-                         "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"),),
-    "fashion_mnist": tuple(RemoteFile(f, _GCS + f, md5, subdir="fashion-mnist")
-                           for f, md5 in _FASHION_MD5.items()),
+    "mnist": (
+        RemoteFile("mnist.npz", _GCS + "mnist.npz", "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"),
+    ),
+    "fashion_mnist": tuple(RemoteFile(f, _GCS + f, md5, subdir="fashion-mnist") for f, md5 in _FASHION_MD5.items()),
     # tf.keras and Keras < 3.6 saved the archive as `<dir>.tar.gz`, later Keras as `<dir>-target_archive`.
-    "cifar10": (RemoteFile("cifar-10-batches-py.tar.gz",
-                           "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                           "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
-                           aliases=("cifar-10-batches-py-target_archive",)),),
-    "cifar100": (RemoteFile("cifar-100-python.tar.gz",
-                            "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                            "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
-                            aliases=("cifar-100-python-target_archive",)),),
-    "imdb": (RemoteFile("imdb.npz", _GCS + "imdb.npz",
-                        "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"),),
+    "cifar10": (
+        RemoteFile(
+            "cifar-10-batches-py.tar.gz",
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+            aliases=("cifar-10-batches-py-target_archive",),
+        ),
+    ),
+    "cifar100": (
+        RemoteFile(
+            "cifar-100-python.tar.gz",
+            "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+            "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+            aliases=("cifar-100-python-target_archive",),
+        ),
+    ),
+    "imdb": (
+        RemoteFile("imdb.npz", _GCS + "imdb.npz", "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"),
+    ),
 }
 
 
@@ -110,7 +119,8 @@ def fetch(dataset: str, remote: RemoteFile, cache_dir=None) -> pathlib.Path:
         raise ValueError(
             f"The cached file {path} of the {dataset!r} data set is corrupted or "
             f"incomplete: {problem}. It was left as it is; move or delete it to "
-            f"download it again from {remote.origin}.")
+            f"download it again from {remote.origin}."
+        )
     return path
 
 
@@ -130,7 +140,8 @@ def _download(dataset, remote, folder):
         return FileNotFoundError(
             f"The {dataset!r} data set needs {remote.fname}, which is not in {folder}, and "
             f"downloading it failed ({reason}). Download {remote.origin} and save it as "
-            f"{target}, or point cache_dir= (or KERAS_HOME) at the folder holding datasets/.")
+            f"{target}, or point cache_dir= (or KERAS_HOME) at the folder holding datasets/."
+        )
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -139,14 +150,15 @@ def _download(dataset, remote, folder):
         raise not_found(f"cannot write to the cache: {e}") from None
     try:
         try:
-            staged = keras.utils.get_file(remote.fname, origin=remote.origin,
-                                          cache_dir=staging, cache_subdir=".")
+            staged = keras.utils.get_file(remote.fname, origin=remote.origin, cache_dir=staging, cache_subdir=".")
         except Exception as e:  # get_file wraps urllib's errors in a bare Exception
             raise not_found(" ".join(str(e).split()) or type(e).__name__) from None
         problem = _mismatch(staged, remote)
         if problem:
-            raise ValueError(f"The file downloaded from {remote.origin} for the {dataset!r} "
-                             f"data set is corrupted: {problem}. It was not kept; try again.")
+            raise ValueError(
+                f"The file downloaded from {remote.origin} for the {dataset!r} "
+                f"data set is corrupted: {problem}. It was not kept; try again."
+            )
         os.replace(staged, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -6,15 +6,10 @@ argument fails in one line that names the argument and the value received.
 
 from __future__ import annotations
 
-
 import keras
 import numpy as np
 
-from recipes._checks import (check_choice, check_int, check_int_tuple, check_rate, check_shape,  # noqa: F401
-                             is_int, is_real)
-
-OPTIMIZERS = ("adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw",
-              "ftrl", "lion", "nadam", "rmsprop", "sgd")
+from recipes._checks import check_choice, check_int, check_int_tuple, check_rate, check_shape, is_int, is_real  # noqa: F401
 
 
 def check_activation(name: str, value):
@@ -67,10 +62,19 @@ def make_optimizer(optimizer, learning_rate=None):
         if learning_rate is not None:
             optimizer.learning_rate = learning_rate
         return optimizer
-    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer. Expected one of {', '.join(OPTIMIZERS)} or a "
-                         f"keras.optimizers.Optimizer. Received: optimizer={optimizer!r}")
-    opt = keras.optimizers.get(optimizer.lower())
+    opt = None
+    if isinstance(optimizer, str):
+        for name in dict.fromkeys((optimizer, optimizer.lower())):  # "adam", "Adam", "ADAM"
+            try:
+                opt = keras.optimizers.get(name)
+                break
+            except ValueError:
+                continue
+    if not isinstance(opt, keras.optimizers.Optimizer):
+        raise ValueError(
+            "Unknown optimizer. Expected a name keras.optimizers.get knows (adam, adamw, sgd, rmsprop, ...) "
+            f"or a keras.optimizers.Optimizer. Received: optimizer={optimizer!r}"
+        )
     if learning_rate is not None:
         opt.learning_rate = learning_rate
     return opt
@@ -99,6 +103,8 @@ def batch_images(data):
 
 def batched(fn, x, batch_size):
     """Runs `fn` over `x` in batches; returns one float32 numpy array."""
-    out = [keras.ops.convert_to_numpy(keras.ops.cast(fn(x[i:i + batch_size]), "float32"))
-           for i in range(0, len(x), batch_size)]
+    out = [
+        keras.ops.convert_to_numpy(keras.ops.cast(fn(x[i : i + batch_size]), "float32"))
+        for i in range(0, len(x), batch_size)
+    ]
     return np.concatenate(out, axis=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import keras
 from keras import ops
 
@@ -44,7 +43,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         channels = x.shape[-1]
         half = self.size // 2
         squares = ops.pad(ops.square(x), [[0, 0]] * (len(x.shape) - 1) + [[half, half]])
-        window = sum(squares[..., i:i + channels] for i in range(self.size))
+        window = sum(squares[..., i : i + channels] for i in range(self.size))
         return ops.cast(x / ops.power(self.bias + self.alpha * window, self.beta), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
@@ -57,10 +56,15 @@ class LocalResponseNormalization(keras.layers.Layer):
 
 # image_side: the command enlarges smaller images to 32x32 (the stem works from 15x15, but
 # 32x32 trains better on the 8x8 digits and matches VGG16's smallest input).
-@register_model("alexnet", task="classification", inputs="image", image_side=32,
-                defaults={"epochs": 30, "batch_size": 128},
-                description="AlexNet (Krizhevsky et al. 2012): 5 conv + 3 dense, LRN, overlapping pooling; "
-                            "small-image stem below 67x67")
+@register_model(
+    "alexnet",
+    task="classification",
+    inputs="image",
+    image_side=32,
+    defaults={"epochs": 30, "batch_size": 128},
+    description="AlexNet (Krizhevsky et al. 2012): 5 conv + 3 dense, LRN, overlapping pooling; "
+    "small-image stem below 67x67",
+)
 def build_alexnet(
     *,
     input_shape=(227, 227, 3),
@@ -153,9 +157,15 @@ def build_alexnet(
 
     def conv(x, i, kernel_size, strides=1, padding="same", conv_groups=1):
         batch_norm = normalization == "batch"
-        x = keras.layers.Conv2D(filters[i - 1], kernel_size, strides=strides, padding=padding,
-                                groups=conv_groups, activation=None if batch_norm else "relu",
-                                name=f"conv{i}")(x)
+        x = keras.layers.Conv2D(
+            filters[i - 1],
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            groups=conv_groups,
+            activation=None if batch_norm else "relu",
+            name=f"conv{i}",
+        )(x)
         if batch_norm:
             x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
             x = keras.layers.Activation("relu", name=f"relu{i}")(x)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import keras
 from keras import ops
 
@@ -73,22 +72,29 @@ class DCGAN(keras.Model):
         `LossScaleOptimizer`, as `keras.Model.compile()` does for its one.
         """
         if "optimizer" in kwargs:
-            raise TypeError("DCGAN.compile() takes d_optimizer and g_optimizer, not optimizer. "
-                            f"Received: optimizer={kwargs['optimizer']!r}")
+            raise TypeError(
+                "DCGAN.compile() takes d_optimizer and g_optimizer, not optimizer. "
+                f"Received: optimizer={kwargs['optimizer']!r}"
+            )
         d_optimizer = _optimizer(d_optimizer, "d_optimizer")
         g_optimizer = _optimizer(g_optimizer, "g_optimizer")
         if d_optimizer is g_optimizer:
-            raise ValueError("d_optimizer and g_optimizer must be two distinct optimizer instances. "
-                             f"Received: d_optimizer=g_optimizer={d_optimizer!r}")
+            raise ValueError(
+                "d_optimizer and g_optimizer must be two distinct optimizer instances. "
+                f"Received: d_optimizer=g_optimizer={d_optimizer!r}"
+            )
         loss_fn = keras.losses.get(loss_fn or "binary_crossentropy")
         super().compile(optimizer=None, **kwargs)
         self._gan_compile_config = keras.saving.serialize_keras_object(
-            dict(d_optimizer=d_optimizer, g_optimizer=g_optimizer, loss_fn=loss_fn))
+            dict(d_optimizer=d_optimizer, g_optimizer=g_optimizer, loss_fn=loss_fn)
+        )
         if self.dtype_policy.name == "mixed_float16":
             d_optimizer, g_optimizer = (
-                opt if isinstance(opt, keras.optimizers.LossScaleOptimizer)
+                opt
+                if isinstance(opt, keras.optimizers.LossScaleOptimizer)
                 else keras.optimizers.LossScaleOptimizer(opt, name=f"{prefix}_loss_scale_optimizer")
-                for opt, prefix in ((d_optimizer, "d"), (g_optimizer, "g")))
+                for opt, prefix in ((d_optimizer, "d"), (g_optimizer, "g"))
+            )
         self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
         # Build the optimizer variables now, so that load_model() and
         # BackupAndRestore find them to restore into (Keras builds only `optimizer`).
@@ -98,8 +104,12 @@ class DCGAN(keras.Model):
     def get_compile_config(self):
         if not self.compiled or not hasattr(self, "_gan_compile_config"):
             return {}
-        return {**self._gan_compile_config, "jit_compile": self._jit_compile,
-                "run_eagerly": self.run_eagerly, "steps_per_execution": self.steps_per_execution}
+        return {
+            **self._gan_compile_config,
+            "jit_compile": self._jit_compile,
+            "run_eagerly": self.run_eagerly,
+            "steps_per_execution": self.steps_per_execution,
+        }
 
     def compile_from_config(self, config):
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -123,8 +133,9 @@ class DCGAN(keras.Model):
             return self._tf_train_step(real)
         # A JAX/torch branch would compute the same losses through
         # stateless_call / torch autograd; the loss maths below is backend-neutral.
-        raise NotImplementedError(f"DCGAN.train_step supports the TensorFlow backend. "
-                                  f"Received: backend={keras.backend.backend()!r}")
+        raise NotImplementedError(
+            f"DCGAN.train_step supports the TensorFlow backend. Received: backend={keras.backend.backend()!r}"
+        )
 
     def _tf_train_step(self, real):
         import tensorflow as tf
@@ -179,10 +190,14 @@ class DCGAN(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):
-        return {**super().get_config(),
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "latent_dim": self.latent_dim, "label_smoothing": self.label_smoothing, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "latent_dim": self.latent_dim,
+            "label_smoothing": self.label_smoothing,
+            "seed": self.seed,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -214,10 +229,16 @@ def _stages(input_shape):
     raise ValueError(f"input_shape must be {_SUPPORTED}. Received: input_shape={tuple(input_shape)!r}")
 
 
-@register_model("dcgan", task="generation", inputs="image", value_range=(-1.0, 1.0), image_side=28,
-                defaults={"epochs": 50, "batch_size": 64, "validation_split": 0.0},
-                description="DCGAN (Radford et al. 2015): strided-conv discriminator, "
-                            "transposed-conv generator, batch norm, Adam 2e-4/0.5")
+@register_model(
+    "dcgan",
+    task="generation",
+    inputs="image",
+    value_range=(-1.0, 1.0),
+    image_side=28,
+    defaults={"epochs": 50, "batch_size": 64, "validation_split": 0.0},
+    description="DCGAN (Radford et al. 2015): strided-conv discriminator, "
+    "transposed-conv generator, batch norm, Adam 2e-4/0.5",
+)
 def build_dcgan(
     *,
     input_shape=(28, 28, 1),
@@ -286,12 +307,13 @@ def build_dcgan(
     g_optimizer = c.make_optimizer(keras.optimizers.Adam(beta_1=beta_1, name="g_adam"), learning_rate)
     init = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
     conv = dict(kernel_size=kernel_size, strides=2, padding="same", kernel_initializer=init)
-    widths = [base_filters * 2 ** i for i in reversed(range(k))]  # e.g. 1024, 512, 256, 128
+    widths = [base_filters * 2**i for i in reversed(range(k))]  # e.g. 1024, 512, 256, 128
 
     # Generator: project and reshape, then fractionally-strided convolutions.
     latent = keras.Input(shape=(latent_dim,), name="latent")
-    x = keras.layers.Dense(base * base * widths[0], use_bias=False, kernel_initializer=init,
-                           name="project_dense")(latent)
+    x = keras.layers.Dense(base * base * widths[0], use_bias=False, kernel_initializer=init, name="project_dense")(
+        latent
+    )
     x = keras.layers.BatchNormalization(name="project_bn")(x)
     x = keras.layers.ReLU(name="project_relu")(x)
     x = keras.layers.Reshape((base, base, widths[0]), name="project_reshape")(x)
@@ -299,8 +321,9 @@ def build_dcgan(
         x = keras.layers.Conv2DTranspose(filters, use_bias=False, name=f"block{i}_convT", **conv)(x)
         x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
         x = keras.layers.ReLU(name=f"block{i}_relu")(x)
-    images = keras.layers.Conv2DTranspose(input_shape[-1], activation="tanh", dtype=c.output_dtype(),
-                                          name="output_convT", **conv)(x)
+    images = keras.layers.Conv2DTranspose(
+        input_shape[-1], activation="tanh", dtype=c.output_dtype(), name="output_convT", **conv
+    )(x)
     generator = keras.Model(latent, images, name="generator")
 
     # Discriminator: strided convolutions, no batch norm on the input layer.
@@ -312,8 +335,9 @@ def build_dcgan(
             x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"block{i}_lrelu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=init, dtype=c.output_dtype(),
-                                 name="predictions")(x)
+    outputs = keras.layers.Dense(
+        1, activation="sigmoid", kernel_initializer=init, dtype=c.output_dtype(), name="predictions"
+    )(x)
     discriminator = keras.Model(inputs, outputs, name="discriminator")
 
     gan = DCGAN(generator, discriminator, latent_dim, label_smoothing=label_smoothing, seed=seed, name="dcgan")

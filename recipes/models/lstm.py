@@ -7,17 +7,22 @@ import keras
 from recipes.models import _common as c
 from recipes.registry import register_model
 
-
 # On a CPU, an unrolled LSTM of 8 steps trained 1.5x faster than the symbolic loop
 # (2 cores, TF 2.21; scripts/bench/train_throughput.py); long sequences would blow up
 # the graph, so only short ones are unrolled.
 MAX_UNROLL_STEPS = 32
 
 
-@register_model("lstm", task="classification", inputs="sequence", data=("tokens", "sequence", "image"),
-                images_as_rows=True, defaults={"epochs": 20, "batch_size": 64},
-                description="(Bidirectional) stacked LSTM sequence classifier; defaults are the keras-io "
-                            "IMDB example (Embedding 20000x128, 2x BiLSTM 64)")
+@register_model(
+    "lstm",
+    task="classification",
+    inputs="sequence",
+    data=("tokens", "sequence", "image"),
+    images_as_rows=True,
+    defaults={"epochs": 20, "batch_size": 64},
+    description="(Bidirectional) stacked LSTM sequence classifier; defaults are the keras-io "
+    "IMDB example (Embedding 20000x128, 2x BiLSTM 64)",
+)
 def build_lstm(
     *,
     input_shape=(None,),
@@ -100,8 +105,10 @@ def build_lstm(
         vocab_size = c.check_int("vocab_size", vocab_size, minimum=2)
         embedding_dim = c.check_int("embedding_dim", embedding_dim)
         if isinstance(input_shape, (list, tuple)) and len(input_shape) != 1:
-            raise ValueError("input_shape must be (timesteps,) for token ids; pass vocab_size=None for "
-                             f"real-valued sequences. Received: input_shape={tuple(input_shape)!r}")
+            raise ValueError(
+                "input_shape must be (timesteps,) for token ids; pass vocab_size=None for "
+                f"real-valued sequences. Received: input_shape={tuple(input_shape)!r}"
+            )
         input_shape = c.check_shape("input_shape", input_shape, rank=1, allow_none=True)
     else:
         input_shape = c.check_shape("input_shape", input_shape, rank=2, allow_none=True)
@@ -129,8 +136,9 @@ def build_lstm(
         inputs = keras.Input(shape=input_shape, name="inputs")
         x = inputs
     for i, n in enumerate(units, start=1):
-        layer = keras.layers.LSTM(n, return_sequences=i < len(units), recurrent_dropout=recurrent_dropout,
-                                  unroll=unroll, name=f"lstm{i}")
+        layer = keras.layers.LSTM(
+            n, return_sequences=i < len(units), recurrent_dropout=recurrent_dropout, unroll=unroll, name=f"lstm{i}"
+        )
         x = keras.layers.Bidirectional(layer, name=f"bidirectional{i}")(x) if bidirectional else layer(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)

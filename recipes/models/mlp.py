@@ -8,9 +8,14 @@ from recipes.models import _common as c
 from recipes.registry import register_model
 
 
-@register_model("mlp", task="classification", inputs="any", data=("image", "table", "sequence"),
-                defaults={"epochs": 20, "batch_size": 128},
-                description="Multi-layer perceptron (the classic Keras MNIST MLP: 2x Dense 512, dropout 0.2)")
+@register_model(
+    "mlp",
+    task="classification",
+    inputs="any",
+    data=("image", "table", "sequence"),
+    defaults={"epochs": 20, "batch_size": 128},
+    description="Multi-layer perceptron (the classic Keras MNIST MLP: 2x Dense 512, dropout 0.2)",
+)
 def build_mlp(
     *,
     input_shape=(784,),

@@ -110,8 +110,9 @@ class VAE(keras.Model):
             return self._tf_train_step(x)
         # A JAX/torch branch would differentiate compute_losses() with
         # stateless_call / torch autograd; the loss maths is backend-neutral.
-        raise NotImplementedError(f"VAE.train_step supports the TensorFlow backend. "
-                                  f"Received: backend={keras.backend.backend()!r}")
+        raise NotImplementedError(
+            f"VAE.train_step supports the TensorFlow backend. Received: backend={keras.backend.backend()!r}"
+        )
 
     def _tf_train_step(self, x):
         import tensorflow as tf
@@ -134,10 +135,13 @@ class VAE(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):
-        return {**super().get_config(),
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "latent_dim": self.latent_dim, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "latent_dim": self.latent_dim,
+            "seed": self.seed,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -147,8 +151,13 @@ class VAE(keras.Model):
         return cls(**config)
 
 
-@register_model("vae", task="generation", inputs="any", defaults={"epochs": 30, "batch_size": 64},
-                description="Variational autoencoder (Kingma & Welling 2013; the keras-io conv VAE)")
+@register_model(
+    "vae",
+    task="generation",
+    inputs="any",
+    defaults={"epochs": 30, "batch_size": 64},
+    description="Variational autoencoder (Kingma & Welling 2013; the keras-io conv VAE)",
+)
 def build_vae(
     *,
     input_shape=(28, 28, 1),
@@ -201,8 +210,9 @@ def build_vae(
         ValueError, TypeError: for an invalid argument; the message names it.
     """
     if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (1, 3):
-        raise ValueError("input_shape must be (height, width, channels) or (features,). "
-                         f"Received: input_shape={input_shape!r}")
+        raise ValueError(
+            f"input_shape must be (height, width, channels) or (features,). Received: input_shape={input_shape!r}"
+        )
     input_shape = c.check_shape("input_shape", input_shape, rank=len(input_shape))
     latent_dim = c.check_int("latent_dim", latent_dim)
     filters = c.check_int_tuple("filters", filters)
@@ -212,8 +222,10 @@ def build_vae(
     if image:
         scale = 2 ** len(filters)
         if input_shape[0] % scale or input_shape[1] % scale:
-            raise ValueError(f"input_shape must have a height and width divisible by {scale} "
-                             f"(2**len(filters)). Received: input_shape={input_shape!r}")
+            raise ValueError(
+                f"input_shape must have a height and width divisible by {scale} "
+                f"(2**len(filters)). Received: input_shape={input_shape!r}"
+            )
     relu = dict(activation="relu")
     out_dtype = c.output_dtype()
 
@@ -242,11 +254,11 @@ def build_vae(
         x = keras.layers.Reshape(feature_shape, name="project_reshape")(x)
         for i, f in enumerate(reversed(filters), start=1):
             x = keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", name=f"block{i}_convT", **relu)(x)
-        outputs = keras.layers.Conv2DTranspose(input_shape[-1], 3, padding="same", activation="sigmoid",
-                                               dtype=out_dtype, name="reconstruction")(x)
+        outputs = keras.layers.Conv2DTranspose(
+            input_shape[-1], 3, padding="same", activation="sigmoid", dtype=out_dtype, name="reconstruction"
+        )(x)
     else:
-        outputs = keras.layers.Dense(input_shape[0], activation="sigmoid", dtype=out_dtype,
-                                     name="reconstruction")(x)
+        outputs = keras.layers.Dense(input_shape[0], activation="sigmoid", dtype=out_dtype, name="reconstruction")(x)
     decoder = keras.Model(latent, outputs, name="decoder")
 
     vae = VAE(encoder, decoder, latent_dim, seed=seed, name="vae")

@@ -17,12 +17,16 @@ from recipes.registry import register_model
 # keras.applications.vgg16's files: include_top -> (file name, URL, md5).
 _KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
 IMAGENET_WEIGHTS = {
-    True: ("vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-           _KERAS_APPLICATIONS + "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-           "64373286793e3c8b2b4e3219cbf3544b"),
-    False: ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            _KERAS_APPLICATIONS + "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-            "6d6bbae143d832006294945121d1f1fc"),
+    True: (
+        "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        _KERAS_APPLICATIONS + "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        "64373286793e3c8b2b4e3219cbf3544b",
+    ),
+    False: (
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        _KERAS_APPLICATIONS + "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "6d6bbae143d832006294945121d1f1fc",
+    ),
 }
 
 # preset -> defaults of the arguments left at None.
@@ -34,10 +38,15 @@ _CONVS_PER_BLOCK = (2, 2, 3, 3, 3)  # configuration D
 _WEIGHT_FILES = (".weights.h5", ".keras", ".h5", ".hdf5")
 
 
-@register_model("vgg16", task="classification", inputs="image", image_side=32,
-                defaults={"epochs": 30, "batch_size": 128, "model_args": {"preset": "small"}},
-                description="VGG16 (configuration D) as keras.applications.VGG16; "
-                            "preset='small' (batch norm, small head) for 32x32 images")
+@register_model(
+    "vgg16",
+    task="classification",
+    inputs="image",
+    image_side=32,
+    defaults={"epochs": 30, "batch_size": 128, "model_args": {"preset": "small"}},
+    description="VGG16 (configuration D) as keras.applications.VGG16; "
+    "preset='small' (batch norm, small head) for 32x32 images",
+)
 def build_vgg16(
     *,
     input_shape=(224, 224, 3),
@@ -151,16 +160,18 @@ def build_vgg16(
         raise TypeError(f"trainable_base must be True or False. Received: trainable_base={trainable_base!r}")
     weights = _check_weights(weights, input_shape, batch_norm)
     if weights == "imagenet":  # fetched before building, so a failed download fails fast
-        full = pooling == "flatten" and fc_units[:1] == (4096,) and \
-            (input_shape[0] // 32, input_shape[1] // 32) == (7, 7)  # fc1 is then ImageNet's 25088x4096
+        full = (
+            pooling == "flatten" and fc_units[:1] == (4096,) and (input_shape[0] // 32, input_shape[1] // 32) == (7, 7)
+        )  # fc1 is then ImageNet's 25088x4096
         weights = imagenet_weights(include_top=full)
 
     inputs = keras.Input(shape=input_shape, name="inputs")
     x = inputs
     for block, (n_convs, n_filters) in enumerate(zip(_CONVS_PER_BLOCK, filters), start=1):
         for i in range(1, n_convs + 1):
-            x = keras.layers.Conv2D(n_filters, 3, padding="same", activation=None if batch_norm else "relu",
-                                    name=f"block{block}_conv{i}")(x)
+            x = keras.layers.Conv2D(
+                n_filters, 3, padding="same", activation=None if batch_norm else "relu", name=f"block{block}_conv{i}"
+            )(x)
             if batch_norm:
                 x = keras.layers.BatchNormalization(name=f"block{block}_bn{i}")(x)
                 x = keras.layers.Activation("relu", name=f"block{block}_relu{i}")(x)
@@ -198,8 +209,10 @@ def _check_weights(weights, input_shape, batch_norm):
             raise ValueError(f"weights='imagenet' need 3 input channels. Received: input_shape={input_shape!r}")
         return weights
     if not isinstance(weights, (str, os.PathLike)) or not str(weights).endswith(_WEIGHT_FILES):
-        raise ValueError("weights must be None, 'imagenet' or the path to a .weights.h5, .keras or .h5 file. "
-                         f"Received: weights={weights!r}")
+        raise ValueError(
+            "weights must be None, 'imagenet' or the path to a .weights.h5, .keras or .h5 file. "
+            f"Received: weights={weights!r}"
+        )
     if not os.path.isfile(weights):
         raise ValueError(f"weights file not found. Received: weights={str(weights)!r}")
     return str(weights)
@@ -218,8 +231,10 @@ def imagenet_weights(include_top: bool = True) -> str:
     try:
         return keras.utils.get_file(fname, url, cache_subdir="models", file_hash=md5)
     except Exception as e:  # get_file raises a bare Exception on a failed fetch
-        raise OSError(f"Could not download the ImageNet weights of VGG16 from {url} ({e}). Download the file "
-                      f"into ~/.keras/models/ yourself, pass weights='/path/to/{fname}', or use weights=None.") from e
+        raise OSError(
+            f"Could not download the ImageNet weights of VGG16 from {url} ({e}). Download the file "
+            f"into ~/.keras/models/ yourself, pass weights='/path/to/{fname}', or use weights=None."
+        ) from e
 
 
 def load_weights_by_name(model: keras.Model, path) -> None:
@@ -231,6 +246,11 @@ def load_weights_by_name(model: keras.Model, path) -> None:
     Raises:
         ValueError: when a layer of the convolutional base has no matching weights.
     """
+    # Not Keras's `model.load_weights(path, skip_mismatch=True)`: that skips any mismatched
+    # layer with a warning, so a base that does not fit would load half-way and train on;
+    # here a `block*` layer without weights of its shape is an error, and only the head may
+    # keep fresh weights. Reading by name also takes the legacy `.h5` files of
+    # keras.applications, whose layers need not be in the order of this model's.
     saved = _read_weights(str(path))
     skipped = []
     for layer in model.layers:
@@ -243,11 +263,15 @@ def load_weights_by_name(model: keras.Model, path) -> None:
             skipped.append(layer.name)
     base = [name for name in skipped if name.startswith("block")]
     if base:
-        raise ValueError(f"The weights file has no weights of matching shape for the convolutional base layers "
-                         f"{base}. Received: weights={str(path)!r}")
+        raise ValueError(
+            f"The weights file has no weights of matching shape for the convolutional base layers "
+            f"{base}. Received: weights={str(path)!r}"
+        )
     if skipped:
-        warnings.warn(f"Layers {skipped} keep their initial weights: the file {str(path)!r} has none of "
-                      "matching shape for them.", stacklevel=3)
+        warnings.warn(
+            f"Layers {skipped} keep their initial weights: the file {str(path)!r} has none of matching shape for them.",
+            stacklevel=3,
+        )
 
 
 def _read_weights(path: str) -> dict[str, list[np.ndarray]]:
@@ -258,13 +282,18 @@ def _read_weights(path: str) -> dict[str, list[np.ndarray]]:
     with h5py.File(path, "r") as f:
         if path.endswith(".weights.h5"):
             # Keras 3 layout: layers/<auto name>/vars/{0,1,...}, with the layer name as an attribute.
-            return {group["vars"].attrs["name"]: [group["vars"][str(i)][()] for i in range(len(group["vars"]))]
-                    for group in f["layers"].values() if "vars" in group}
+            return {
+                group["vars"].attrs["name"]: [group["vars"][str(i)][()] for i in range(len(group["vars"]))]
+                for group in f["layers"].values()
+                if "vars" in group
+            }
         # Legacy layout (keras.applications downloads, model.save("x.h5")).
         if "layer_names" not in f.attrs and "model_weights" in f:
             f = f["model_weights"]
-        return {_str(name): [f[_str(name)][_str(w)][()] for w in f[_str(name)].attrs["weight_names"]]
-                for name in f.attrs["layer_names"]}
+        return {
+            _str(name): [f[_str(name)][_str(w)][()] for w in f[_str(name)].attrs["weight_names"]]
+            for name in f.attrs["layer_names"]
+        }
 
 
 def _str(value) -> str:

@@ -50,18 +50,25 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from recipes import build_mlp  # noqa: E402
-from recipes import hardware  # noqa: E402
+from recipes import (
+    build_mlp,  # noqa: E402
+    hardware,  # noqa: E402
+)
 from recipes.hardware import cpu_flags  # noqa: E402
 
 # (precision, jit_compile, steps_per_execution); the first is the baseline. Each
 # setting is measured alone and with 8 steps per execution, 32 only at float32 without
 # XLA, to keep the run short: bf16 on a CPU without bf16 units can be ~10x slower.
 CONFIGS = (
-    ("float32", False, 1), ("float32", False, 8), ("float32", False, 32),
-    ("float32", True, 1), ("float32", True, 8),
-    ("mixed_bfloat16", False, 1), ("mixed_bfloat16", False, 8),
-    ("mixed_bfloat16", True, 1), ("mixed_bfloat16", True, 8),
+    ("float32", False, 1),
+    ("float32", False, 8),
+    ("float32", False, 32),
+    ("float32", True, 1),
+    ("float32", True, 8),
+    ("mixed_bfloat16", False, 1),
+    ("mixed_bfloat16", False, 8),
+    ("mixed_bfloat16", True, 1),
+    ("mixed_bfloat16", True, 8),
 )
 
 
@@ -97,8 +104,7 @@ def prepare(workload, precision, jit, spe, seconds):
     keras.mixed_precision.set_global_policy(precision)
     model = builder()
     keras.mixed_precision.set_global_policy("float32")
-    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
-                  jit_compile=jit, steps_per_execution=spe)
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", jit_compile=jit, steps_per_execution=spe)
     data = dataset(shape, batch_size)
     model.fit(data, epochs=1, steps_per_epoch=spe, verbose=0, shuffle=False)  # trace + compile
     probe = max(spe, 4)
@@ -106,6 +112,7 @@ def prepare(workload, precision, jit, spe, seconds):
     # about `seconds` per round, a whole number of executions, at least 4 steps
     steps = max(probe, spe * round(seconds / step_time / spe))
     return model, data, batch_size, steps
+
 
 def time_fit(model, data, steps):
     start = time.perf_counter()
@@ -116,12 +123,18 @@ def time_fit(model, data, steps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per configuration")
-    parser.add_argument("--seconds", type=float, default=1.0,
-                        help="aim for this many seconds per configuration and round")
+    parser.add_argument(
+        "--seconds", type=float, default=1.0, help="aim for this many seconds per configuration and round"
+    )
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--out", type=pathlib.Path, help="also write the table to this markdown file")
-    parser.add_argument("--recipes", nargs="*", metavar="RECIPE", dest="recipes",
-                        help="compare float32 and mixed_bfloat16 per recipe instead (all recipes if none named)")
+    parser.add_argument(
+        "--recipes",
+        nargs="*",
+        metavar="RECIPE",
+        dest="recipes",
+        help="compare float32 and mixed_bfloat16 per recipe instead (all recipes if none named)",
+    )
     parser.add_argument("--epochs", type=int, help="with --recipes: epochs per side (default: per recipe)")
     args = parser.parse_args()
     if args.recipes is not None:
@@ -131,8 +144,7 @@ def main():
     relevant = sorted(f for f in flags if re.fullmatch(r"amx\w*|avx512_bf16|avx512f|avx512_vnni|avx2", f))
     lines = [
         f"{hardware.describe_machine()}; flags: {', '.join(relevant) or 'none of amx/avx512'}",
-        f"{args.repeats} interleaved rounds; load average at start: "
-        f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        f"{args.repeats} interleaved rounds; load average at start: {', '.join(f'{v:.2f}' for v in os.getloadavg())}",
         "",
     ]
     configs = [(w, *c) for w in args.workloads for c in CONFIGS]
@@ -150,18 +162,25 @@ def main():
             rates[cfg].append(steps * batch_size / time_fit(model, data, steps))
         print(f"round {r + 1}/{args.repeats} done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
-    lines += ["| model | precision | jit | steps/exec | samples/s (median) | best | spread "
-              "| vs float32, no jit, 1 (median) |",
-              "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "| model | precision | jit | steps/exec | samples/s (median) | best | spread "
+        "| vs float32, no jit, 1 (median) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for workload in args.workloads:
         base = statistics.median(rates[(workload, *CONFIGS[0])])
         for cfg in (c for c in configs if c[0] == workload):
             r = rates[cfg]
             med = statistics.median(r)
-            lines.append(f"| {workload} | {cfg[1]} | {'on' if cfg[2] else 'off'} | {cfg[3]} | {med:,.0f} | "
-                         f"{max(r):,.0f} | {(max(r) - min(r)) / med:.0%} | {med / base:.2f}x |")
-    lines += ["", f"load average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}; "
-              f"total {time.perf_counter() - t0:.0f}s. spread = (fastest - slowest round) / median."]
+            lines.append(
+                f"| {workload} | {cfg[1]} | {'on' if cfg[2] else 'off'} | {cfg[3]} | {med:,.0f} | "
+                f"{max(r):,.0f} | {(max(r) - min(r)) / med:.0%} | {med / base:.2f}x |"
+            )
+    lines += [
+        "",
+        f"load average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+        f"total {time.perf_counter() - t0:.0f}s. spread = (fastest - slowest round) / median.",
+    ]
     table = "\n".join(lines)
     print(table)
     if args.out:
@@ -174,8 +193,8 @@ def main():
 # and is not timed. Sized for ~25 minutes in all on 2 cores (VGG16 and AlexNet ~1 min an epoch;
 # 6 of them, since VGG16 validates near chance for its first epochs on the digits).
 RECIPE_EPOCHS = {"mlp": 10, "alexnet": 6, "vgg16": 6, "lstm": 5, "dcgan": 3, "vae": 10}
-MIN_BF16_SPEEDUP = 1.1          # below this, a timing difference is noise on shared cores
-BF16_QUALITY_TOLERANCE = 0.01   # accuracy points, or 1% of the VAE's negative ELBO
+MIN_BF16_SPEEDUP = 1.1  # below this, a timing difference is noise on shared cores
+BF16_QUALITY_TOLERANCE = 0.01  # accuracy points, or 1% of the VAE's negative ELBO
 
 
 def recipe_side(name, precision):
@@ -198,11 +217,15 @@ def recipe_quality(name, model, test, history):
 
 
 def bench_recipes(names, epochs_override, out):
-    lines = [f"float32 vs mixed_bfloat16 per recipe, `recipes train` settings on the bundled digits. "
-             f"{hardware.describe_machine()}; load average {os.getloadavg()[0]:.1f} before."]
+    lines = [
+        f"float32 vs mixed_bfloat16 per recipe, `recipes train` settings on the bundled digits. "
+        f"{hardware.describe_machine()}; load average {os.getloadavg()[0]:.1f} before."
+    ]
     if not hardware.has_bf16_units():
-        lines.append("This CPU has no bf16 units (avx512_bf16 or AMX): bf16 is emulated here and "
-                     "says nothing about CPUs that have them; nothing measured.")
+        lines.append(
+            "This CPU has no bf16 units (avx512_bf16 or AMX): bf16 is emulated here and "
+            "says nothing about CPUs that have them; nothing measured."
+        )
         print("\n".join(lines))
         return
     t0 = time.perf_counter()
@@ -236,17 +259,28 @@ def bench_recipes(names, epochs_override, out):
         if choose:
             faster.append(name)
         label = "g_loss" if name == "dcgan" else "accuracy" if higher else "neg. ELBO"
-        rows.append(f"| {name} | {epochs} | {rate['float32']:,.0f} | {rate['mixed_bfloat16']:,.0f} | "
-                    f"{speedup:.2f}x | {label} | {q32:.3f} | {q16:.3f} | {verdict_q} | "
-                    f"{'bf16' if choose else 'float32'} |")
-        print(f"{name}: {speedup:.2f}x, quality {q32:.4f} -> {q16:.4f} ({time.perf_counter() - t0:.0f}s)",
-              file=sys.stderr, flush=True)
-    lines += ["", "| recipe | epochs | float32 samples/s | bf16 samples/s | bf16 / float32 | quality | "
-              "float32 | bf16 | bf16 change | choice |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---|", *rows,
-              "", f"choice: bf16 where at least {MIN_BF16_SPEEDUP}x faster with quality within "
-              f"{BF16_QUALITY_TOLERANCE} (accuracy) or {BF16_QUALITY_TOLERANCE:.0%} (neg. ELBO); "
-              f"CPU_BF16_RECIPES = {sorted(faster)}. samples/s: median epoch after the first. "
-              f"Load average {os.getloadavg()[0]:.1f} after; {time.perf_counter() - t0:.0f}s."]
+        rows.append(
+            f"| {name} | {epochs} | {rate['float32']:,.0f} | {rate['mixed_bfloat16']:,.0f} | "
+            f"{speedup:.2f}x | {label} | {q32:.3f} | {q16:.3f} | {verdict_q} | "
+            f"{'bf16' if choose else 'float32'} |"
+        )
+        print(
+            f"{name}: {speedup:.2f}x, quality {q32:.4f} -> {q16:.4f} ({time.perf_counter() - t0:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    lines += [
+        "",
+        "| recipe | epochs | float32 samples/s | bf16 samples/s | bf16 / float32 | quality | "
+        "float32 | bf16 | bf16 change | choice |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        *rows,
+        "",
+        f"choice: bf16 where at least {MIN_BF16_SPEEDUP}x faster with quality within "
+        f"{BF16_QUALITY_TOLERANCE} (accuracy) or {BF16_QUALITY_TOLERANCE:.0%} (neg. ELBO); "
+        f"CPU_BF16_RECIPES = {sorted(faster)}. samples/s: median epoch after the first. "
+        f"Load average {os.getloadavg()[0]:.1f} after; {time.perf_counter() - t0:.0f}s.",
+    ]
     table = "\n".join(lines)
     print(table)
     if out:

@@ -34,13 +34,13 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from recipes import build_dcgan, build_mlp, build_vae  # noqa: E402
-from recipes.plots import save_image_grid  # noqa: E402
-from recipes.registry import get_spec  # noqa: E402
 from recipes.datasets import load_dataset  # noqa: E402
 from recipes.hardware import describe_machine  # noqa: E402
-
+from recipes.plots import save_image_grid  # noqa: E402
+from recipes.registry import get_spec  # noqa: E402
 
 # ------------------------------------------------------------- the keras-io VAE
+
 
 class KerasIOSampling(keras.layers.Layer):
     def call(self, inputs):
@@ -63,6 +63,7 @@ class KerasIOVAE(keras.Model):
 
     def train_step(self, data):
         import tensorflow as tf
+
         with tf.GradientTape() as tape:
             z_mean, z_log_var, z = self.encoder(data)
             x_hat = self.decoder(z)
@@ -95,6 +96,7 @@ def keras_io_vae(latent_dim=2):
 
 # ------------------------------------------------------------------ measurement
 
+
 def negative_elbo(encoder, decoder, x, draws=10, seed=0):
     """Mean over images of (summed BCE + KL) in nats, averaged over `draws` codes per image."""
     z_mean, z_log_var, _ = (ops.convert_to_numpy(t) for t in encoder(x, training=False))
@@ -114,9 +116,16 @@ def as_array(dataset):
 
 
 def digits(value_range, labels):
-    train, _, test, info = load_dataset("digits", image_size=(28, 28), value_range=value_range,
-                                        labels=labels, validation_split=0.0, return_test=True,
-                                        batch_size=256, seed=0)
+    train, _, test, info = load_dataset(
+        "digits",
+        image_size=(28, 28),
+        value_range=value_range,
+        labels=labels,
+        validation_split=0.0,
+        return_test=True,
+        batch_size=256,
+        seed=0,
+    )
     return train, test, info
 
 
@@ -126,8 +135,10 @@ def bench_vae(epochs, out):
     x_test = as_array(digits((0.0, 1.0), labels=False)[1])
     batch = get_spec("vae").defaults["batch_size"]
     rows = []
-    for name, model, batch_size in (("recipes build_vae", build_vae(input_shape=(28, 28, 1), seed=0), batch),
-                                    ("keras-io VAE", keras_io_vae(), 128)):
+    for name, model, batch_size in (
+        ("recipes build_vae", build_vae(input_shape=(28, 28, 1), seed=0), batch),
+        ("keras-io VAE", keras_io_vae(), 128),
+    ):
         start = time.perf_counter()
         model.fit(x_train, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
         seconds = time.perf_counter() - start

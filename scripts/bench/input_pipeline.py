@@ -38,14 +38,14 @@ import tensorflow as tf  # noqa: E402
 
 from recipes import build_mlp  # noqa: E402
 from recipes.datasets import load_dataset  # noqa: E402
-from recipes.datasets._readers import bundled_path  # noqa: E402
+from recipes.datasets._named import bundled_path  # noqa: E402
 from recipes.hardware import describe_machine  # noqa: E402
 
 DEFAULTS = dict(
-    repeat_data=30,    # 1,438 digits x 30 = 43,140 examples an epoch
+    repeat_data=30,  # 1,438 digits x 30 = 43,140 examples an epoch
     batch_size=64,
-    epochs=2,          # timed epochs per fit, after one warm-up epoch
-    repeats=5,         # fits per feed; the table shows the median
+    epochs=2,  # timed epochs per fit, after one warm-up epoch
+    repeats=5,  # fits per feed; the table shows the median
     image_size=(16, 16),
 )
 
@@ -90,8 +90,9 @@ def pipeline_alone(ds, epochs):
 
 
 def bench_row(label, path, n, args, image_size=None, channels=None):
-    train, _, info = load_dataset(path, batch_size=args.batch_size, validation_split=0,
-                                  image_size=image_size, channels=channels, seed=0)
+    train, _, _, info = load_dataset(
+        path, batch_size=args.batch_size, validation_split=0, image_size=image_size, channels=channels, seed=0
+    )
     # numpy feed: the same examples, transformed once, up front
     x = np.concatenate([x for x, _ in train.unbatch().batch(8192)])
     y = np.concatenate([y for _, y in train.unbatch().batch(8192)])
@@ -107,8 +108,10 @@ def bench_row(label, path, n, args, image_size=None, channels=None):
     rows = []
     for feed in ("numpy", "load_dataset"):
         (wall, cpu), (base_wall, base_cpu) = median[feed], median["numpy"]
-        rows.append(f"| {label} | {feed} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | "
-                    f"{base_wall / wall:.3f} | {base_cpu / cpu:.3f} |")
+        rows.append(
+            f"| {label} | {feed} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | "
+            f"{base_wall / wall:.3f} | {base_cpu / cpu:.3f} |"
+        )
     rows.append(f"| {label} | pipeline alone (no training) | {n / alone:,.0f} | {alone:.2f} | | | |")
     return rows
 
@@ -132,8 +135,7 @@ def main():
         np.savez(path, x_train=np.tile(x, (args.repeat_data, 1, 1)), y_train=np.tile(y, args.repeat_data))
         rows = bench_row("digits 8x8x1 (scale, cached)", path, n, args)
         h, w = args.image_size
-        rows += bench_row(f"digits -> {h}x{w}x3 (resize, cached)", path, n, args,
-                          image_size=(h, w), channels=3)
+        rows += bench_row(f"digits -> {h}x{w}x3 (resize, cached)", path, n, args, image_size=(h, w), channels=3)
 
     lines = [
         f"Input pipeline: MLP (2 x Dense 512) on {n:,} digits an epoch, batch {args.batch_size}, "

@@ -62,23 +62,29 @@ from tensorflow.python.framework import config as tf_config  # noqa: E402
 
 from recipes import training  # noqa: E402
 from recipes.config import resolve  # noqa: E402
+from recipes.hardware import describe_machine  # noqa: E402
 from recipes.models._common import make_optimizer  # noqa: E402
 from recipes.registry import get_spec  # noqa: E402
-from recipes.hardware import describe_machine  # noqa: E402
 
 RECIPES = ("mlp", "alexnet", "vgg16", "lstm", "dcgan", "vae")
 # name: (timed epochs per fit, fits per side, batches per epoch or None for all ~1,294
 # training digits); sized for ~12 minutes in all on 2 CPU cores.
 PLAN = {
     "mlp": (10, 5, None),
-    "alexnet": (2, 2, 1),   # ~10 s a batch of 128 on 2 shared cores
-    "vgg16": (2, 2, 1),     # ~1.9 GFLOP per example: ~15 s a batch of 128
+    "alexnet": (2, 2, 1),  # ~10 s a batch of 128 on 2 shared cores
+    "vgg16": (2, 2, 1),  # ~1.9 GFLOP per example: ~15 s a batch of 128
     "lstm": (5, 4, None),
-    "dcgan": (1, 3, 3),     # ~2 s a batch of 64
+    "dcgan": (1, 3, 3),  # ~2 s a batch of 64
     "vae": (8, 5, None),
 }
-QUICK = {"mlp": (2, 2, None), "alexnet": (1, 2, 1), "vgg16": (1, 2, 1), "lstm": (1, 2, None),
-         "dcgan": (1, 2, 1), "vae": (2, 2, None)}
+QUICK = {
+    "mlp": (2, 2, None),
+    "alexnet": (1, 2, 1),
+    "vgg16": (1, 2, 1),
+    "lstm": (1, 2, None),
+    "dcgan": (1, 2, 1),
+    "vae": (2, 2, None),
+}
 MATMUL_N = 4096
 
 
@@ -115,8 +121,11 @@ def quality(model, task, name, test, history):
     """Held-out accuracy, negative ELBO, or the DCGAN's last d_loss / g_loss."""
     if name == "dcgan":
         return history["d_loss"][-1], history["g_loss"][-1]
-    results = model.evaluate(*test, return_dict=True, verbose=0) if isinstance(test, tuple) \
+    results = (
+        model.evaluate(*test, return_dict=True, verbose=0)
+        if isinstance(test, tuple)
         else model.evaluate(test, return_dict=True, verbose=0)
+    )
     return (results["accuracy"],) if task == "classification" else (results["loss"],)
 
 
@@ -128,12 +137,10 @@ def fit_recipes(config, epochs, max_batches):
         train = train.take(max_batches)
         n = min(n, max_batches * config["batch_size"])
     timer = EpochTimer()
-    history = model.fit(train, validation_data=val, epochs=1 + epochs, callbacks=[timer],
-                        verbose=0, shuffle=False)
+    history = model.fit(train, validation_data=val, epochs=1 + epochs, callbacks=[timer], verbose=0, shuffle=False)
     rate = n * epochs / sum(timer.seconds[1:])
     held_out = test if test is not None else val
-    return rate, quality(model, get_spec(config["model"]).task, config["model"], held_out,
-                         history.history), model, plan
+    return rate, quality(model, get_spec(config["model"]).task, config["model"], held_out, history.history), model, plan
 
 
 def plain_model(config, info):
@@ -149,8 +156,9 @@ def plain_model(config, info):
         model.compile()  # the paper's Adam(2e-4, beta_1=0.5) for both halves
         return model
     default = spec.builder.__kwdefaults__
-    optimizer = make_optimizer(kwargs.get("optimizer", default["optimizer"]),
-                               kwargs.get("learning_rate", default["learning_rate"]))
+    optimizer = make_optimizer(
+        kwargs.get("optimizer", default["optimizer"]), kwargs.get("learning_rate", default["learning_rate"])
+    )
     if config["model"] == "vae":
         model.compile(optimizer=optimizer)
     else:
@@ -162,22 +170,21 @@ def fit_plain(config, data, epochs, max_batches):
     """One plain fit on numpy arrays; returns (samples/s, quality, model)."""
     (x, *y), val, test, info = data
     if max_batches is not None:
-        keep = np.random.default_rng(config["seed"]).permutation(len(x))[:max_batches * config["batch_size"]]
+        keep = np.random.default_rng(config["seed"]).permutation(len(x))[: max_batches * config["batch_size"]]
         x, y = x[keep], [part[keep] for part in y]
     model = plain_model(config, info)
     timer = EpochTimer()
-    history = model.fit(x, *y, batch_size=config["batch_size"], epochs=1 + epochs,
-                        validation_data=val, callbacks=[timer], verbose=0)
+    history = model.fit(
+        x, *y, batch_size=config["batch_size"], epochs=1 + epochs, validation_data=val, callbacks=[timer], verbose=0
+    )
     rate = len(x) * epochs / sum(timer.seconds[1:])
-    return rate, quality(model, get_spec(config["model"]).task, config["model"], test or val,
-                         history.history), model
+    return rate, quality(model, get_spec(config["model"]).task, config["model"], test or val, history.history), model
 
 
 def numpy_data(config):
     """The examples `recipes train` trains on, as arrays: (train, val, test, info)."""
     train, val, test, info = training.load_data(config)
-    return (arrays(train), None if val is None else arrays(val),
-            None if test is None else arrays(test), info)
+    return (arrays(train), None if val is None else arrays(val), None if test is None else arrays(test), info)
 
 
 def vgg_training_flops(model) -> int:
@@ -203,7 +210,7 @@ def matmul_flops(n=MATMUL_N, reps=5):
         start = time.perf_counter()
         tf.matmul(a, b).numpy()
         times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / statistics.median(times)
+    return 2 * n**3 / statistics.median(times)
 
 
 def bench_recipe(name, epochs, reps, max_batches, log):
@@ -213,24 +220,39 @@ def bench_recipe(name, epochs, reps, max_batches, log):
     scores = {"recipes": [], "plain": []}
     settings = {}
     for r in range(reps):
-        for side in (("recipes", "plain") if r % 2 == 0 else ("plain", "recipes")):
+        for side in ("recipes", "plain") if r % 2 == 0 else ("plain", "recipes"):
             start = time.perf_counter()
             if side == "recipes":
                 rate, score, model, plan = fit_recipes(config, epochs, max_batches)
             else:
                 rate, score, model = fit_plain(config, data, epochs, max_batches)
-            settings[side] = (f"jit {'on' if model.jit_compile else 'off'}, "
-                              f"spe {model.steps_per_execution}")
+            settings[side] = f"jit {'on' if model.jit_compile else 'off'}, spe {model.steps_per_execution}"
             rates[side].append(rate)
             scores[side].append(score)
-            log(f"  {name} {side} rep {r + 1}/{reps}: {rate:,.0f} samples/s, "
-                f"{', '.join(f'{s:.4f}' for s in score)} ({time.perf_counter() - start:.0f}s)")
+            log(
+                f"  {name} {side} rep {r + 1}/{reps}: {rate:,.0f} samples/s, "
+                f"{', '.join(f'{s:.4f}' for s in score)} ({time.perf_counter() - start:.0f}s)"
+            )
     med = {side: statistics.median(v) for side, v in rates.items()}
-    score = {side: tuple(statistics.median(s[i] for s in scores[side]) for i in range(len(scores[side][0])))
-             for side in scores}
+    score = {
+        side: tuple(statistics.median(s[i] for s in scores[side]) for i in range(len(scores[side][0])))
+        for side in scores
+    }
     n = data[3].num_train if max_batches is None else min(data[3].num_train, max_batches * config["batch_size"])
-    return dict(name=name, config=config, rates=rates, median=med, score=score, settings=settings,
-                model=model, input_shape=data[3].input_shape, examples=n, epochs=epochs, reps=reps, plan=plan)
+    return dict(
+        name=name,
+        config=config,
+        rates=rates,
+        median=med,
+        score=score,
+        settings=settings,
+        model=model,
+        input_shape=data[3].input_shape,
+        examples=n,
+        epochs=epochs,
+        reps=reps,
+        plan=plan,
+    )
 
 
 def fmt_score(name, score):
@@ -288,23 +310,33 @@ def main():
             f"{r['median']['recipes']:,.0f} | {r['median']['plain']:,.0f} | {ratio:.2f}x | "
             f"{r['settings']['recipes']} ; {r['settings']['plain']} | "
             f"{score_name.get(name, 'test accuracy')} | {fmt_score(name, r['score']['recipes'])} | "
-            f"{fmt_score(name, r['score']['plain'])} |")
-    lines += ["", f"Geometric mean of recipes / plain: **{geomean:.2f}x** over {len(results)} recipes "
-              f"(target >= 1.3x, none below 1.0x).",
-              "samples/s: median over the fits; each fit's figure is its timed epochs' examples over "
-              "their training time (validation excluded)."]
+            f"{fmt_score(name, r['score']['plain'])} |"
+        )
+    lines += [
+        "",
+        f"Geometric mean of recipes / plain: **{geomean:.2f}x** over {len(results)} recipes "
+        f"(target >= 1.3x, none below 1.0x).",
+        "samples/s: median over the fits; each fit's figure is its timed epochs' examples over "
+        "their training time (validation excluded).",
+    ]
     vgg = next((r for r in results if r["name"] == "vgg16"), None)
     if vgg is not None:
         flops = vgg_training_flops(vgg["model"])
         peak = statistics.median(peaks)
         achieved = {side: flops * vgg["median"][side] for side in ("recipes", "plain")}
-        lines += ["", f"VGG16 (small, 32x32x1) training: {flops / 1e9:.2f} GFLOP per example "
-                      f"(3 x 2 x conv/dense multiply-adds); float32 {MATMUL_N}x{MATMUL_N} matmul: "
-                      f"{peak / 1e9:.1f} GFLOP/s (median of {len(peaks)} runs: "
-                      f"{', '.join(f'{p / 1e9:.1f}' for p in peaks)}).",
-                  "", "| VGG16 32x32 | achieved GFLOP/s | fraction of matmul peak |", "|---|---:|---:|"]
-        lines += [f"| {side} | {achieved[side] / 1e9:.1f} | {achieved[side] / peak:.0%} |"
-                  for side in ("recipes", "plain")]
+        lines += [
+            "",
+            f"VGG16 (small, 32x32x1) training: {flops / 1e9:.2f} GFLOP per example "
+            f"(3 x 2 x conv/dense multiply-adds); float32 {MATMUL_N}x{MATMUL_N} matmul: "
+            f"{peak / 1e9:.1f} GFLOP/s (median of {len(peaks)} runs: "
+            f"{', '.join(f'{p / 1e9:.1f}' for p in peaks)}).",
+            "",
+            "| VGG16 32x32 | achieved GFLOP/s | fraction of matmul peak |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| {side} | {achieved[side] / 1e9:.1f} | {achieved[side] / peak:.0%} |" for side in ("recipes", "plain")
+        ]
     table = "\n".join(lines)
     print(table)
     if args.out:
