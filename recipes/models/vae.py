@@ -36,6 +36,32 @@ class Sampling(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
+def reconstruction_nats(x, x_hat):
+    """Binary cross-entropy of each example, summed over its values: `(batch,)` float32 nats."""
+    x, x_hat = ops.cast(x, "float32"), ops.cast(x_hat, "float32")
+    bce = ops.binary_crossentropy(x, x_hat)
+    return ops.sum(ops.reshape(bce, (ops.shape(bce)[0], -1)), axis=1)
+
+
+def kl_divergence(z_mean, z_log_var):
+    """KL(q(z|x) || N(0, I)) summed over the latent dimensions, mean over the batch, in nats."""
+    z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
+    kl = -0.5 * (1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+    return ops.mean(ops.sum(kl, axis=1))
+
+
+@keras.saving.register_keras_serializable(package="recipes")
+class ReconstructionLoss(keras.losses.Loss):
+    """The negative ELBO's reconstruction term: binary cross-entropy summed over the values
+    of each example, averaged over the batch (Keras scales it across replicas)."""
+
+    def __init__(self, name="reconstruction", reduction="sum_over_batch_size", **kwargs):
+        super().__init__(name=name, reduction=reduction, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return reconstruction_nats(y_true, y_pred)
+
+
 @keras.saving.register_keras_serializable(package="recipes")
 class VAE(keras.Model):
     """An encoder and a decoder trained on the negative ELBO with `fit()`.
@@ -45,7 +71,9 @@ class VAE(keras.Model):
     cross-entropy summed over the values of one example) and `kl_loss` (KL
     divergence from N(0, I), summed over the latent dimensions), both in nats
     per example, averaged over the batch. Calling the model on `x` returns the
-    reconstruction of its mean code.
+    reconstruction of its mean code (in training, of a sampled code, with the KL term
+    added as a loss). Training is Keras's own step through `compute_loss`, so loss
+    scaling and distribution work as for any Keras model.
 
     Args:
         encoder: functional model, x -> `[z_mean, z_log_var, z]`.
@@ -74,8 +102,32 @@ class VAE(keras.Model):
         return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
 
     def call(self, x, training=False):
-        z_mean, _, _ = self.encoder(x, training=training)
-        return self.decoder(z_mean, training=training)
+        z_mean, z_log_var, z = self.encoder(x, training=training)
+        if training:  # fit(): decode the sampled code, and the KL term joins the loss
+            self.add_loss(kl_divergence(z_mean, z_log_var))
+            return self.decoder(z, training=True)
+        return self.decoder(z_mean, training=False)
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """`keras.Model.compile` whose loss is the negative ELBO's reconstruction term
+        (`ReconstructionLoss`) unless another is given; the KL term is added by `call`."""
+        super().compile(optimizer=optimizer, loss=ReconstructionLoss() if loss is None else loss, **kwargs)
+
+    def compile_from_config(self, config):
+        # what Keras does for models whose compile() is its own (it skips custom ones)
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # Keras's own step (every backend, loss scaling, distribution) with the images as
+        # their own target: labels in the data are ignored.
+        x = c.batch_images(x)
+        total = super().compute_loss(x, x, y_pred, sample_weight, training=training)
+        reconstruction = ops.mean(reconstruction_nats(x, y_pred))
+        kl = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in self.losses])) if self.losses else 0.0
+        self._update_metrics((reconstruction + kl, reconstruction, kl))
+        return total
 
     def encode(self, x, batch_size=256):
         """Returns the mean code of each example of `x`, float32 `(n, latent_dim)`."""
@@ -94,39 +146,16 @@ class VAE(keras.Model):
     generate = sample
 
     def compute_losses(self, x, training=False):
-        """Returns `(loss, reconstruction_loss, kl_loss)`, nats per example, mean over the batch."""
+        """Returns `(loss, reconstruction_loss, kl_loss)`, nats per example, mean over the batch,
+        for the sampled code (the ELBO's one-sample estimate)."""
         z_mean, z_log_var, z = self.encoder(x, training=training)
-        z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
-        x_hat = ops.cast(self.decoder(z, training=training), "float32")
-        bce = ops.binary_crossentropy(x, x_hat)
-        reconstruction = ops.mean(ops.sum(ops.reshape(bce, (ops.shape(bce)[0], -1)), axis=1))
-        kl = -0.5 * (1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
-        kl = ops.mean(ops.sum(kl, axis=1))
+        reconstruction = ops.mean(reconstruction_nats(x, self.decoder(z, training=training)))
+        kl = kl_divergence(z_mean, z_log_var)
         return reconstruction + kl, reconstruction, kl
 
-    def train_step(self, data):
-        x = c.batch_images(data)
-        if keras.backend.backend() == "tensorflow":
-            return self._tf_train_step(x)
-        # A JAX/torch branch would differentiate compute_losses() with
-        # stateless_call / torch autograd; the loss maths is backend-neutral.
-        raise NotImplementedError(
-            f"VAE.train_step supports the TensorFlow backend. Received: backend={keras.backend.backend()!r}"
-        )
-
-    def _tf_train_step(self, x):
-        import tensorflow as tf
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        variables = self.trainable_variables
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(x, training=True)
-            # Replica gradients are summed: scale like Keras losses do.
-            scaled = self.optimizer.scale_loss(losses[0] / replicas)
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return self._update_metrics(losses)
-
     def test_step(self, data):
+        # the held-out loss is the ELBO's estimate with a sampled code, not the mean code
+        # that call(training=False) decodes for predictions
         return self._update_metrics(self.compute_losses(c.batch_images(data), training=False))
 
     def _update_metrics(self, losses):
