@@ -292,7 +292,7 @@ def _os_error_line(e: OSError, run_dir) -> str:
 
 
 def _fit(config, run_dir, model, plan, data, changed, verbose, log):
-    from recipes.callbacks import BackupError, SetLearningRate, default_callbacks
+    from recipes.callbacks import BackupError, InterruptBetweenSteps, SetLearningRate, default_callbacks
 
     train_ds, val_ds, test_ds, info = data
 
@@ -311,7 +311,7 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log):
     interrupt = InterruptBetweenSteps()
     try:
         with interrupt.installed():
-            history = model.fit(train_ds, callbacks=callbacks() + [interrupt.callback], **fit)
+            history = model.fit(train_ds, callbacks=callbacks() + [interrupt], **fit)
     except BackupError as e:
         model, done = _model_from_last(run_dir, model, plan, train_ds, e)
         log(
@@ -320,7 +320,7 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log):
         )
         os.replace(run_dir / "backup", _free_name(run_dir / "backup.unreadable"))
         with interrupt.installed():
-            history = model.fit(train_ds, callbacks=callbacks() + [interrupt.callback], initial_epoch=done, **fit)
+            history = model.fit(train_ds, callbacks=callbacks() + [interrupt], initial_epoch=done, **fit)
     losses = [v for k, vs in history.history.items() if "loss" in k for v in vs]
     if any(not np.isfinite(v) for v in losses):
         raise TrainingError(_nan_message(config, run_dir, history))
@@ -329,59 +329,6 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log):
     write_json(run_dir / "metrics.json", metrics)
     _remove_backup(run_dir)
     return metrics
-
-
-class InterruptBetweenSteps:
-    """Ctrl-C (SIGINT) during `fit` stops training between two steps, not inside one.
-
-    A KeyboardInterrupt raised in the middle of a TensorFlow op or an h5py write can
-    leave native state half-changed (we saw `free(): invalid next size` aborts at exit).
-    Here the first SIGINT is only noted; the callback raises KeyboardInterrupt at the
-    next batch or epoch boundary, before the interrupted epoch is backed up, so the run
-    resumes from its last completed epoch. A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self):
-        import keras
-
-        self.requested = False
-        outer = self
-
-        class _Callback(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                outer.check()
-
-            def on_test_batch_end(self, batch, logs=None):
-                outer.check()
-
-            def on_epoch_begin(self, epoch, logs=None):
-                outer.check()
-
-        self.callback = _Callback()
-
-    def check(self):
-        if self.requested:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def installed(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be set from the main thread
-            return
-
-        def note(signum, frame):
-            self.requested = True
-            signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
-
-        previous = signal.signal(signal.SIGINT, note)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        self.check()  # a Ctrl-C during the last epoch's end: the run is left unfinished
 
 
 def _free_name(path: pathlib.Path) -> pathlib.Path:

@@ -630,3 +630,35 @@ def test_atomic_writes_get_the_usual_file_mode_not_mkstemps_0600(tmp_path):
     assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "metrics.json").read_text() == "{}\n"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_ctrl_c_stops_between_steps_and_restores_the_handler():
+    import signal
+
+    from recipes.callbacks import InterruptBetweenSteps
+
+    x, y = blobs(64)
+    model = classifier()
+    batches = []
+
+    def on_batch_end(batch, logs):
+        batches.append(batch)
+        if batch == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, in the middle of fit
+            batches.append("noted, not raised here")
+
+    interrupt = InterruptBetweenSteps()
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt.installed():
+            model.fit(
+                x,
+                y,
+                batch_size=8,
+                epochs=2,
+                verbose=0,
+                callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=on_batch_end), interrupt],
+            )
+    # noted where it arrived, raised at the next step boundary
+    assert batches == [0, 1, 2, "noted, not raised here"]
+    assert signal.getsignal(signal.SIGINT) is before

@@ -54,7 +54,14 @@ from recipes.callbacks.learning_rate import (
     optimizers,
 )
 from recipes.callbacks.logs import HistoryCSVLogger, TensorBoard
-from recipes.callbacks.monitoring import EarlyStopping, TerminateOnNaN, finite_losses, resolve_mode, resolve_monitor
+from recipes.callbacks.monitoring import (
+    EarlyStopping,
+    InterruptBetweenSteps,
+    TerminateOnNaN,
+    finite_losses,
+    resolve_mode,
+    resolve_monitor,
+)
 
 __all__ = [
     "AtomicModelCheckpoint",
@@ -64,6 +71,7 @@ __all__ = [
     "EarlyStopping",
     "HistoryCSVLogger",
     "ImageCallback",
+    "InterruptBetweenSteps",
     "LatentTraversal",
     "LearningRateLogger",
     "Reconstructions",

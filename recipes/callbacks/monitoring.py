@@ -3,7 +3,10 @@ early stopping and stopping on NaN."""
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+import signal
+import threading
 
 import keras
 import numpy as np
@@ -70,3 +73,50 @@ class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
             if (key == "loss" or key.endswith("_loss")) and isinstance(value, numbers.Real) and not np.isfinite(value):
                 super().on_batch_end(batch, {"loss": value})
                 return
+
+
+class InterruptBetweenSteps(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) during `fit` stops training between two steps, not inside one.
+
+    A KeyboardInterrupt raised in the middle of a TensorFlow op or an h5py write can
+    leave native state half-changed (we saw `free(): invalid next size` aborts at exit).
+    Inside `installed()` the first SIGINT is only noted; the callback raises
+    KeyboardInterrupt at the next batch or epoch boundary, before the interrupted epoch
+    is backed up, so the run resumes from its last completed epoch. A second Ctrl-C
+    interrupts at once.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.check()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.check()
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Notes SIGINT instead of raising it, while the block runs (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+
+        def note(signum, frame):
+            self.requested = True
+            signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+
+        previous = signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        self.check()  # a Ctrl-C during the last epoch's end: the run is left unfinished
