@@ -32,7 +32,8 @@ RUNS_ROOT = pathlib.Path("runs")
 
 MARKER = ".recipes-run"
 LOCK = ".lock"
-# What recipes may leave in a directory before its marker exists: a lock, a temp file.
+# What recipes may leave in a directory before its marker exists: the lock, and the
+# temporary file of the marker while another process is writing it.
 _OURS_BEFORE_MARKER = (LOCK,)
 
 
@@ -60,7 +61,7 @@ def check_usable(path) -> str:
         raise RunDirError(f"Cannot read run directory {str(path)!r}: {e.strerror or e}.") from None
     if MARKER in names or _made_before_markers(path):
         return "run"
-    foreign = [n for n in names if n not in _OURS_BEFORE_MARKER]
+    foreign = [n for n in names if n not in _OURS_BEFORE_MARKER and not ATOMIC_TEMPORARY.fullmatch(n)]
     if foreign:
         shown = ", ".join(n + ("/" if (path / n).is_dir() else "") for n in foreign[:5])
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""

@@ -13,6 +13,7 @@ import pathlib
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -110,7 +111,8 @@ def test_read_only_location_is_one_line(tmp_path):
 # ------------------------------------------------------------------ two trainings
 
 
-def test_two_trainings_in_one_directory_one_is_refused(tmp_path):
+def test_two_trainings_started_together_one_is_refused(tmp_path):
+    """The issue's `$C & $C & wait`: one trains, the other is refused in one line."""
     run = tmp_path / "runs" / "same"
     args = command(
         "train", "vae", "--epochs", 3, "--batch-size", 16, "--image-size", 28, 28, "--run-dir", run, "--quiet"
@@ -119,13 +121,41 @@ def test_two_trainings_in_one_directory_one_is_refused(tmp_path):
         subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
-    codes = sorted(code for code, _ in results)
-    assert codes == [0, 2], results
+    assert sorted(code for code, _ in results) == [0, 2], results
     refused = next(err for code, err in results if code == 2).strip().splitlines()
-    assert len(refused) == 1 and refused[0].startswith(
-        f"recipes train: error: Run directory '{run}' is in use by another training (pid "
-    )
+    # refused while the other trains, or (if it started that much later) because the run is finished
+    assert len(refused) == 1 and refused[0].startswith(f"recipes train: error: Run directory '{run}' "), refused
+    assert "is in use by another training (pid " in refused[0] or "holds a finished run" in refused[0], refused
     assert epochs_of(run) == [0, 1, 2]
+
+
+def test_a_second_training_while_one_runs_is_refused_with_the_holders_pid(tmp_path):
+    run = tmp_path / "run"
+    args = command("train", "mlp", "--epochs", 400, "--run-dir", run, *FAST)
+    first = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run / "history.csv").exists() and rundir.is_live(run)):
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.05)
+        second = recipes("train", "mlp", "--epochs", 400, "--run-dir", run, *FAST)
+        line = one_error_line(second)
+        assert line == (
+            f"recipes train: error: Run directory '{run}' is in use by another training "
+            f"(pid {first.pid} on {socket.gethostname()}); wait for it to end or choose another --run-dir."
+        )
+        assert first.poll() is None  # the live run goes on
+        resumed = recipes("train", "--resume", run)
+        assert one_error_line(resumed).endswith(
+            "is in use by another training "
+            f"(pid {first.pid} on {socket.gethostname()}); wait for it to end "
+            "or choose another --run-dir."
+        )
+    finally:
+        first.kill()
+        first.wait()
+    done = epochs_of(run)
+    assert done == list(range(len(done)))  # one writer: continuous history
 
 
 def test_automatic_resume_never_picks_a_live_run_and_default_names_never_collide(tmp_path):
@@ -463,3 +493,15 @@ def test_recipe_and_data_form_mismatch_is_refused_from_the_registry(model, data,
     )
     with pytest.raises(config_lib.ConfigError, match="^" + re.escape(message) + "$"):
         training.check_compatible(model, info)
+
+
+def test_a_run_being_created_by_another_process_is_not_foreign(tmp_path):
+    """Between its lock and its marker, another process's new run holds only recipes' own files."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / rundir.LOCK).write_text("")
+    (run / ".recipes-run.k2j9x0ab.tmp").write_text("")  # the marker, mid-write
+    assert rundir.check_usable(run) == "new"
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(rundir.RunDirError, match=r"holds files recipes did not write \(notes\.txt\)"):
+        rundir.check_usable(run)
