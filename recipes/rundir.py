@@ -134,7 +134,6 @@ def claim(path, *, create: bool = True):
             created or written, or another process holds it (its PID and host
             are named).
     """
-    import fcntl
 
     path = pathlib.Path(path)
     check_usable(path)
@@ -147,7 +146,7 @@ def claim(path, *, create: bool = True):
     except OSError as e:
         raise RunDirError(f"Cannot create run directory {str(path)!r}: {e.strerror or e}.") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock_exclusive(fd)
     except OSError as e:
         os.close(fd)
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
@@ -174,6 +173,22 @@ def claim(path, *, create: bool = True):
         yield run
     finally:
         run.release()
+
+
+def _lock_exclusive(fd, attempts: int = 20, pause: float = 0.05) -> None:
+    """`flock(LOCK_EX)` without blocking, retried for about a second: `is_live` probes take
+    the lock shared for a moment, and must not make a starting run look taken."""
+    import fcntl
+    import time
+
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
 
 
 def unique_dir(root, stem: str) -> pathlib.Path:

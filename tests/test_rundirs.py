@@ -505,3 +505,17 @@ def test_a_run_being_created_by_another_process_is_not_foreign(tmp_path):
     (run / "notes.txt").write_text("mine")
     with pytest.raises(rundir.RunDirError, match=r"holds files recipes did not write \(notes\.txt\)"):
         rundir.check_usable(run)
+
+
+def test_a_brief_liveness_probe_does_not_make_a_starting_run_look_taken(tmp_path):
+    import fcntl
+    import threading
+
+    run = tmp_path / "run"
+    run.mkdir()
+    probe = os.open(run / rundir.LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(probe, fcntl.LOCK_SH)  # what is_live() does for a moment from another process
+    threading.Timer(0.3, os.close, [probe]).start()
+    with rundir.claim(run) as claimed:  # waits the probe out instead of refusing
+        assert claimed.path == run
+    assert (run / rundir.MARKER).exists()
