@@ -113,8 +113,8 @@ def is_live(path) -> bool:
 class Claim:
     """A run directory held by this process; see `claim`."""
 
-    def __init__(self, path: pathlib.Path, fd: int, created: bool):
-        self.path, self._fd, self.created = path, fd, created
+    def __init__(self, path: pathlib.Path, fd: int):
+        self.path, self._fd = path, fd
 
     def release(self) -> None:
         if self._fd is not None:
@@ -123,8 +123,8 @@ class Claim:
 
 
 @contextlib.contextmanager
-def claim(path, *, create: bool = True):
-    """Creates (if `create`) and locks the run directory `path` for this process.
+def claim(path):
+    """Creates (if absent) and locks the run directory `path` for this process.
 
     Writes the marker first when the directory is new, so a crash at any later
     point leaves a directory that `recipes` recognises as its own.
@@ -137,9 +137,6 @@ def claim(path, *, create: bool = True):
 
     path = pathlib.Path(path)
     check_usable(path)
-    created = not path.exists()
-    if created and not create:
-        raise RunDirError(f"Run directory {str(path)!r} does not exist.")
     try:
         path.mkdir(parents=True, exist_ok=True)  # another process may make it at the same time
         fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -155,7 +152,7 @@ def claim(path, *, create: bool = True):
                 f"({holder(path)}); wait for it to end or choose another --run-dir."
             ) from None
         raise RunDirError(f"Cannot lock run directory {str(path)!r}: {e.strerror or e}.") from None
-    run = Claim(path, fd, created)
+    run = Claim(path, fd)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
