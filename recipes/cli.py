@@ -133,6 +133,12 @@ def _train_args(p):
         metavar="KEY=VALUE",
         help="any training or builder setting, e.g. --set dropout=0.3 (repeatable)",
     )
+    p.add_argument(
+        "--judge",
+        metavar="RUN_DIR",
+        help="dcgan, vae: a finished classifier run whose model scores the samples (judge_confidence, "
+        "class_entropy, frechet_distance; see the README). Default: a small convnet trained on the same data",
+    )
     p.add_argument("--run-dir", dest="run_dir", help="Default: runs/<model>-<dataset>-<timestamp>")
     p.add_argument(
         "--resume",
@@ -214,6 +220,7 @@ def cmd_train(args):
                 ("--strategy", args.strategy),
                 ("--precision", args.precision),
                 ("--jit", args.jit),
+                ("--judge", args.judge),
                 ("--set", args.set),
             )
             if given not in (None, [])
@@ -246,6 +253,7 @@ def cmd_train(args):
                 "seed",
                 "strategy",
                 "precision",
+                "judge",
             )
         }
         flags["jit"] = {"on": True, "off": False}.get(args.jit, args.jit)

@@ -37,6 +37,7 @@ DEFAULTS = {
     "precision": "auto",
     "jit": "auto",
     "steps_per_execution": "auto",
+    "judge": None,  # generative recipes: a finished classifier run that scores samples; None trains one
     "model_args": {},
 }
 
@@ -214,6 +215,15 @@ def validate(config: dict) -> None:
         config["image_size"] = [int(s) for s in size]
     if not isinstance(config["dataset"], str) or not config["dataset"]:
         raise ConfigError(f"dataset must be a name or a path. Received: dataset={config['dataset']!r}")
+    judge = config["judge"]
+    if judge is not None:
+        if not isinstance(judge, str) or not judge:
+            raise ConfigError(f"judge must be the path of a classifier run. Received: judge={judge!r}")
+        if get_spec(config["model"]).task != "generation":
+            raise ConfigError(
+                f"judge scores the samples of a generative recipe (dcgan, vae), not of {config['model']!r}. "
+                f"Received: judge={judge!r}"
+            )
 
 
 def dump(config: dict, path, *, resumes=None) -> None:

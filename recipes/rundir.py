@@ -248,7 +248,8 @@ def find_unfinished(config: dict, root=RUNS_ROOT):
 def read_config(run_dir) -> dict:
     """The run's settings from its config.yaml (without the record of resumes)."""
     data = config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml")
-    return {k: v for k, v in data.items() if k != "resumes"}
+    # a run written before `judge` existed had none
+    return {"judge": None, **{k: v for k, v in data.items() if k != "resumes"}}
 
 
 def read_resumes(run_dir) -> list:

@@ -83,7 +83,10 @@ def open_run(run_dir) -> dict:
 
 
 def evaluate(run_dir, *, verbose: int = 0) -> dict:
-    """Metrics of a run's best (else last) model on its held-out split (see `held_out`)."""
+    """Metrics of a run's best (else last) model on its held-out split (see `held_out`).
+
+    A generative run with a `judge.keras` adds the quality of its samples
+    (`recipes.quality`: judge_confidence, class_entropy, frechet_distance, ...)."""
     from recipes.training import load_data, open_data, user_errors
 
     config = open_run(run_dir)
@@ -93,7 +96,14 @@ def evaluate(run_dir, *, verbose: int = 0) -> dict:
         split = "test" if source.has_test else "val" if config["validation_split"] else "train"
         data = load_data(config, splits=[split], source=source)
     split, data = held_out(data.test, data.val, data.train)
-    return {**evaluate_model(path, data, verbose=verbose), "split": split}
+    model = load_model_file(path)
+    metrics = evaluate_model(model, data, verbose=verbose)
+    if get_spec(config["model"]).task == "generation":
+        from recipes.judge import evaluate_quality
+
+        with user_errors():
+            metrics.update(evaluate_quality(run_dir, config, model))
+    return {**metrics, "split": split}
 
 
 def sample(run_dir, *, n: int = 64, out=None, seed: int = 0) -> pathlib.Path:

@@ -6,6 +6,7 @@ A run directory holds everything about one run:
     logs/           TensorBoard event files (`tensorboard --logdir runs`)
     backup/         the resume point while the run is unfinished (removed at the end)
     best.keras      the best model so far, last.keras the latest
+    judge.keras     generative runs: the classifier that scores the samples (recipes.judge)
     history.csv     one row per epoch
     metrics.json    the test metrics, written when the run finishes
     plots/          training curves, and a confusion matrix or sample grids
@@ -70,13 +71,15 @@ def user_errors():
 # ---------------------------------------------------------------------------- data
 
 
-def open_data(config: dict):
-    """Opens the run's data source once (`datasets.open_source`) and checks the model can take it."""
+def open_data(config: dict, labels=None):
+    """Opens the run's data source once (`datasets.open_source`) and checks the model can take it.
+
+    `labels` overrides whether labels are read (a generative run's judge needs them)."""
     from recipes.datasets import open_source
 
     source = open_source(
         config["dataset"],
-        labels=get_spec(config["model"]).uses_labels,
+        labels=get_spec(config["model"]).uses_labels if labels is None else labels,
         vocab_size=config["vocab_size"],
         sequence_length=config["sequence_length"],
     )
@@ -84,7 +87,7 @@ def open_data(config: dict):
     return source
 
 
-def load_data(config: dict, splits=None, source=None):
+def load_data(config: dict, splits=None, source=None, labels=None):
     """Loads the run's dataset once, in the form its model needs: a `DatasetSplits`
     `(train, val, test, info)`. The source is opened first; its kind and example shape
     decide the resizing and the sequence form, then the pipelines are built.
@@ -92,6 +95,7 @@ def load_data(config: dict, splits=None, source=None):
     Args:
         splits: the pipelines to build (see `load_dataset`); `None` builds all.
         source: the source `open_data` returned, if the caller opened it already.
+        labels: yield `(x, y)` batches; `None` does as the model needs.
     """
     from recipes.datasets import load_dataset  # TensorFlow is imported lazily
 
@@ -110,7 +114,7 @@ def load_data(config: dict, splits=None, source=None):
         validation_split=config["validation_split"],
         seed=config["seed"],
         return_test="auto",
-        labels=spec.uses_labels,
+        labels=spec.uses_labels if labels is None else labels,
         value_range=spec.value_range,
         image_size=image_size,
         as_sequence=as_sequence,
@@ -267,7 +271,11 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
     if run_dir is not None:
         with user_errors():
             rundir.check_usable(run_dir)  # before the data loads: nothing to undo
+    from recipes.judge import RunJudge
+
     plan, data, model = prepare(config, log=log)
+    with user_errors():
+        judge = RunJudge.plan(config, run_dir, log=log)  # a bad --judge is refused before anything is written
     with contextlib.ExitStack() as held:
         with user_errors():
             if run_dir is None:
@@ -275,7 +283,7 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
             run_dir = held.enter_context(rundir.claim(run_dir)).path
         try:
             changed = _claim_state(run_dir, config, overrides, log)
-            metrics = _fit(config, run_dir, model, plan, data, changed, verbose, log)
+            metrics = _fit(config, run_dir, model, plan, data, changed, verbose, log, judge)
         except OSError as e:
             raise TrainingError(_os_error_line(e, run_dir)) from None
     return run_dir, metrics
@@ -291,10 +299,12 @@ def _os_error_line(e: OSError, run_dir) -> str:
     return f"Could not write {where}: {e.strerror or e}; the run can be resumed once this is fixed."
 
 
-def _fit(config, run_dir, model, plan, data, changed, verbose, log):
+def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=None):
     from recipes.callbacks import BackupError, InterruptBetweenSteps, SetLearningRate, default_callbacks
+    from recipes.judge import quality_of
 
     train_ds, val_ds, test_ds, info = data
+    judge = run_judge.ready(run_dir, log) if run_judge else None
 
     def callbacks():
         return default_callbacks(
@@ -305,6 +315,8 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log):
             early_stopping_patience=config["early_stopping"],
             lr_schedule=config["lr_schedule"],
             keep_backup=True,
+            judge=judge,
+            judge_images=run_judge.images.epoch_reference if judge else None,
         ) + ([SetLearningRate(changed["learning_rate"])] if "learning_rate" in changed else [])
 
     fit = dict(validation_data=val_ds, epochs=config["epochs"], verbose=verbose, shuffle=False)
@@ -325,7 +337,12 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log):
     if any(not np.isfinite(v) for v in losses):
         raise TrainingError(_nan_message(config, run_dir, history))
     split, held = held_out(test_ds, val_ds, train_ds)
-    metrics = {**evaluate_model(model_path(run_dir, model), held, verbose=0), "split": split}
+    final = model_path(run_dir, model)
+    final = load_model_file(final) if isinstance(final, os.PathLike) else final
+    metrics = evaluate_model(final, held, verbose=0)
+    if judge:
+        metrics.update(quality_of(final, judge, run_judge.images))
+    metrics["split"] = split
     write_json(run_dir / "metrics.json", metrics)
     _remove_backup(run_dir)
     return metrics

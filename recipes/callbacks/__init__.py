@@ -62,6 +62,7 @@ from recipes.callbacks.monitoring import (
     resolve_mode,
     resolve_monitor,
 )
+from recipes.callbacks.quality import SampleQuality
 
 __all__ = [
     "AtomicModelCheckpoint",
@@ -78,6 +79,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "RunBackup",
     "SampleGrid",
+    "SampleQuality",
     "SetLearningRate",
     "TensorBoard",
     "TerminateOnNaN",
@@ -112,6 +114,8 @@ def default_callbacks(
     histogram_freq: int = 0,
     backup: bool = True,
     keep_backup: bool = False,
+    judge=None,
+    judge_images=None,
 ) -> list:
     """Returns the callbacks a good run needs, in the order they must run.
 
@@ -127,9 +131,9 @@ def default_callbacks(
             Needed for the confusion matrix (with labels) and reconstructions.
             Defaults to `None`.
         monitor: quantity for `best.keras`, early stopping and `"plateau"`.
-            `"auto"` is `val_loss` when the logs have it, else `loss`; when neither
-            exists (a GAN logs `d_loss`/`g_loss`) no `best.keras` is written.
-            Defaults to `"auto"`.
+            `"auto"` is `val_loss` when the logs have it, else `loss`, else
+            `val_frechet_distance` (a GAN with a `judge`: it logs `d_loss`/`g_loss`);
+            when none exists no `best.keras` is written. Defaults to `"auto"`.
         mode: `"min"`, `"max"` or `"auto"` (from the name: `*loss` is minimised,
             `*acc*`, `*auc*`, `*precision*`, `*recall*` maximised). Defaults to `"auto"`.
         early_stopping_patience: stop after this many epochs without improvement;
@@ -161,6 +165,10 @@ def default_callbacks(
         keep_backup: keep the backup when `fit` ends, for a caller that removes it
             once the run's results are safely written (`recipes train` does).
             Defaults to `False`.
+        judge: a `recipes.judge.Judge`: each epoch `SampleQuality` scores 500
+            samples against `judge_images` (`val_frechet_distance`, ...). Defaults to `None`.
+        judge_images: real images in the generator's form; required with `judge`.
+            Defaults to `None`.
 
     Returns:
         A list of `keras.callbacks.Callback`.
@@ -206,6 +214,8 @@ def default_callbacks(
     num_samples = check_int("num_samples", num_samples)
     sample_seed = check_int("sample_seed", sample_seed, minimum=0)
     histogram_freq = check_int("histogram_freq", histogram_freq, minimum=0)
+    if judge is not None and judge_images is None:
+        raise ValueError("judge needs the real images to compare samples with. Received: judge_images=None")
 
     history_file = os.path.join(run_dir, "history.csv")
     callbacks = []
@@ -214,6 +224,7 @@ def default_callbacks(
     callbacks += [
         TerminateOnNaN(),
         LearningRateLogger(),
+        *([SampleQuality(judge, judge_images)] if judge is not None else []),
         TensorBoard(os.path.join(run_dir, "logs"), histogram_freq=histogram_freq),
         HistoryCSVLogger(history_file),
         AtomicModelCheckpoint(

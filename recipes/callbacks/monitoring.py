@@ -21,9 +21,11 @@ def resolve_mode(monitor: str, mode: str = "auto") -> str:
     if mode != "auto" or monitor == "auto":
         return "min" if mode == "auto" else mode
     name = monitor.removeprefix("val_")
-    if name.endswith("loss") or name.endswith("error") or name in ("mse", "mae", "mape", "msle"):
+    if name.endswith(("loss", "error", "distance")) or name in ("mse", "mae", "mape", "msle"):
         return "min"
-    if any(key in name for key in ("acc", "auc", "precision", "recall", "f1", "iou")):
+    if any(key in name for key in ("acc", "auc", "precision", "recall", "f1", "iou", "confidence")) or (
+        name == "class_entropy"  # not a cross-entropy: more classes generated is better
+    ):
         return "max"
     raise ValueError(
         f"mode='auto' cannot tell whether {monitor} should go down or up; pass mode='min' or "
@@ -31,11 +33,16 @@ def resolve_mode(monitor: str, mode: str = "auto") -> str:
     )
 
 
+# What `monitor="auto"` watches, first found first: a GAN has no loss of its own, but with a
+# judge it has the quality of its samples (recipes.callbacks.quality).
+AUTO_MONITORS = ("val_loss", "loss", "val_frechet_distance")
+
+
 def resolve_monitor(monitor: str, available) -> str | None:
-    """The metric `"auto"` stands for among `available` names: `val_loss`, else `loss`, else `None`."""
+    """The metric `"auto"` stands for among `available` names: the first of `AUTO_MONITORS`, else `None`."""
     if monitor != "auto":
         return monitor
-    return next((m for m in ("val_loss", "loss") if m in available), None)
+    return next((m for m in AUTO_MONITORS if m in available), None)
 
 
 def finite_losses(logs) -> bool:
@@ -54,7 +61,7 @@ class _AutoMonitor:
             resolved = resolve_monitor("auto", logs or {})
             if resolved is None:
                 raise ValueError(
-                    f"monitor='auto' found neither val_loss nor loss in the logs {sorted(logs or {})}; "
+                    f"monitor='auto' found none of {', '.join(AUTO_MONITORS)} in the logs {sorted(logs or {})}; "
                     f"pass one of them as monitor. Received: monitor='auto'"
                 )
             self.monitor = resolved

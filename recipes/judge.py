@@ -1,0 +1,406 @@
+"""The judge of a generative run: a classifier that scores the images a generator makes.
+
+```python
+from recipes.judge import Judge, judge_from_run, train_judge
+judge = judge_from_run("runs/mlp1", image_shape=(28, 28, 1), value_range=(-1, 1), generator="dcgan")
+judge, accuracy = train_judge(x_train, y_train, value_range=(-1, 1))   # a small convnet, seconds
+probabilities, features = judge.predict(gan.generate(1000, seed=0))
+```
+
+A judge takes images as the generator makes them (its shape and value range) and
+converts them, inside its own Keras model, to what the classifier reads: rescaled to the
+classifier's value range, resized to its input size, read as rows for a sequence model.
+So `judge.keras` in a run directory is all a resumed run or `recipes evaluate` needs.
+What its numbers mean is in `recipes.quality`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+from recipes._atomic import atomic_write
+from recipes.config import ConfigError
+
+JUDGE_FILE = "judge.keras"  # in the run directory
+NUM_SAMPLES = 1000  # generated images scored at the end (each epoch: SampleQuality's 500)
+SAMPLE_SEED = 4321  # their latent vectors are fixed, so epochs compare
+JUDGE_EPOCHS = 8  # of the small convnet: ~0.98 held-out accuracy on the bundled digits in seconds
+JUDGE_HOLDOUT = 0.1  # share of each class held out to check the trained judge
+
+
+class Judge:
+    """A classifier wrapped to read a generator's images: class probabilities and features.
+
+    Args:
+        model: a Keras model from generator images `(H, W, C)` to two outputs, the class
+            probabilities `(K,)` (or one sigmoid unit for two classes) and the
+            classifier's penultimate-layer features; `from_classifier` builds one.
+    """
+
+    def __init__(self, model):
+        if not isinstance(model, keras.Model) or len(model.outputs) != 2:
+            raise TypeError(
+                f"model must be a keras.Model with two outputs (probabilities, features). Received: {model!r}"
+            )
+        self.model = model
+
+    @property
+    def image_shape(self) -> tuple:
+        """Shape `(H, W, C)` of the images it reads: the generator's."""
+        return tuple(self.model.input_shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        units = self.model.output_shape[0][-1]
+        return 2 if units == 1 else units
+
+    @classmethod
+    def from_classifier(
+        cls, classifier, *, image_shape, value_range, classifier_value_range=(0.0, 1.0), as_rows=False
+    ) -> Judge:
+        """Wraps a functional classifier so that it reads images of `image_shape` in `value_range`.
+
+        The features are the input of the classifier's last layer with weights (its
+        `predictions` layer), e.g. the 512 units of the MLP's second hidden layer.
+
+        Args:
+            classifier: a functional or Sequential `keras.Model` whose output is class
+                probabilities.
+            image_shape: `(H, W, C)` of the generator's images.
+            value_range: `(low, high)` of the generator's images.
+            classifier_value_range: what the classifier reads. Defaults to `(0.0, 1.0)`.
+            as_rows: the classifier reads images as sequences `(h, w*C)` of rows (the
+                LSTM). Defaults to `False`.
+
+        Raises:
+            ValueError: if the classifier reads another number of channels.
+        """
+        h, w, channels = classifier_image_shape(classifier, channels=image_shape[-1] if as_rows else None)
+        if channels != image_shape[-1]:
+            raise ValueError(
+                f"The classifier reads images with {channels} channels; the generator's have {image_shape[-1]}. "
+                f"Received: image_shape={tuple(image_shape)!r}"
+            )
+        weighted = [layer for layer in classifier.layers if layer.weights]
+        if not weighted:
+            raise ValueError(f"The classifier has no layer with weights. Received: {classifier.name!r}")
+        trunk = keras.Model(classifier.inputs, [classifier.outputs[0], weighted[-1].input], name="classifier")
+        inputs = keras.Input(shape=tuple(image_shape), name="images")
+        x = inputs
+        (low, high), (to_low, to_high) = value_range, classifier_value_range
+        if (low, high) != (to_low, to_high):
+            scale = (to_high - to_low) / (high - low)
+            x = keras.layers.Rescaling(scale, offset=to_low - low * scale, dtype="float32", name="to_judge_range")(x)
+        if (h, w) != tuple(image_shape[:2]):
+            x = keras.layers.Resizing(h, w, dtype="float32", name="resize")(x)
+        if as_rows:
+            x = keras.layers.Reshape((h, w * channels), name="as_rows")(x)
+        probabilities, features = trunk(x)
+        return cls(keras.Model(inputs, [probabilities, features], name="judge"))
+
+    def predict(self, images, batch_size: int = 256):
+        """Returns `(probabilities (n, K), features (n, d))`, float64 numpy arrays."""
+        probabilities, features = self.model.predict(
+            np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0
+        )
+        probabilities = np.asarray(probabilities, dtype="float64")
+        if probabilities.shape[-1] == 1:  # one sigmoid unit: P(class 1)
+            probabilities = np.concatenate([1.0 - probabilities, probabilities], axis=-1)
+        return probabilities, np.asarray(features, dtype="float64").reshape(len(features), -1)
+
+    def save(self, path) -> None:
+        """Writes the judge to a `.keras` file, atomically."""
+        atomic_write(path, lambda tmp: self.model.save(tmp))
+
+    @classmethod
+    def load(cls, path) -> Judge:
+        from recipes.runs import load_model_file
+
+        return cls(load_model_file(path))
+
+
+def classifier_image_shape(classifier, channels=None) -> tuple:
+    """`(h, w, C)` of the images a classifier reads: its input `(h, w, C)`, or `(h, w*C)` read as
+    rows with `channels` given."""
+    shape = tuple(classifier.input_shape[1:])
+    if channels is not None and len(shape) == 2 and shape[1] % channels == 0:
+        return shape[0], shape[1] // channels, channels
+    if len(shape) != 3:
+        raise ValueError(f"The classifier does not read images (h, w, C). Received: input_shape={shape!r}")
+    return shape
+
+
+# ------------------------------------------------------------- a judge of its own
+
+
+def build_judge_convnet(*, input_shape=(28, 28, 1), num_classes: int = 10, compile: bool = True) -> keras.Model:
+    """A small convnet classifier, in the spirit of the keras-io MNIST convnet.
+
+    Conv 32 and Conv 64 (3x3, ReLU, "same"), each followed by 2x2 max pooling, dropout
+    0.5, a 64-unit `fc1` layer whose output is the judge's features, and a softmax.
+    The `fc1` layer keeps the features few, so their Gaussians can be fitted on a few
+    hundred held-out images.
+
+    Reference:
+    - [keras-io: Simple MNIST convnet](https://keras.io/examples/vision/mnist_convnet/)
+
+    Args:
+        input_shape: `(H, W, C)` of the images. Defaults to `(28, 28, 1)`.
+        num_classes: number of classes. Defaults to `10`.
+        compile: compile with Adam and sparse categorical cross-entropy. Defaults to `True`.
+
+    Returns:
+        A `keras.Model` named `"judge_convnet"`.
+    """
+    layer = dict(dtype="float32")  # the judge reads the same numbers under any precision policy
+    inputs = keras.Input(shape=tuple(input_shape), name="images")
+    x = inputs
+    for i, filters in enumerate((32, 64), start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{i}_conv", **layer)(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{i}_pool", **layer)(x)
+    x = keras.layers.Flatten(name="flatten", **layer)(x)
+    x = keras.layers.Dropout(0.5, name="dropout", **layer)(x)
+    x = keras.layers.Dense(64, activation="relu", name="fc1", **layer)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions", **layer)(x)
+    model = keras.Model(inputs, outputs, name="judge_convnet")
+    if compile:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def stratified_split(labels, fraction: float, seed: int = 0):
+    """Indices `(kept, held_out)`: `fraction` of each class (at least one when it has two) held out."""
+    rng = np.random.default_rng(seed)
+    kept, held = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n = int(round(fraction * len(members))) or (1 if len(members) > 1 else 0)
+        held.append(members[:n])
+        kept.append(members[n:])
+    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
+
+
+def train_judge(x, y, *, value_range, num_classes=None, epochs: int = JUDGE_EPOCHS, seed: int = 0, log=None):
+    """Trains `build_judge_convnet` on labelled images `x` (in the generator's form and range).
+
+    A stratified `JUDGE_HOLDOUT` of each class is held out to check it.
+
+    Returns:
+        `(judge, held_out_accuracy)`.
+    """
+    x, y = np.asarray(x, dtype="float32"), np.asarray(y).ravel()
+    num_classes = num_classes or int(y.max()) + 1
+    kept, held = stratified_split(y, JUDGE_HOLDOUT, seed)
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    classifier = build_judge_convnet(input_shape=x.shape[1:], num_classes=num_classes)
+    classifier.fit(x[kept], y[kept], epochs=epochs, batch_size=64, shuffle=True, verbose=0)
+    judge = Judge.from_classifier(
+        classifier, image_shape=x.shape[1:], value_range=value_range, classifier_value_range=value_range
+    )
+    accuracy = float(np.mean(judge.predict(x[held])[0].argmax(axis=1) == y[held])) if len(held) else float("nan")
+    if log:
+        log(
+            f"Trained a judge on {len(kept)} images in {time.perf_counter() - start:.1f} s: "
+            f"accuracy {accuracy:.3f} on {len(held)} held-out training images"
+        )
+    return judge, accuracy
+
+
+# ------------------------------------------------------------- a classifier run
+
+
+def judge_from_run(run_dir, *, image_shape, value_range, generator: str) -> Judge:
+    """The judge made of a finished classifier run's best model, reading `image_shape` in `value_range`.
+
+    Raises:
+        ConfigError: one line, when `run_dir` is not a finished run, not a classifier,
+            not trained on images, or reads another number of channels.
+    """
+    from recipes.registry import get_spec
+    from recipes.rundir import run_state
+    from recipes.runs import load_model_file, model_path, open_run
+
+    name = str(run_dir)
+    needs = "--judge needs a finished classifier run"
+    if not (pathlib.Path(run_dir) / "config.yaml").is_file():
+        raise ConfigError(f"--judge {name!r} is not a run directory (no config.yaml); {needs}.")
+    config = open_run(run_dir)
+    spec = get_spec(config["model"])
+    if spec.task != "classification":
+        raise ConfigError(f"--judge {name!r} trained {config['model']!r}, not a classifier; {needs}.")
+    if run_state(run_dir) != "finished":
+        raise ConfigError(f"--judge {name!r} has not finished (no metrics.json); {needs}.")
+    classifier = load_model_file(model_path(run_dir))
+    as_rows = spec.images_as_rows and len(classifier.input_shape) == 3 and _trained_on_images(config)
+    try:
+        shape = classifier_image_shape(classifier, channels=image_shape[-1] if as_rows else None)
+    except ValueError:
+        raise ConfigError(
+            f"--judge {name!r} does not classify images (its input has shape {tuple(classifier.input_shape[1:])}); "
+            f"{needs} on images."
+        ) from None
+    if shape[-1] != image_shape[-1]:
+        raise ConfigError(
+            f"--judge {name!r} reads images with {shape[-1]} channels, but {generator} generates images "
+            f"with {image_shape[-1]}; choose a classifier trained on {image_shape[-1]}-channel images."
+        )
+    return Judge.from_classifier(
+        classifier,
+        image_shape=image_shape,
+        value_range=value_range,
+        classifier_value_range=spec.value_range,
+        as_rows=as_rows,
+    )
+
+
+def _trained_on_images(config) -> bool:
+    """Whether a sequence model's run read images as rows (its input alone cannot tell)."""
+    from recipes.training import open_data, user_errors
+
+    with user_errors():
+        return open_data(config).kind == "image"
+
+
+# ------------------------------------------------------------------- in a run
+
+
+@dataclasses.dataclass(frozen=True)
+class RealImages:
+    """A generative run's real images in the generator's form (shape, value range), as arrays.
+
+    Attributes:
+        train, train_labels: the training split (labels `None` when the data has none).
+        val: the validation split, or `None`.
+        held, held_labels, held_split: the split the final metrics are measured on
+            (test, else validation, else train, as `runs.held_out`).
+        num_classes: classes of the labels, or `None`.
+    """
+
+    train: np.ndarray
+    train_labels: np.ndarray | None
+    val: np.ndarray | None
+    held: np.ndarray
+    held_labels: np.ndarray | None
+    held_split: str
+    num_classes: int | None
+
+    @property
+    def reference(self) -> np.ndarray:
+        """Up to `NUM_SAMPLES` training images: the real side of the floor `frechet_distance_real`."""
+        return self.train[:NUM_SAMPLES]
+
+    @property
+    def epoch_reference(self) -> np.ndarray:
+        """What each epoch's samples are compared with: the validation split, else `reference`
+        (the test split stays out of choosing `best.keras`)."""
+        return self.val if self.val is not None else self.reference
+
+
+def _arrays(dataset):
+    if dataset is None:
+        return None, None
+    batches = list(dataset.as_numpy_iterator())
+    if batches and isinstance(batches[0], tuple):
+        return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    return np.concatenate(batches), None
+
+
+def real_images(config: dict):
+    """The run's real images with their labels when the data has labels; `None` unless images."""
+    from recipes.training import load_data, open_data
+
+    try:
+        source, labelled = open_data(config, labels=True), True
+    except ValueError:  # no labels in the file: the judge must come from --judge
+        source, labelled = open_data(config), False
+    if source.kind != "image":
+        return None
+    data = load_data(config, source=source, labels=labelled)
+    (train, train_labels), (val, _) = _arrays(data.train), _arrays(data.val)
+    from recipes.runs import held_out
+
+    split, held = held_out(data.test, data.val, data.train)
+    held, held_labels = _arrays(held)
+    return RealImages(train, train_labels, val, held, held_labels, split, data.info.num_classes if labelled else None)
+
+
+def quality_of(model, judge: Judge, images: RealImages) -> dict:
+    """`sample_quality` of `NUM_SAMPLES` images of `model.generate` on the held-out split, with the floor."""
+    from recipes.quality import sample_quality
+
+    samples = model.generate(NUM_SAMPLES, seed=SAMPLE_SEED)
+    return sample_quality(judge, samples, images.held, labels=images.held_labels, reference=images.reference)
+
+
+class RunJudge:
+    """The judge of one generative run: checked before the run directory is touched (`plan`),
+    trained or loaded once inside it (`ready`), saved there as `judge.keras`."""
+
+    def __init__(self, config, images: RealImages, judge: Judge | None):
+        self.config, self.images, self.given = config, images, judge
+
+    @classmethod
+    def plan(cls, config: dict, run_dir=None, log=print):
+        """`None` for a classifier run, or data without images or labels (and no --judge).
+
+        Raises:
+            ConfigError: for an unusable `--judge` (see `judge_from_run`).
+        """
+        from recipes.registry import get_spec
+
+        spec = get_spec(config["model"])
+        if spec.task != "generation":
+            return None
+        images = real_images(config)
+        if images is None:
+            if config["judge"]:
+                raise ConfigError(f"--judge scores images; dataset {config['dataset']!r} holds none.")
+            return None
+        given = None
+        if config["judge"] and not (run_dir is not None and (pathlib.Path(run_dir) / JUDGE_FILE).exists()):
+            given = judge_from_run(
+                config["judge"], image_shape=images.train.shape[1:], value_range=spec.value_range, generator=spec.name
+            )
+        if not config["judge"] and images.train_labels is None:
+            log(f"Dataset {config['dataset']!r} has no labels to train a judge on: sample quality is not measured.")
+            return None
+        return cls(config, images, given)
+
+    def ready(self, run_dir, log=print) -> Judge:
+        """The run's `judge.keras` if it has one (a resumed run), else the judge given or trained, saved there.
+
+        Reseeds afterwards, so a new run and a resumed one go on from the same random state."""
+        from recipes.registry import get_spec
+
+        path = pathlib.Path(run_dir) / JUDGE_FILE
+        if path.exists():
+            judge = Judge.load(path)
+        else:
+            judge = self.given
+            if judge is None:
+                judge, _ = train_judge(
+                    self.images.train,
+                    self.images.train_labels,
+                    value_range=get_spec(self.config["model"]).value_range,
+                    num_classes=self.images.num_classes,
+                    seed=self.config["seed"],
+                    log=log,
+                )
+            judge.save(path)
+        keras.utils.set_random_seed(self.config["seed"])
+        return judge
+
+
+def evaluate_quality(run_dir, config: dict, model) -> dict:
+    """`quality_of` a finished run's model with its `judge.keras`; `{}` when it has none."""
+    path = pathlib.Path(run_dir) / JUDGE_FILE
+    if not path.exists():
+        return {}
+    images = real_images(config)
+    return quality_of(model, Judge.load(path), images) if images is not None else {}
