@@ -17,6 +17,7 @@ What its numbers mean is in `recipes.quality`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import pathlib
 import time
 
@@ -311,6 +312,17 @@ def _arrays(dataset):
     return np.concatenate(batches), None
 
 
+def _canonical(x, y):
+    """The examples ordered by a hash of their bytes: the same order (and so the same judge and the
+    same `reference` subset) in every process, whatever order the shuffled pipeline gave."""
+    keys = [
+        (hashlib.blake2b(row.tobytes(), digest_size=8).digest(), 0 if y is None else int(y[i]))
+        for i, row in enumerate(x)
+    ]
+    order = np.asarray(sorted(range(len(x)), key=keys.__getitem__), dtype="int64")
+    return x[order], None if y is None else y[order]
+
+
 def real_images(config: dict):
     """The run's real images with their labels when the data has labels; `None` unless images."""
     from recipes.training import load_data, open_data
@@ -322,7 +334,7 @@ def real_images(config: dict):
     if source.kind != "image":
         return None
     data = load_data(config, source=source, labels=labelled)
-    (train, train_labels), (val, _) = _arrays(data.train), _arrays(data.val)
+    (train, train_labels), (val, _) = _canonical(*_arrays(data.train)), _arrays(data.val)
     from recipes.runs import held_out
 
     split, held = held_out(data.test, data.val, data.train)
