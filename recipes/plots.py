@@ -109,7 +109,11 @@ def save_figure(fig, path):
 
 
 def read_history(path) -> dict[str, list[float]]:
-    """Reads a Keras `CSVLogger` file into `{column: values}`; "NA" and blanks become NaN."""
+    """Reads a Keras `CSVLogger` file into `{column: values}`; "NA" and blanks become NaN.
+
+    Epochs count from 1 (as Keras prints "Epoch 1/10"): an `epoch` column that starts
+    at 0 (Keras's own `CSVLogger`, or this package before it counted from 1) is shifted by one.
+    """
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     columns = list(rows[0].keys()) if rows else []
@@ -122,20 +126,33 @@ def read_history(path) -> dict[str, list[float]]:
             except (TypeError, ValueError):
                 values.append(float("nan"))
         history[column] = values
+    if history.get("epoch") and history["epoch"][0] == 0:
+        history["epoch"] = [epoch + 1 for epoch in history["epoch"]]
     return history
 
 
 def plot_history(history, path):
-    """Draws loss and each metric, train against validation, one panel each, to a PNG.
+    """Draws `history_figure(history)` to a PNG (atomically); nothing when it has nothing to draw."""
+    fig = history_figure(history)
+    if fig is not None:
+        save_figure(fig, path)
+
+
+def history_figure(history):
+    """Loss and each metric, train against validation, one panel each.
 
     Args:
         history: `{name: [value per epoch]}` (e.g. `model.fit(...).history`), or the
-            path of a `history.csv` written by `CSVLogger`. Its `"epoch"` column
-            (0-based, as Keras counts) places the points, else their order; the
-            axis shows epoch + 1, as Keras prints "Epoch 1/...".
-        path: the PNG to write (atomically).
+            path of a `history.csv` (`read_history`). Its `"epoch"` column, counted
+            from 1, places the points; without one they are epochs 1, 2, ...
+
+    Returns:
+        A matplotlib `Figure`, or `None` when no column has a finite value. Epochs
+        have integer ticks; a learning rate that spans a factor of 10 or more is drawn
+        on a log axis, and a constant one as a line across the middle of its panel.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     if isinstance(history, (str, os.PathLike)):
         history = read_history(history)
@@ -144,30 +161,37 @@ def plot_history(history, path):
     names = [k for k in history if not k.startswith("val_") and np.isfinite(history[k]).any()]
     names.sort(key=lambda k: (k != "loss", "learning_rate" in k, k))
     if not names:
-        return
+        return None
     ncols = min(3, len(names))
     nrows = math.ceil(len(names) / ncols)
     width, height = 4.5 * ncols, 3.2 * nrows
     fig = Figure(figsize=(width, height), dpi=100)
     # fixed margins in inches: tight_layout would cost most of the drawing time
     fig.subplots_adjust(
-        left=0.6 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - 0.35 / height, wspace=0.3, hspace=0.6
+        left=0.7 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - 0.35 / height, wspace=0.3, hspace=0.6
     )
     for i, name in enumerate(names, start=1):
         ax = fig.add_subplot(nrows, ncols, i)
         train = history[name]
-        x = (epochs if epochs is not None else np.arange(len(train))) + 1
+        x = epochs if epochs is not None else np.arange(1, len(train) + 1)
         ax.plot(x, train, marker=".", label="train")
         val = history.get(f"val_{name}")
         if val is not None and np.isfinite(val).any():
             ax.plot(x, val, marker=".", linestyle="--", label="validation")
-        if "learning_rate" in name and np.all(train[np.isfinite(train)] > 0):
+        values = np.concatenate([train, val if val is not None else []])
+        values = values[np.isfinite(values)]
+        low, high = values.min(), values.max()
+        if "learning_rate" in name and low > 0 and high >= 10 * low:
             ax.set_yscale("log")
+        elif low == high:  # a constant: in the middle of the panel, not on its edge
+            half = abs(low) if low else 1.0
+            ax.set_ylim(low - half, low + half)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    save_figure(fig, path)
+    return fig
 
 
 # Confusion matrix -----------------------------------------------------------
@@ -185,22 +209,50 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
 
 
 def confusion_matrix_figure_size(num_classes: int) -> float:
-    """Side of the square confusion-matrix figure in inches (at 100 dpi): 4 to 12, growing with the classes."""
-    return float(min(12.0, max(4.0, 0.5 * num_classes + 2.0)))
+    """Side of the square confusion-matrix figure in inches (at 100 dpi): 4 to 8, growing with the classes.
+
+    Small on purpose: TensorBoard shows an image about 200 px wide on its default card,
+    and text stays readable there only when it is large relative to the image.
+    """
+    return float(min(8.0, max(4.0, 0.25 * num_classes + 2.0)))
 
 
-def confusion_matrix_figure(matrix, class_names=None):
-    """A matplotlib Figure of `matrix`: colour is the row-normalised rate, text the count (up to 20 classes)."""
+def confusion_matrix_figure(matrix, class_names=None, split: str | None = None):
+    """A matplotlib Figure of `matrix`: colour is the row-normalised rate, text the count.
+
+    Counts are written in the cells up to 20 classes, in a font that fits the widest
+    count in a cell; tick labels up to 30 classes. The title names `split` (e.g.
+    `"validation split", then "accuracy 0.931 (n=144)"`). Fonts scale with the figure, so the
+    title and axis labels read the same at TensorBoard's card size for any number of classes.
+    """
     from matplotlib.figure import Figure
 
     matrix = np.asarray(matrix)
     k = matrix.shape[0]
     size = confusion_matrix_figure_size(k)
+    points = size * 72  # the figure's side in points
+    big = points / 16  # title and axis labels: about 1/22 of the side
     fig = Figure(figsize=(size, size), dpi=100)
+    y_labels = [name[:10] for name in class_names] if class_names is not None else [str(i) for i in range(k)]
+    tick = min(big * 0.85, 0.55 * points * 0.75 / k)  # a tick label well inside its row
+    # the columns keep 4 letters of a name ("airp", "auto") when whole names would overlap
+    fits = max(map(len, y_labels)) * tick * 0.6 <= 0.8 * points * 0.75 / k
+    x_labels = y_labels if fits else [name[:4] for name in y_labels]
+    rotate = not fits and 4 * tick * 0.6 > 0.8 * points * 0.75 / k
+    if k > 30:
+        y_labels = x_labels = []
+    # margins in points: tick labels and axis labels; the title takes two lines
+    left = 1.6 * big + max(map(len, y_labels), default=0) * tick * 0.6 + 8
+    bottom = 1.6 * big + (max(map(len, x_labels), default=0) * tick * 0.6 if rotate else tick) + 8
+    top = 2.6 * big + 8
+    fig.subplots_adjust(left=left / points, bottom=bottom / points, right=1 - 10 / points, top=1 - top / points)
     ax = fig.add_subplot(1, 1, 1)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     if k <= 20:
+        cell = (1 - (left + 10) / points) * points / k  # width of a cell in points
+        digits = max(len(str(int(matrix.max()))), 1)
+        count = min(big, 0.8 * cell / (0.62 * digits), 0.7 * (1 - (top + bottom) / points) * points / k)
         for i in range(k):
             for j in range(k):
                 ax.text(
@@ -209,19 +261,50 @@ def confusion_matrix_figure(matrix, class_names=None):
                     str(int(matrix[i, j])),
                     ha="center",
                     va="center",
-                    fontsize=8,
+                    fontsize=count,
                     color="white" if rates[i, j] > 0.5 else "black",
                 )
-    if k <= 30:
-        labels = list(class_names) if class_names is not None else [str(i) for i in range(k)]
-        ax.set_xticks(range(k), labels, rotation=90, fontsize=8)
-        ax.set_yticks(range(k), labels, fontsize=8)
+    ax.set_xticks(range(k) if x_labels else [], x_labels, rotation=90 if rotate else 0, fontsize=tick)
+    ax.set_yticks(range(k) if y_labels else [], y_labels, fontsize=tick)
+    ax.tick_params(length=0)
     total = int(matrix.sum())
     accuracy = np.trace(matrix) / total if total else float("nan")
-    ax.set_title(f"Confusion matrix (accuracy {accuracy:.3f}, n={total})", fontsize=9)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
+    title = f"{split} split\n" if split else ""
+    title += f"accuracy {accuracy:.3f} (n={total})"
+    longest = max(map(len, title.splitlines()))
+    fig.suptitle(title, fontsize=min(big, 0.95 * points / (0.6 * longest)), y=1 - 4 / points, va="top")
+    ax.set_xlabel("predicted", fontsize=big)
+    ax.set_ylabel("true", fontsize=big)
+    return fig
+
+
+def reconstructions_figure(original, reconstructed, ncols: int = 4):
+    """Originals beside their reconstructions: two titled panels, each image at the same place in both.
+
+    Args:
+        original: `(N, H, W, C)` or `(N, H, W)` images in [0, 1].
+        reconstructed: the same shape, in [0, 1].
+        ncols: images per row in each panel. Defaults to `4`.
+
+    Returns:
+        A matplotlib `Figure`, about 100 dpi, whose pixels show the images at a whole multiple of their size.
+    """
+    from matplotlib.figure import Figure
+
+    grids = [make_grid(images, ncols=ncols) for images in (original, reconstructed)]
+    h, w = grids[0].shape[:2]
+    scale = math.ceil(160 / w)  # each panel at least 160 px wide, in whole pixels per image pixel
+    panel_w, panel_h, gap = w * scale, h * scale, 16
+    width = 2 * panel_w + 3 * gap
+    font = width / 20  # title height in pixels: readable when TensorBoard shows the image 200 px wide
+    height = panel_h + 1.6 * font + gap
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100)
+    for i, (grid, name) in enumerate(zip(grids, ("original", "reconstruction"))):
+        ax = fig.add_axes(((gap + i * (panel_w + gap)) / width, gap / height, panel_w / width, panel_h / height))
+        cmap = "gray" if grid.shape[-1] == 1 else None
+        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(name, fontsize=font * 0.72, pad=0.3 * font)
     return fig
 
 

@@ -1,5 +1,6 @@
 import csv
 import glob
+import json
 import math
 import os
 
@@ -8,7 +9,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
-from tensorflow.core.protobuf import config_pb2
 
 from recipes import build_mlp, plots
 from recipes.callbacks import AtomicModelCheckpoint, default_callbacks, learning_rates, resolve_mode
@@ -213,22 +213,22 @@ def test_classifier_run_writes_every_file_and_the_tensorboard_scalars(tmp_path):
     for run_name, prefix in (("train", ""), ("validation", "val_")):
         for metric in ("loss", "accuracy"):
             logged = scalars(os.path.join(run, "logs", run_name), f"epoch_{metric}")
-            assert list(logged) == [0, 1, 2]
+            assert list(logged) == [1, 2, 3]  # the epochs as Keras prints them
             np.testing.assert_allclose(list(logged.values()), h[prefix + metric], rtol=1e-6)
     assert list(scalars(os.path.join(run, "logs", "train"), "epoch_learning_rate").values()) == pytest.approx(
         [0.01] * 3
     )
 
     rows = read_csv(os.path.join(run, "history.csv"))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     np.testing.assert_allclose([float(r["val_loss"]) for r in rows], h["val_loss"], rtol=1e-6)
 
-    # the train step's op graph (Graphs tab) and the Keras model summary
+    # the Keras layer graph (Graphs tab), no op graph of the train step; no run of images alone
     train = accumulator(os.path.join(run, "logs", "train"))
-    assert train.summary_metadata["train_step"].plugin_data.plugin_name == "graph_run_metadata_graph"
-    metadata = config_pb2.RunMetadata.FromString(train.Tensors("train_step")[0].tensor_proto.string_val[0])
-    assert sum(len(g.pre_optimization_graph.node) for g in metadata.function_graphs) > 10
-    assert "keras" in train.Tags()["tensors"]
+    assert train.summary_metadata["keras"].plugin_data.plugin_name == "graph_keras_model"
+    assert [t for t in train.Tags()["tensors"] if not t.startswith("epoch_")] == ["keras"]
+    assert sorted(os.listdir(os.path.join(run, "logs"))) == ["train", "validation"]
+    assert len(os.listdir(os.path.join(run, "logs", "validation"))) == 1  # one writer: the images follow the scalars
 
     # best.keras is the epoch with the lowest val_loss
     best = keras.saving.load_model(os.path.join(run, "best.keras"))
@@ -257,8 +257,10 @@ def test_confusion_matrix_counts_the_validation_predictions(tmp_path, num_classe
     png = plt_image(os.path.join(run, "plots", "confusion_matrix.png"))
     side = int(plots.confusion_matrix_figure_size(num_classes) * 100)
     assert png.shape[:2] == (side, side) == (400, 400)
-    [(step, image)] = image_events(os.path.join(run, "logs", "images"), "confusion_matrix")
-    assert step == 1 and image.shape == (side, side, 4)
+    [(step, image)] = image_events(os.path.join(run, "logs", "validation"), "images/confusion_matrix")
+    assert step == 2 and image.shape == (side, side, 4)  # after the last epoch, epoch 2
+    np.testing.assert_allclose(image / 255.0, png, atol=1 / 255)
+    assert "images/confusion_matrix" not in accumulator(os.path.join(run, "logs", "train")).Tags()["tensors"]
 
 
 def plt_image(path):
@@ -268,7 +270,28 @@ def plt_image(path):
 
 
 def test_confusion_matrix_figure_grows_with_the_classes():
-    assert [plots.confusion_matrix_figure_size(k) for k in (2, 10, 100)] == [4.0, 7.0, 12.0]
+    assert [plots.confusion_matrix_figure_size(k) for k in (2, 10, 20, 100)] == [4.0, 4.5, 7.0, 8.0]
+
+
+def texts(fig):
+    return [t.get_text() for t in fig.findobj(lambda artist: hasattr(artist, "get_text")) if t.get_text()]
+
+
+def test_confusion_matrix_title_names_the_split_and_every_count_fits_its_cell():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    matrix = np.full((20, 20), 7) + np.diag(np.full(20, 9993))  # four-digit counts on the diagonal
+    fig = plots.confusion_matrix_figure(matrix, split="validation")
+    assert "validation split\naccuracy 0.987 (n=202660)" in texts(fig)  # 200000 right of 202660
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    cell = ax.get_window_extent(renderer).width / 20
+    counts = [t for t in ax.texts]
+    assert len(counts) == 400
+    assert max(t.get_window_extent(renderer).width for t in counts) < cell
+    assert not any("split" in t for t in texts(plots.confusion_matrix_figure(matrix)))
 
 
 # Generative models ---------------------------------------------------------------
@@ -283,32 +306,61 @@ def test_vae_run_writes_samples_reconstructions_and_traversal_each_epoch(tmp_pat
     train = tf.data.Dataset.from_tensor_slices(images()).batch(8)  # images alone, no labels
     model.fit(train, epochs=2, verbose=0, callbacks=default_callbacks(run, validation_data=val, num_samples=9))
 
-    log = os.path.join(run, "logs", "images")
-    for tag in ("samples", "reconstructions", "latent_traversal"):
-        events = image_events(log, tag)
-        assert [step for step, _ in events] == [0, 1], tag
+    # pictures of the model in the train run, pictures of validation data in the validation run
+    train, validation = (os.path.join(run, "logs", name) for name in ("train", "validation"))
+    assert sorted(os.listdir(os.path.join(run, "logs"))) == ["train", "validation"]
+    for log, name in ((train, "samples"), (validation, "reconstructions"), (train, "latent_traversal")):
+        events = image_events(log, f"images/{name}")
+        assert [step for step, _ in events] == [1, 2], name
         for epoch in (1, 2):
-            assert os.path.isfile(os.path.join(run, "plots", f"{tag}_epoch_{epoch:03d}.png"))
-        assert os.path.isfile(os.path.join(run, "plots", f"{tag}.png"))
+            assert os.path.isfile(os.path.join(run, "plots", f"{name}_epoch_{epoch:03d}.png"))
+        assert os.path.isfile(os.path.join(run, "plots", f"{name}.png"))
+    assert "images/reconstructions" not in accumulator(train).Tags()["tensors"]
+    # the Graphs tab: the layer graph of each functional sub-model, as `keras` would be for a Functional model
+    acc = accumulator(train)
+    for name in ("encoder", "decoder"):
+        assert acc.summary_metadata[name].plugin_data.plugin_name == "graph_keras_model"
+        assert json.loads(acc.Tensors(name)[0].tensor_proto.string_val[0])["config"]["name"] == name
 
     # the last sample grid is exactly the fixed-seed samples of the trained model
     expected = plots.make_grid(plots.to_unit_range(model.generate(9, seed=1234)))
-    (_, first), (_, last) = image_events(log, "samples")
+    (_, first), (_, last) = image_events(train, "images/samples")
     np.testing.assert_allclose(last[..., 0] / 255.0, expected[..., 0], atol=1 / 255)
     assert not np.array_equal(first, last)  # the model changed between epochs
     png = plt_image(os.path.join(run, "plots", "samples.png"))
     assert png.shape[:2] == (16 * 8, 16 * 8)  # the 16-px grid, upscaled for the PNG by the 8x cap
-    # reconstructions: 10 originals over their reconstructions -> 4 rows of 8 (the short pair padded)
-    _, recon = image_events(log, "reconstructions")[-1]
-    assert recon.shape[:2] == (4 * 5 + 1, 8 * 5 + 1)
-    np.testing.assert_allclose(recon[1:5, 1:5, 0] / 255.0, val[0, ..., 0], atol=1 / 255)
-    _, traversal = image_events(log, "latent_traversal")[-1]
+    # reconstructions: a labelled figure, the same pixels in TensorBoard and the PNG
+    _, recon = image_events(validation, "images/reconstructions")[-1]
+    np.testing.assert_allclose(
+        recon / 255.0, plt_image(os.path.join(run, "plots", "reconstructions.png")), atol=1 / 255
+    )
+    _, traversal = image_events(train, "images/latent_traversal")[-1]
     rows = 9 if latent_dim >= 2 else 1  # one latent dimension traverses a single row
     assert traversal.shape[:2] == (rows * 5 + 1, 9 * 5 + 1)
 
     rows = read_csv(os.path.join(run, "history.csv"))
-    assert [int(r["epoch"]) for r in rows] == [0, 1] and float(rows[0]["learning_rate"]) == pytest.approx(0.01)
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and float(rows[0]["learning_rate"]) == pytest.approx(0.01)
     assert os.path.isfile(os.path.join(run, "best.keras"))  # monitor "auto" -> loss
+
+
+def test_reconstructions_are_labelled_original_and_reconstruction():
+    original = images(10)
+    fig = plots.reconstructions_figure(original, 1.0 - original, ncols=4)
+    assert [ax.get_title() for ax in fig.axes] == ["original", "reconstruction"]
+    for ax, expected in zip(fig.axes, (original, 1.0 - original)):
+        np.testing.assert_allclose(ax.images[0].get_array(), plots.make_grid(expected, ncols=4)[..., 0])
+
+
+def test_image_callbacks_write_without_a_tensorboard_callback(tmp_path):
+    run = str(tmp_path / "run")
+    model = TinyVAE()
+    model.compile(keras.optimizers.Adam(0.01))
+    val = images(8, seed=1)
+    callbacks = [image_callbacks.SampleGrid(run, num_samples=4), image_callbacks.Reconstructions(run, val)]
+    model.fit(images(), batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+    assert [step for step, _ in image_events(os.path.join(run, "logs", "train"), "images/samples")] == [1, 2]
+    validation = os.path.join(run, "logs", "validation")
+    assert [step for step, _ in image_events(validation, "images/reconstructions")] == [1, 2]
 
 
 def test_gan_run_writes_samples_and_logs_both_learning_rates(tmp_path):
@@ -319,14 +371,22 @@ def test_gan_run_writes_samples_and_logs_both_learning_rates(tmp_path):
         model.fit(images() * 2 - 1, batch_size=8, epochs=2, verbose=0, callbacks=default_callbacks(run))
 
     assert learning_rates(model) == pytest.approx({"d_learning_rate": 2e-4, "g_learning_rate": 1e-3})
-    events = image_events(os.path.join(run, "logs", "images"), "samples")
-    assert [step for step, _ in events] == [0, 1] and events[0][1].shape == (8 * 5 + 1, 8 * 5 + 1, 1)
+    train = os.path.join(run, "logs", "train")
+    events = image_events(train, "images/samples")
+    assert [step for step, _ in events] == [1, 2] and events[0][1].shape == (8 * 5 + 1, 8 * 5 + 1, 1)
     expected = plots.make_grid(plots.to_unit_range(model.generate(64, seed=1234), (-1.0, 1.0)))
     np.testing.assert_allclose(events[-1][1][..., 0] / 255.0, expected[..., 0], atol=1 / 255)
-    acc = accumulator(os.path.join(run, "logs", "images"))
-    assert "reconstructions" not in acc.Tags()["tensors"] and "latent_traversal" not in acc.Tags()["tensors"]
+    acc = accumulator(train)
+    assert [t for t in acc.Tags()["tensors"] if not t.startswith("epoch_")] == [
+        "generator",
+        "discriminator",
+        "images/samples",
+    ]
+    assert {acc.summary_metadata[t].plugin_data.plugin_name for t in ("generator", "discriminator")} == {
+        "graph_keras_model"
+    }
+    assert os.listdir(os.path.join(run, "logs")) == ["train"]
 
-    train = os.path.join(run, "logs", "train")
     assert list(scalars(train, "epoch_g_learning_rate").values()) == pytest.approx([1e-3, 1e-3])
     assert "epoch_learning_rate" not in accumulator(train).Tags()["tensors"]  # the unused default optimizer
     assert not os.path.exists(os.path.join(run, "best.keras"))
@@ -411,8 +471,8 @@ def test_resumed_run_continues_from_the_backup_with_one_history(tmp_path):
         )
     assert os.path.isdir(os.path.join(run, "backup"))
     weights_at_crash = first.get_weights()
-    with open(os.path.join(run, "history.csv"), "a") as f:  # as if killed after logging epoch 2, before its backup
-        f.write("2,0.5,0.01,9.0,0.5,9.0\n")
+    with open(os.path.join(run, "history.csv"), "a") as f:  # as if killed after logging epoch 3, before its backup
+        f.write("3,0.5,0.01,9.0,0.5,9.0\n")
 
     class Sabotage(keras.callbacks.Callback):
         """Checks the restored weights, then ruins them so the resumed epochs are worse than the old best."""
@@ -436,10 +496,10 @@ def test_resumed_run_continues_from_the_backup_with_one_history(tmp_path):
     assert history.epoch == [2, 3]
 
     rows = read_csv(os.path.join(run, "history.csv"))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     np.testing.assert_allclose([float(r["val_loss"]) for r in rows[2:]], history.history["val_loss"], rtol=1e-6)
     steps = scalars(os.path.join(run, "logs", "validation"), "epoch_loss")
-    assert sorted(steps) == [0, 1, 2, 3]
+    assert sorted(steps) == [1, 2, 3, 4]
     assert not os.path.exists(os.path.join(run, "backup"))
 
     val_losses = [float(r["val_loss"]) for r in rows]
@@ -457,7 +517,41 @@ def test_fresh_run_in_an_old_directory_starts_a_fresh_history(tmp_path):
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
     model.fit(x, y, epochs=1, verbose=0, callbacks=default_callbacks(run))
     rows = read_csv(os.path.join(run, "history.csv"))
-    assert [int(r["epoch"]) for r in rows] == [0] and "sparse_categorical_accuracy" in rows[0]
+    assert [int(r["epoch"]) for r in rows] == [1] and "sparse_categorical_accuracy" in rows[0]
+
+
+def test_a_history_counted_from_0_by_an_older_version_resumes_counted_from_1(tmp_path):
+    run = str(tmp_path / "run")
+    x, y = blobs()
+    xv, yv = blobs(n=24, seed=1)
+    with pytest.raises(RuntimeError, match="killed"):
+        classifier().fit(
+            x,
+            y,
+            epochs=4,
+            validation_data=(xv, yv),
+            verbose=0,
+            callbacks=default_callbacks(run, validation_data=(xv, yv)) + [Interrupt(at_epoch=2)],
+        )
+    path = os.path.join(run, "history.csv")
+    with open(path) as f:
+        header, *lines = f.read().splitlines()
+    old = [line.split(",", 1)[1] for line in lines]
+    assert len(old) == 2
+    # as an older version wrote it: epochs 0 and 1, and epoch 2 logged by a run killed before its backup
+    legacy = [header, *(f"{n},{rest}" for n, rest in enumerate(old)), f"2,{old[-1]}"]
+    with open(path, "w") as f:
+        f.write("\n".join(legacy) + "\n")
+    assert plots.read_history(path)["epoch"] == [1, 2, 3]  # every reader counts from 1
+
+    history = classifier().fit(
+        x, y, epochs=4, validation_data=(xv, yv), verbose=0, callbacks=default_callbacks(run, validation_data=(xv, yv))
+    )
+    rows = read_csv(path)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    with open(path) as f:
+        assert [line.split(",", 1)[1] for line in f.read().splitlines()[1:3]] == old  # the old rows, unchanged
+    np.testing.assert_allclose([float(r["val_loss"]) for r in rows[2:]], history.history["val_loss"], rtol=1e-6)
 
 
 def nan_loss(y_true, y_pred):
@@ -537,6 +631,24 @@ def test_plot_history_draws_one_panel_per_metric(tmp_path):
         {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "learning_rate": [0.1, 0.01]}, path
     )
     assert plt_image(path).shape[:2] == (320, 1350)  # 3 panels of 4.5 x 3.2 inches at 100 dpi
+
+
+def test_curves_count_epochs_from_1_with_whole_ticks_and_a_constant_rate_mid_panel():
+    fig = plots.history_figure({"loss": [1.0, 0.7, 0.5], "learning_rate": [1e-3] * 3})
+    loss, rate = fig.axes
+    assert list(loss.lines[0].get_xdata()) == [1, 2, 3]
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(t == int(t) for t in ticks)
+    assert rate.get_yscale() == "linear"
+    low, high = rate.get_ylim()
+    assert low < 1e-3 < high and abs((1e-3 - low) - (high - 1e-3)) < 1e-9  # in the middle, not on an edge
+
+    decaying = plots.history_figure({"loss": [1.0, 0.5], "learning_rate": [1e-2, 1e-4]})
+    assert decaying.axes[1].get_yscale() == "log"
+    halved = plots.history_figure({"loss": [1.0, 0.5], "learning_rate": [1e-3, 5e-4]})
+    assert halved.axes[1].get_yscale() == "linear"
+    assert plots.history_figure({"loss": [math.nan]}) is None
 
 
 @pytest.mark.parametrize(

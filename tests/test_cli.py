@@ -144,7 +144,7 @@ def test_train_writes_a_complete_run_directory(name, trained_runs):
         assert (run_dir / file).is_file(), f"{file} missing in {sorted(run_dir.rglob('*'))}"
     assert list((run_dir / "logs").rglob("events.out.tfevents.*"))
     assert not (run_dir / "backup").exists()
-    assert [int(r["epoch"]) for r in history_rows(run_dir)] == [0, 1]
+    assert [int(r["epoch"]) for r in history_rows(run_dir)] == [1, 2]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     expected = {"dcgan": {"d_loss", "g_loss"}, "vae": {"negative_elbo", "reconstruction_loss", "kl_loss"}}
     assert expected.get(name, {"accuracy", "loss"}) <= set(metrics)
@@ -236,7 +236,7 @@ def test_kill_mid_epoch_then_rerun_resumes_to_the_same_epoch_count(tmp_path):
     result = recipes(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Resuming {run_dir}" in result.stdout
-    assert [int(r["epoch"]) for r in history_rows(run_dir)] == [0, 1, 2, 3, 4]
+    assert [int(r["epoch"]) for r in history_rows(run_dir)] == [1, 2, 3, 4, 5]
     assert (run_dir / "metrics.json").exists() and not (run_dir / "backup").exists()
 
 

@@ -126,7 +126,7 @@ def test_two_trainings_started_together_one_is_refused(tmp_path):
     # refused while the other trains, or (if it started that much later) because the run is finished
     assert len(refused) == 1 and refused[0].startswith(f"recipes train: error: Run directory '{run}' "), refused
     assert "is in use by another training (pid " in refused[0] or "holds a finished run" in refused[0], refused
-    assert epochs_of(run) == [0, 1, 2]
+    assert epochs_of(run) == [1, 2, 3]
 
 
 def test_a_second_training_while_one_runs_is_refused_with_the_holders_pid(tmp_path):
@@ -155,7 +155,7 @@ def test_a_second_training_while_one_runs_is_refused_with_the_holders_pid(tmp_pa
         first.kill()
         first.wait()
     done = epochs_of(run)
-    assert done == list(range(len(done)))  # one writer: continuous history
+    assert done == list(range(1, len(done) + 1))  # one writer: continuous history
 
 
 def test_automatic_resume_never_picks_a_live_run_and_default_names_never_collide(tmp_path):
@@ -222,7 +222,7 @@ def test_nan_run_says_what_to_do_and_resume_applies_the_new_learning_rate(tmp_pa
     assert stored["learning_rate"] == 0.03 and stored["resumes"] == [{"epoch": 0, "learning_rate": 0.03}]
     with open(run / "history.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.03] * 3)
     assert (run / "metrics.json").exists() and not (run / "backup").exists()
 
@@ -266,7 +266,7 @@ def test_empty_config_left_by_an_old_crash_is_started_afresh(tmp_path):
     (run / "config.yaml").write_text("")
     result = recipes("train", "mlp", "--epochs", 1, "--run-dir", run, *FAST)
     assert result.returncode == 0, result.stderr
-    assert config_lib.load_yaml(run / "config.yaml")["model"] == "mlp" and epochs_of(run) == [0]
+    assert config_lib.load_yaml(run / "config.yaml")["model"] == "mlp" and epochs_of(run) == [1]
 
 
 def test_damaged_config_of_a_run_with_checkpoints_says_what_to_do(tmp_path, interrupted_run):
@@ -320,7 +320,7 @@ def test_full_disk_while_checkpointing_is_one_line_and_the_run_resumes(tmp_path,
     assert "\n" not in str(e.value)
     monkeypatch.setattr(keras.Model, "save", real_save)
     run_dir, metrics = training.train(config, run, verbose=0, log=lambda *_: None)
-    assert epochs_of(run) == [0, 1, 2] and "accuracy" in metrics
+    assert epochs_of(run) == [1, 2, 3] and "accuracy" in metrics
     assert not [p for p in run.rglob(".*.tmp*")]
 
 
@@ -331,7 +331,7 @@ def test_both_backup_files_corrupt_resume_from_last_keras(tmp_path, interrupted_
     result = recipes("train", "--resume", interrupted_run, "--epochs", 4, "--quiet")
     assert result.returncode == 0, result.stderr
     assert "is unreadable" in result.stdout and "Resuming from last.keras (2 epochs completed)" in result.stdout
-    assert epochs_of(interrupted_run) == [0, 1, 2, 3]
+    assert epochs_of(interrupted_run) == [1, 2, 3, 4]
     assert (interrupted_run / "backup.unreadable" / "latest.weights.h5").exists()
 
 
@@ -427,14 +427,14 @@ def test_kills_at_random_points_leave_a_run_that_finishes_correctly(tmp_path):
             assert code == 130 and err.strip().splitlines()[-1] == "recipes train: interrupted", err[-2000:]
         if (run / "history.csv").exists():
             done = epochs_of(run)
-            assert done == list(range(len(done))), done  # continuous, no repeats
+            assert done == list(range(1, len(done) + 1)), done  # continuous from epoch 1, no repeats
         for model_file in (run / "best.keras", run / "last.keras"):
             if model_file.exists():
                 training.load_model_file(model_file)  # every checkpoint loads
     if not (run / "metrics.json").exists():
         result = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
-    assert epochs_of(run) == list(range(epochs))
+    assert epochs_of(run) == list(range(1, epochs + 1))
     assert (run / "metrics.json").exists() and not (run / "backup").exists()
     assert not [p.name for p in run.rglob("*") if rundir_temporary(p.name)]
     print(f"kills survived: {len(kills)}: {kills}")

@@ -12,9 +12,11 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.graph import keras_util
 
-from recipes import build_mlp
-from recipes.callbacks import default_callbacks
+from recipes import build_dcgan, build_mlp, build_vae, get_model, list_models
+from recipes.callbacks import TensorBoard, default_callbacks
 
 # no proxy: the server is on 127.0.0.1 and nothing else may be contacted
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -127,14 +129,85 @@ def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorbo
     }
     for (run_name, tag), values in expected.items():
         served = get(port, "/data/plugin/scalars/scalars", run=run_name, tag=tag)  # [[wall_time, step, value]]
-        assert [step for _, step, _ in served] == [0, 1], (run_name, tag)
+        assert [step for _, step, _ in served] == [1, 2], (run_name, tag)  # epochs as Keras prints them
         np.testing.assert_allclose([value for _, _, value in served], values, rtol=1e-6, err_msg=tag)
 
-    assert "confusion_matrix" in get(port, "/data/plugin/images/tags")["logs/images"]
-    [entry] = get(port, "/data/plugin/images/images", run="logs/images", tag="confusion_matrix")
-    assert entry["step"] == 1
+    # the confusion matrix is a picture of the validation data: in that run, no run of images alone
+    assert {run: sorted(tags) for run, tags in get(port, "/data/plugin/images/tags").items()} == {
+        "logs/validation": ["images/confusion_matrix"]
+    }
+    [entry] = get(port, "/data/plugin/images/images", run="logs/validation", tag="images/confusion_matrix")
+    assert entry["step"] == 2
     png = get(port, "/data/plugin/images/individualImage?" + entry["query"])
     assert tf.io.decode_png(png).shape == (400, 400, 4)
+    assert sorted(get(port, "/data/runs")) == ["logs/train", "logs/validation"]
 
-    graphs = get(port, "/data/plugin/graphs/info")["logs/train"]["tags"]
-    assert graphs["train_step"]["op_graph"] and graphs["keras"]["conceptual_graph"]
+    # the Graphs tab: Keras's layer graph, no op graph of the train step
+    graphs = get(port, "/data/plugin/graphs/info")
+    assert list(graphs) == ["logs/train"] and list(graphs["logs/train"]["tags"]) == ["keras"]
+    assert graphs["logs/train"]["tags"]["keras"]["conceptual_graph"]
+    graph = get(port, "/data/plugin/graphs/graph", run="logs/train", tag="keras", conceptual="true").decode()
+    assert 'name: "mlp/predictions"' in graph
+
+
+@pytest.mark.slow
+def test_tensorboard_shows_the_layer_graphs_and_pictures_of_the_vae_and_dcgan(tmp_path, tensorboard_server):
+    images = np.random.default_rng(0).random((16, 16, 16, 1)).astype("float32")
+    vae = build_vae(input_shape=(16, 16, 1), latent_dim=2, filters=(2, 4), hidden_units=(4,), seed=1)
+    val = images[:8]
+    vae.fit(
+        images, batch_size=8, epochs=1, verbose=0, callbacks=default_callbacks(tmp_path / "vae", validation_data=val)
+    )
+    gan = build_dcgan(input_shape=(16, 16, 1), latent_dim=4, base_filters=2, kernel_size=3, seed=1)
+    with pytest.warns(UserWarning, match=r"best\.keras is not written"):
+        gan.fit(images * 2 - 1, batch_size=8, epochs=1, verbose=0, callbacks=default_callbacks(tmp_path / "gan"))
+
+    port, proc = tensorboard_server(tmp_path)
+    wait_for(port, proc, lambda index: "epoch_g_loss" in index.get("gan/logs/train", {}))
+    graphs = get(port, "/data/plugin/graphs/info")
+    expected = {
+        "vae/logs/train": {"encoder": "z_mean", "decoder": "reconstruction"},
+        "gan/logs/train": {"generator": "output_convT", "discriminator": "block1_conv"},
+    }
+    assert sorted(graphs) == sorted(expected)
+    for run_name, layers in expected.items():
+        assert sorted(graphs[run_name]["tags"]) == sorted(layers), run_name
+        for tag, layer in layers.items():
+            assert graphs[run_name]["tags"][tag]["conceptual_graph"] and not graphs[run_name]["tags"][tag]["op_graph"]
+            graph = get(port, "/data/plugin/graphs/graph", run=run_name, tag=tag, conceptual="true").decode()
+            assert f'name: "{tag}/{layer}"' in graph, (run_name, tag)
+
+    assert {run: sorted(tags) for run, tags in get(port, "/data/plugin/images/tags").items()} == {
+        "vae/logs/train": ["images/latent_traversal", "images/samples"],
+        "vae/logs/validation": ["images/reconstructions"],
+        "gan/logs/train": ["images/samples"],
+    }
+
+
+TINY_INPUTS = {
+    "alexnet": (64, 64, 3),
+    "dcgan": (16, 16, 1),
+    "lstm": (8,),
+    "mlp": (8,),
+    "vae": (16, 16, 1),
+    "vgg16": (32, 32, 3),
+}
+LAYER_GRAPHS = {"dcgan": ("generator", "discriminator"), "vae": ("encoder", "decoder")}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_recipe_has_a_layer_graph_the_graphs_plugin_can_draw(tmp_path, name):
+    model = get_model(name, input_shape=TINY_INPUTS[name], compile=False)
+    callback = TensorBoard(tmp_path)
+    callback.set_model(model)  # Keras writes the graph here, before training
+    callback._close_writers()
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"), size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    tags = LAYER_GRAPHS.get(name, ("keras",))
+    assert acc.Tags()["tensors"] == list(tags)
+    for tag in tags:
+        assert acc.summary_metadata[tag].plugin_data.plugin_name == "graph_keras_model"
+        config = json.loads(acc.Tensors(tag)[0].tensor_proto.string_val[0])
+        graph = keras_util.keras_model_to_graph_def(config)  # what /data/plugin/graphs/graph?conceptual=true serves
+        layers = [node.name.split("/", 1)[1] for node in graph.node]
+        assert len(layers) >= 4 and set(layers) <= {layer["name"] for layer in config["config"]["layers"]}, tag

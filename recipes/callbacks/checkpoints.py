@@ -32,8 +32,9 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
             when logged, else `loss`. Defaults to `"auto"`.
         mode: `"auto"`, `"min"` or `"max"`. Defaults to `"auto"`.
         save_best_only: save only when `monitor` improves. Defaults to `False`.
-        history_file: a `history.csv` of this run: when a resumed `fit` starts at
-            epoch `k > 0`, the best value of its rows `< k` is the one to beat,
+        history_file: a `history.csv` of this run: when a resumed `fit` starts after
+            `k > 0` completed epochs, the best value of its rows for epochs `1..k`
+            (counted from 1, as the file does) is the one to beat,
             instead of the first resumed epoch overwriting an older, better model.
             Defaults to `None`.
     """
@@ -62,7 +63,7 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
         self._first_epoch = False
         if epoch > 0 and self.history_file and os.path.exists(self.history_file) and os.path.exists(self.filepath):
             history = plots.read_history(self.history_file)
-            earlier = np.asarray(history.get("epoch", [])) < epoch
+            earlier = np.asarray(history.get("epoch", [])) <= epoch  # 1-based: epochs 1..k are done
             finite = [k for k, v in history.items() if np.isfinite(np.asarray(v)[earlier]).any()]
             monitor = resolve_monitor(self.monitor, finite)
             if monitor in finite:

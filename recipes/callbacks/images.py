@@ -1,5 +1,10 @@
 """The picture callbacks: sample grids, reconstructions, latent traversals, the confusion
-matrix and the curves, as TensorBoard images and PNGs (the drawing itself is `recipes.plots`)."""
+matrix and the curves, as TensorBoard images and PNGs (the drawing itself is `recipes.plots`).
+
+Pictures of the model itself (`images/samples`, `images/latent_traversal`) go to the
+`logs/train` run, pictures computed on validation data (`images/reconstructions`,
+`images/confusion_matrix`) to `logs/validation`, at step = epoch number (from 1), through
+the same writers as the TensorBoard callback (`summary_writer`)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from recipes.callbacks.logs import summary_writer
 from recipes.plots import (
     confusion_matrix,
     confusion_matrix_figure,
@@ -18,24 +24,13 @@ from recipes.plots import (
     latent_grid,
     make_grid,
     plot_history,
-    save_figure,
+    reconstructions_figure,
     save_image,
     to_unit_range,
     upscale,
 )
 
 _CLASSIFIER_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
-_writers = {}
-
-
-def summary_writer(log_dir):
-    """One `tf.summary` writer per directory for the whole process: TensorBoard reads
-    the event files of a run one after another, so two live writers in one directory
-    would hide each other's events."""
-    log_dir = os.path.abspath(os.fspath(log_dir))
-    if log_dir not in _writers:
-        _writers[log_dir] = tf.summary.create_file_writer(log_dir)
-    return _writers[log_dir]
 
 
 def take_examples(data, n: int | None = None):
@@ -89,6 +84,7 @@ class ImageCallback(keras.callbacks.Callback):
 
     name = "image"
     needs = "a model"
+    run = "train"  # the TensorBoard run under logs/: "train" or "validation"
 
     def __init__(self, run_dir, *, required: bool = False):
         super().__init__()
@@ -107,19 +103,29 @@ class ImageCallback(keras.callbacks.Callback):
                 f"Received: model={self.model.name!r} ({type(self.model).__name__})"
             )
 
-    def write(self, image, step: int, per_epoch: bool = True):
-        """Writes an `(H, W, C)` image in [0, 1] to TensorBoard at `step` and to `plots/<name>.png`."""
+    @property
+    def tag(self) -> str:
+        return f"images/{self.name}"
+
+    def write(self, image, epoch: int, per_epoch: bool = True, enlarge: bool = True):
+        """Writes an `(H, W, C)` image in [0, 1] as the TensorBoard image `tag` at step
+        `epoch` (counted from 1) and to `plots/<name>.png` (and `<name>_epoch_NNN.png`).
+        `enlarge` repeats the pixels of small images in the PNGs."""
         if image.shape[-1] not in (1, 3, 4):
             raise ValueError(f"{self.name} images must have 1, 3 or 4 channels. Received: shape={image.shape}")
-        writer = summary_writer(os.path.join(self.run_dir, "logs", "images"))
+        writer = summary_writer(os.path.join(self.run_dir, "logs", self.run))
         with writer.as_default():
-            tf.summary.image(self.name, image[None], step=step, max_outputs=1)
+            tf.summary.image(self.tag, image[None], step=epoch, max_outputs=1)
         writer.flush()
         plots_dir = os.path.join(self.run_dir, "plots")
-        big = upscale(image)
+        big = upscale(image) if enlarge else image
         if per_epoch:
-            save_image(big, os.path.join(plots_dir, f"{self.name}_epoch_{step + 1:03d}.png"))
+            save_image(big, os.path.join(plots_dir, f"{self.name}_epoch_{epoch:03d}.png"))
         save_image(big, os.path.join(plots_dir, f"{self.name}.png"))
+
+    def write_figure(self, fig, epoch: int, per_epoch: bool = True):
+        """Writes a matplotlib figure as `write` does, pixel for pixel."""
+        self.write(figure_to_array(fig).astype("float32") / 255.0, epoch, per_epoch=per_epoch, enlarge=False)
 
     def _unit(self, images):
         images = keras.ops.convert_to_numpy(images)
@@ -130,8 +136,9 @@ class SampleGrid(ImageCallback):
     """Each epoch, a grid of `model.generate(num_samples, seed=seed)`: the same latent
     vectors every epoch, so the grid shows how the generator learns.
 
-    Writes the TensorBoard image `samples` and `plots/samples_epoch_NNN.png`,
-    `plots/samples.png`. Images are mapped from `model.value_range` to [0, 1].
+    Writes the TensorBoard image `images/samples` (train run) and
+    `plots/samples_epoch_NNN.png`, `plots/samples.png`. Images are mapped from
+    `model.value_range` to [0, 1].
     """
 
     name = "samples"
@@ -147,19 +154,21 @@ class SampleGrid(ImageCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.active:
-            self.write(make_grid(self._unit(self.model.generate(self.num_samples, seed=self.seed))), epoch)
+            self.write(make_grid(self._unit(self.model.generate(self.num_samples, seed=self.seed))), epoch + 1)
 
 
 class Reconstructions(ImageCallback):
-    """Each epoch, a fixed batch of validation images over their reconstructions
-    `model.decode(model.encode(x))`: rows of originals alternate with rows of
-    reconstructions, `columns` images wide. TensorBoard image `reconstructions`.
+    """Each epoch, a fixed batch of validation images beside their reconstructions
+    `model.decode(model.encode(x))`: an "original" panel and a "reconstruction" panel,
+    each image at the same place in both, `columns` images wide. TensorBoard image
+    `images/reconstructions` (validation run).
     """
 
     name = "reconstructions"
     needs = "a model with encode(x) and decode(z) (VAE)"
+    run = "validation"
 
-    def __init__(self, run_dir, validation_data, *, num_images: int = 16, columns: int = 8, required: bool = False):
+    def __init__(self, run_dir, validation_data, *, num_images: int = 16, columns: int = 4, required: bool = False):
         super().__init__(run_dir, required=required)
         self.validation_data = validation_data
         self.num_images = num_images
@@ -179,20 +188,14 @@ class Reconstructions(ImageCallback):
             return
         original = self._unit(self.images)
         restored = self._unit(self.model.decode(self.model.encode(self.images)))
-        rows = []
-        for start in range(0, len(original), self.columns):
-            rows += [original[start : start + self.columns], restored[start : start + self.columns]]
-        if len(rows[-1]) < self.columns and len(rows) > 2:  # pad a short last pair with blanks
-            blank = np.ones((self.columns - len(rows[-1]), *original.shape[1:]), "float32")
-            rows[-2], rows[-1] = np.concatenate([rows[-2], blank]), np.concatenate([rows[-1], blank])
-        self.write(make_grid(np.concatenate(rows), ncols=min(self.columns, len(original))), epoch)
+        self.write_figure(reconstructions_figure(original, restored, ncols=self.columns), epoch + 1)
 
 
 class LatentTraversal(ImageCallback):
     """Each epoch, `model.decode` over a grid of latent vectors (`latent_grid`):
     for `latent_dim == 2` the whole latent plane at the normal quantiles of
     `linspace(0.05, 0.95, size)`; for `latent_dim > 2` the first two dimensions,
-    the others held at 0. TensorBoard image `latent_traversal`.
+    the others held at 0. TensorBoard image `images/latent_traversal` (train run).
     """
 
     name = "latent_traversal"
@@ -209,7 +212,7 @@ class LatentTraversal(ImageCallback):
     def on_epoch_end(self, epoch, logs=None):
         if self.active:
             images = self._unit(self.model.decode(latent_grid(self.model.latent_dim, self.size)))
-            self.write(make_grid(images, ncols=self.size), epoch)
+            self.write(make_grid(images, ncols=self.size), epoch + 1)
 
 
 class ConfusionMatrix(ImageCallback):
@@ -217,23 +220,29 @@ class ConfusionMatrix(ImageCallback):
 
     A one-unit (sigmoid) head is thresholded at 0.5 (two classes); a softmax head
     takes the arg-max. Writes `plots/confusion_matrix.png` and the TensorBoard
-    image `confusion_matrix` at the last epoch; the counts stay in `self.matrix`.
+    image `images/confusion_matrix` (validation run) at the last epoch; the counts
+    stay in `self.matrix`. The title names the split it was computed on.
 
     Args:
         run_dir: the run directory.
         validation_data: a dataset of `(x, y)` batches, or a tuple `(x, y)`.
         class_names: tick labels. Defaults to `None` (class indices).
+        split: the name of the data in the title. Defaults to `"validation"`.
         required: raise when the model is not a classifier or the data has no labels.
             Defaults to `False`.
     """
 
     name = "confusion_matrix"
     needs = "a classifier (cross-entropy loss) and validation_data with labels"
+    run = "validation"
 
-    def __init__(self, run_dir, validation_data, *, class_names=None, required: bool = False):
+    def __init__(
+        self, run_dir, validation_data, *, class_names=None, split: str = "validation", required: bool = False
+    ):
         super().__init__(run_dir, required=required)
         self.validation_data = validation_data
         self.class_names = class_names
+        self.split = split
         self.matrix = None
         self._epoch = 0
 
@@ -241,7 +250,7 @@ class ConfusionMatrix(ImageCallback):
         return is_classifier(model) and _has_labels(self.validation_data)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._epoch = epoch
+        self._epoch = epoch + 1
 
     def on_train_end(self, logs=None):
         if not self.active:
@@ -254,12 +263,8 @@ class ConfusionMatrix(ImageCallback):
             num_classes, predicted = probabilities.shape[-1], probabilities.argmax(axis=-1)
         y = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1)
         self.matrix = confusion_matrix(y, predicted, num_classes)
-        fig = confusion_matrix_figure(self.matrix, self.class_names)
-        save_figure(fig, os.path.join(self.run_dir, "plots", "confusion_matrix.png"))
-        writer = summary_writer(os.path.join(self.run_dir, "logs", "images"))
-        with writer.as_default():
-            tf.summary.image(self.name, figure_to_array(fig)[None], step=self._epoch, max_outputs=1)
-        writer.flush()
+        fig = confusion_matrix_figure(self.matrix, self.class_names, split=self.split)
+        self.write_figure(fig, self._epoch, per_epoch=False)
 
 
 class TrainingCurves(keras.callbacks.Callback):
@@ -290,7 +295,7 @@ class TrainingCurves(keras.callbacks.Callback):
         self._history, self._drawn_at, self._pending = {}, None, False
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = {"epoch": epoch, **(logs or {})}
+        logs = {"epoch": epoch + 1, **(logs or {})}
         seen = len(self._history.get("epoch", []))
         for key in {*self._history, *logs}:
             self._history.setdefault(key, [math.nan] * seen).append(float(logs.get(key, math.nan)))
