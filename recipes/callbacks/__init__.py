@@ -8,15 +8,19 @@ model.fit(train, validation_data=val, epochs=20,
 
 A run directory then holds:
 
-    logs/train, logs/validation   TensorBoard scalars (epoch_*), the Keras model and
-                                  the traced train step (Graphs tab)
-    logs/images                   image summaries: samples, reconstructions,
-                                  latent_traversal, confusion_matrix
+    logs/train                    TensorBoard: scalars (epoch_*), the layer graph (Graphs
+                                  tab: `keras`, or `encoder`/`decoder`, `generator`/
+                                  `discriminator`), images/samples, images/latent_traversal
+    logs/validation               scalars of the validation data, images/reconstructions,
+                                  images/confusion_matrix (after the last epoch)
     best.keras, last.keras        best model by `monitor`, model after the last epoch
     history.csv                   one row per epoch; a resumed run continues it
     plots/curves.png              loss and metrics, train against validation
     plots/<images>.png            the latest picture, and <images>_epoch_NNN.png per epoch
     backup/                       BackupAndRestore state; removed when fit() completes
+
+Epochs count from 1, as Keras prints "Epoch 1/10": TensorBoard's step, history.csv's
+`epoch` column and `<images>_epoch_001.png` all say 1 for the first epoch.
 
 Kill a run and call `fit` again with the same `run_dir` and the same model
 recipe: it resumes after the last finished epoch.
