@@ -310,6 +310,7 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=No
         return default_callbacks(
             run_dir,
             validation_data=val_ds,
+            training_data=train_ds,
             class_names=info.class_names,
             epochs=config["epochs"],
             early_stopping_patience=config["early_stopping"],

@@ -199,6 +199,8 @@ def test_global_pooling_without_hidden_dense_layers():
         (dict(fc_units=(512, 0)), ValueError, r"fc_units must contain integers >= 1\. Received: fc_units=\(512, 0\)"),
         (dict(filters=(64, 128)), ValueError, r"filters must have 5 entries .*Received: filters=\(64, 128\)"),
         (dict(dropout=-0.1), ValueError, r"dropout must be in \[0, 1\)\. Received: dropout=-0\.1"),
+        (dict(bn_momentum=1.0), ValueError, r"^bn_momentum must be a number in \[0, 1\)\. Received: bn_momentum=1\.0$"),
+        (dict(bn_momentum="x"), ValueError, r"^bn_momentum must be a number in \[0, 1\)\. Received: bn_momentum='x'$"),
         (
             dict(weights="vgg.txt"),
             ValueError,

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from recipes._checks import SCHEDULES, check_choice, check_int
+from recipes.callbacks.batch_norm import BatchNormCalibration, recalibrate_batch_norm
 from recipes.callbacks.checkpoints import AtomicModelCheckpoint, BackupError, RunBackup
 from recipes.callbacks.images import (
     ConfusionMatrix,
@@ -70,6 +71,7 @@ from recipes.callbacks.quality import SampleQuality
 
 __all__ = [
     "AtomicModelCheckpoint",
+    "BatchNormCalibration",
     "BackupError",
     "ConfusionMatrix",
     "CosineDecay",
@@ -92,6 +94,7 @@ __all__ = [
     "finite_losses",
     "learning_rates",
     "optimizers",
+    "recalibrate_batch_norm",
     "resolve_mode",
     "resolve_monitor",
 ]
@@ -103,6 +106,7 @@ def default_callbacks(
     run_dir,
     *,
     validation_data=None,
+    training_data=None,
     monitor: str = "auto",
     mode: str = "auto",
     early_stopping_patience: int | None = None,
@@ -134,6 +138,11 @@ def default_callbacks(
             `tf.data.Dataset` of `(x, y)` or `x`, an array `x` or a tuple `(x, y)`.
             Needed for the confusion matrix (with labels) and reconstructions.
             Defaults to `None`.
+        training_data: the data given to `fit()`. With it, a model with batch
+            normalisation gets `BatchNormCalibration`: its statistics are
+            re-estimated for the current weights before each validation, so
+            validation and checkpoints do not lag behind training on small data
+            sets. Defaults to `None`.
         monitor: quantity for `best.keras`, early stopping and `"plateau"`.
             `"auto"` is `val_loss` when the logs have it, else `loss`, else
             `val_frechet_distance` (a GAN with a `judge`: it logs `d_loss`/`g_loss`);
@@ -223,6 +232,8 @@ def default_callbacks(
 
     history_file = os.path.join(run_dir, "history.csv")
     callbacks = []
+    if training_data is not None:  # before anything validates or saves the model
+        callbacks.append(BatchNormCalibration(training_data))
     if lr_schedule == "cosine":  # first: it reads the compiled rate before the backup restores a decayed one
         callbacks.append(CosineDecay(epochs))
     callbacks += [

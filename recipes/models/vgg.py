@@ -56,6 +56,7 @@ def build_vgg16(
     pooling: str | None = None,
     fc_units=None,
     dropout: float | None = None,
+    bn_momentum: float = 0.99,
     filters=(64, 128, 256, 512, 512),
     weights=None,
     trainable_base: bool = True,
@@ -84,6 +85,12 @@ def build_vgg16(
       4096-unit head would only add 20M parameters to overfit.
       `build_vgg16(input_shape=(32, 32, 3), num_classes=10, preset="small")`
       has 14,999,370 parameters.
+      On a small data set (tens of steps an epoch) the batch-norm moving
+      statistics lag behind the weights and the model validates near chance
+      for epochs; `recipes train` and `default_callbacks(training_data=...)`
+      re-estimate them before each validation
+      (`recipes.callbacks.BatchNormCalibration`): pass that callback to your
+      own `fit()` too.
 
     Weights (`weights="imagenet"` or a file) are loaded layer by layer by name.
     Every layer of the convolutional base (the `block*` layers) must find
@@ -115,6 +122,8 @@ def build_vgg16(
             empty). Defaults to `None`: the preset's (`(4096, 4096)` / `(512,)`).
         dropout: dropout rate after each hidden dense layer (`dropout1`, ...).
             Defaults to `None`: the preset's (`0.0` / `0.5`).
+        bn_momentum: momentum of the batch norm's moving statistics, in [0, 1).
+            Defaults to `0.99` (Keras's).
         filters: filters of the convolutions of blocks 1 to 5. Defaults to
             `(64, 128, 256, 512, 512)`.
         weights: `None` (random initialisation), `"imagenet"`, or the path to a
@@ -153,6 +162,8 @@ def build_vgg16(
     c.check_choice("pooling", pooling, ("flatten", "avg", "max"))
     fc_units = () if isinstance(fc_units, (list, tuple)) and not fc_units else c.check_int_tuple("fc_units", fc_units)
     dropout = c.check_rate("dropout", dropout)
+    if not c.is_real(bn_momentum) or not 0.0 <= bn_momentum < 1.0:
+        raise ValueError(f"bn_momentum must be a number in [0, 1). Received: bn_momentum={bn_momentum!r}")
     filters = c.check_int_tuple("filters", filters)
     if len(filters) != 5:
         raise ValueError(f"filters must have 5 entries (blocks 1 to 5). Received: filters={filters!r}")
@@ -173,7 +184,7 @@ def build_vgg16(
                 n_filters, 3, padding="same", activation=None if batch_norm else "relu", name=f"block{block}_conv{i}"
             )(x)
             if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"block{block}_bn{i}")(x)
+                x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn{i}")(x)
                 x = keras.layers.Activation("relu", name=f"block{block}_relu{i}")(x)
         x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
 
