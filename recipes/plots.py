@@ -158,7 +158,8 @@ def history_figure(history):
         history = read_history(history)
     history = {k: np.asarray(v, dtype="float64") for k, v in history.items()}
     epochs = history.pop("epoch", None)
-    names = [k for k in history if not k.startswith("val_") and np.isfinite(history[k]).any()]
+    # train columns, and validation-only ones (a generative run's val_frechet_distance)
+    names = [k for k in history if (not k.startswith("val_") or k[4:] not in history) and np.isfinite(history[k]).any()]
     names.sort(key=lambda k: (k != "loss", "learning_rate" in k, k))
     if not names:
         return None
@@ -174,7 +175,7 @@ def history_figure(history):
         ax = fig.add_subplot(nrows, ncols, i)
         train = history[name]
         x = epochs if epochs is not None else np.arange(1, len(train) + 1)
-        ax.plot(x, train, marker=".", label="train")
+        ax.plot(x, train, marker=".", label="validation" if name.startswith("val_") else "train")
         val = history.get(f"val_{name}")
         if val is not None and np.isfinite(val).any():
             ax.plot(x, val, marker=".", linestyle="--", label="validation")

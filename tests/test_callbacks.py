@@ -651,6 +651,14 @@ def test_curves_count_epochs_from_1_with_whole_ticks_and_a_constant_rate_mid_pan
     assert plots.history_figure({"loss": [math.nan]}) is None
 
 
+def test_curves_draw_validation_only_columns_in_panels_of_their_own():
+    fig = plots.history_figure({"d_loss": [1.0, 0.9], "val_frechet_distance": [50.0, 20.0], "val_d_loss": [1.2, 1.1]})
+    assert [ax.get_title() for ax in fig.axes] == ["d_loss", "val_frechet_distance"]
+    assert [line.get_label() for line in fig.axes[0].lines] == ["train", "validation"]
+    assert [line.get_label() for line in fig.axes[1].lines] == ["validation"]
+    assert list(fig.axes[1].lines[0].get_ydata()) == [50.0, 20.0]
+
+
 @pytest.mark.parametrize(
     "monitor, mode, expected",
     [
