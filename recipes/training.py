@@ -390,7 +390,7 @@ def _model_from_last(run_dir, model, plan, train_ds, error):
 
 
 def _nan_message(config, run_dir, history) -> str:
-    epoch = len(history.epoch)
+    epoch = history.epoch[-1] + 1 if history.epoch else 1  # Keras's absolute index: right after a resume too
     lr = config["learning_rate"]
     lower = f" --learning-rate {lr / 10:g}" if lr else " --learning-rate <lower>"
     done = completed_epochs(run_dir)
