@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -142,12 +143,20 @@ def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorbo
     assert tf.io.decode_png(png).shape == (400, 400, 4)
     assert sorted(get(port, "/data/runs")) == ["logs/train", "logs/validation"]
 
-    # the Graphs tab: Keras's layer graph, no op graph of the train step
+    # no second copy of the validation scalars against iterations
+    assert not [tag for tags in index.values() for tag in tags if tag.startswith("evaluation_")]
+
+    # the Graphs tab: Keras's layer graph, and as the run's default graph the forward pass
+    # grouped by layer (not the train step's opaque graph_N boxes)
     graphs = get(port, "/data/plugin/graphs/info")
     assert list(graphs) == ["logs/train"] and list(graphs["logs/train"]["tags"]) == ["keras"]
     assert graphs["logs/train"]["tags"]["keras"]["conceptual_graph"]
     graph = get(port, "/data/plugin/graphs/graph", run="logs/train", tag="keras", conceptual="true").decode()
     assert 'name: "mlp/predictions"' in graph
+    assert graphs["logs/train"]["run_graph"]
+    ops = get(port, "/data/plugin/graphs/graph", run="logs/train").decode()
+    assert re.search(r'name: "mlp(_\d)?/dense1(_\d)?/', ops) and re.search(r'name: "mlp(_\d)?/predictions(_\d)?/', ops)
+    assert "train_function" not in ops and "graph_1" not in ops
 
 
 @pytest.mark.slow
@@ -172,6 +181,9 @@ def test_tensorboard_shows_the_layer_graphs_and_pictures_of_the_vae_and_dcgan(tm
     assert sorted(graphs) == sorted(expected)
     for run_name, layers in expected.items():
         assert sorted(graphs[run_name]["tags"]) == sorted(layers), run_name
+        assert graphs[run_name]["run_graph"], run_name  # what the Graphs tab opens first
+        ops = get(port, "/data/plugin/graphs/graph", run=run_name).decode()
+        assert all(re.search(rf'name: "{tag}(_\d)?/', ops) for tag in layers), run_name
         for tag, layer in layers.items():
             assert graphs[run_name]["tags"][tag]["conceptual_graph"] and not graphs[run_name]["tags"][tag]["op_graph"]
             graph = get(port, "/data/plugin/graphs/graph", run=run_name, tag=tag, conceptual="true").decode()

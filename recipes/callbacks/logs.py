@@ -109,7 +109,33 @@ class TensorBoard(keras.callbacks.TensorBoard):
                     write_layer_graph(layer.name, layer)
 
     def _write_keras_model_train_graph(self):
-        pass  # an op graph of fit()'s step is rows of opaque boxes; the layer graph reads better
+        # Not fit()'s step, whose op graph is rows of opaque `graph_N` boxes: the forward pass
+        # of each functional (sub-)model in inference, its ops grouped by layer. It is also the
+        # run's default graph, which the Graphs tab opens first (without one it opens on an error).
+        models = (
+            [self.model]
+            if _functional(self.model)
+            else [layer for layer in self.model.layers if isinstance(layer, keras.Model) and _functional(layer)]
+        )
+        specs = [[tf.TensorSpec((None, *x.shape[1:]), x.dtype) for x in m.inputs] for m in models]
+        if not models or keras.backend.backend() != "tensorflow":  # traced with tf.function
+            return
+
+        def forward(*inputs):
+            flat, outputs = iter(inputs), []
+            for m, spec in zip(models, specs):
+                args = [next(flat) for _ in spec]
+                outputs.append(m(args[0] if len(args) == 1 else args, training=False))
+            return outputs
+
+        graph = tf.function(forward).get_concrete_function(*[s for spec in specs for s in spec]).graph
+        with self._train_writer.as_default():
+            tf.summary.graph(graph)
+
+    def on_test_end(self, logs=None):
+        # Keras also writes each validation metric as `evaluation_<name>_vs_iterations`: the
+        # `epoch_<name>` of the validation run again, on another axis, as many cards again
+        self._pop_writer()
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch + 1, logs)
