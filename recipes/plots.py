@@ -309,7 +309,53 @@ def reconstructions_figure(original, reconstructed, ncols: int = 4):
     return fig
 
 
+def latent_traversal_figure(images, size: int, values):
+    """A latent traversal (`latent_grid` decoded) with its axes named: rows are `z[0]`, columns `z[1]`.
+
+    Args:
+        images: `(size * size, H, W, C)` (or `(size, H, W, C)` for one latent dimension) in [0, 1],
+            in the order of `latent_grid`.
+        size: images per row.
+        values: the `size` values each dimension takes, increasing (`latent_grid`'s quantiles).
+
+    Returns:
+        A matplotlib `Figure`, about 100 dpi, with the first, middle and last values as ticks.
+    """
+    from matplotlib.figure import Figure
+
+    grid = make_grid(images, ncols=size)
+    h, w = grid.shape[:2]
+    scale = math.ceil(240 / w)
+    panel_w, panel_h = w * scale, h * scale
+    font = panel_w / 16
+    left, bottom, top = 3.8 * font, 2.4 * font, 0.5 * font
+    width, height = panel_w + left + 0.5 * font, panel_h + bottom + top
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100)
+    ax = fig.add_axes((left / width, bottom / height, panel_w / width, panel_h / height))
+    cmap = "gray" if grid.shape[-1] == 1 else None
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    cell_w, cell_h = (w - 1) / size, (h - 1) / math.ceil(len(images) / size)
+    picks = sorted({0, size // 2, size - 1})
+    label = [f"{round(float(v), 1) + 0.0:.1f}" for v in values]  # + 0.0: no "-0.0"
+    ax.set_xticks([0.5 + (i + 0.5) * cell_w for i in picks], [label[i] for i in picks])
+    ax.set_xlabel("z[1]", fontsize=font * 0.8, labelpad=1)
+    if len(images) > size:  # rows: z[0], decreasing downwards
+        ax.set_yticks([0.5 + (i + 0.5) * cell_h for i in picks], [label[size - 1 - i] for i in picks])
+        ax.set_ylabel("z[0]", fontsize=font * 0.8, labelpad=1)
+    else:
+        ax.set_yticks([])
+    ax.tick_params(labelsize=font * 0.6, length=2, pad=1)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return fig
+
+
 # Callbacks -------------------------------------------------------------------
+
+
+def latent_values(size: int = 9) -> np.ndarray:
+    """The values each traversed latent dimension takes: standard normal quantiles of `linspace(0.05, 0.95, size)`."""
+    return np.array([statistics.NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, size)], "float32")
 
 
 def latent_grid(latent_dim: int, size: int = 9) -> np.ndarray:
@@ -320,7 +366,7 @@ def latent_grid(latent_dim: int, size: int = 9) -> np.ndarray:
     columns: dimension 1, increasing to the right); the others stay at 0, the
     prior's mean. With `latent_dim == 1` it is a single row, `(size, 1)`.
     """
-    quantiles = np.array([statistics.NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, size)], "float32")
+    quantiles = latent_values(size)
     if latent_dim == 1:
         return quantiles[:, None]
     z = np.zeros((size, size, latent_dim), dtype="float32")

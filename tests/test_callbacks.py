@@ -334,9 +334,17 @@ def test_vae_run_writes_samples_reconstructions_and_traversal_each_epoch(tmp_pat
     np.testing.assert_allclose(
         recon / 255.0, plt_image(os.path.join(run, "plots", "reconstructions.png")), atol=1 / 255
     )
+    # the traversal: a figure with its axes named, the same pixels in TensorBoard and the PNG
     _, traversal = image_events(train, "images/latent_traversal")[-1]
+    np.testing.assert_allclose(
+        traversal / 255.0, plt_image(os.path.join(run, "plots", "latent_traversal.png")), atol=1 / 255
+    )
     rows = 9 if latent_dim >= 2 else 1  # one latent dimension traverses a single row
-    assert traversal.shape[:2] == (rows * 5 + 1, 9 * 5 + 1)
+    fig = plots.latent_traversal_figure(np.zeros((rows * 9, 4, 4, 1)), 9, plots.latent_values(9))
+    [ax] = fig.axes
+    assert ax.get_xlabel() == "z[1]" and [t.get_text() for t in ax.get_xticklabels()] == ["-1.6", "0.0", "1.6"]
+    assert ax.get_ylabel() == ("z[0]" if rows == 9 else "")
+    assert traversal.shape[:2] == plots.figure_to_array(fig).shape[:2]
 
     rows = read_csv(os.path.join(run, "history.csv"))
     assert [int(r["epoch"]) for r in rows] == [1, 2] and float(rows[0]["learning_rate"]) == pytest.approx(0.01)

@@ -22,6 +22,8 @@ from recipes.plots import (
     confusion_matrix_figure,
     figure_to_array,
     latent_grid,
+    latent_traversal_figure,
+    latent_values,
     make_grid,
     plot_history,
     reconstructions_figure,
@@ -195,7 +197,8 @@ class LatentTraversal(ImageCallback):
     """Each epoch, `model.decode` over a grid of latent vectors (`latent_grid`):
     for `latent_dim == 2` the whole latent plane at the normal quantiles of
     `linspace(0.05, 0.95, size)`; for `latent_dim > 2` the first two dimensions,
-    the others held at 0. TensorBoard image `images/latent_traversal` (train run).
+    the others held at 0, drawn with the axes named (`z[0]` down, `z[1]` across) and
+    their first, middle and last values. TensorBoard image `images/latent_traversal` (train run).
     """
 
     name = "latent_traversal"
@@ -212,7 +215,7 @@ class LatentTraversal(ImageCallback):
     def on_epoch_end(self, epoch, logs=None):
         if self.active:
             images = self._unit(self.model.decode(latent_grid(self.model.latent_dim, self.size)))
-            self.write(make_grid(images, ncols=self.size), epoch + 1)
+            self.write_figure(latent_traversal_figure(images, self.size, latent_values(self.size)), epoch + 1)
 
 
 class ConfusionMatrix(ImageCallback):
