@@ -99,7 +99,7 @@ def evaluate(run_dir, *, verbose: int = 0) -> dict:
     model = load_model_file(path)
     metrics = evaluate_model(model, data, verbose=verbose)
     if get_spec(config["model"]).task == "generation":
-        from recipes.judge import evaluate_quality
+        from recipes.run_judge import evaluate_quality
 
         with user_errors():
             metrics.update(evaluate_quality(run_dir, config, model))

@@ -271,7 +271,7 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
     if run_dir is not None:
         with user_errors():
             rundir.check_usable(run_dir)  # before the data loads: nothing to undo
-    from recipes.judge import RunJudge
+    from recipes.run_judge import RunJudge
 
     plan, data, model = prepare(config, log=log)
     with user_errors():
@@ -301,7 +301,7 @@ def _os_error_line(e: OSError, run_dir) -> str:
 
 def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=None):
     from recipes.callbacks import BackupError, InterruptBetweenSteps, SetLearningRate, default_callbacks
-    from recipes.judge import quality_of
+    from recipes.run_judge import quality_of
 
     train_ds, val_ds, test_ds, info = data
     judge = run_judge.ready(run_dir, log) if run_judge else None

@@ -13,8 +13,9 @@ import pytest
 from recipes import cli, runs, training
 from recipes import config as config_lib
 from recipes.callbacks import SampleQuality, resolve_mode, resolve_monitor
-from recipes.judge import JUDGE_FILE, Judge, build_judge_convnet, real_images, stratified_split
+from recipes.judge import JUDGE_FILE, Judge, build_judge_convnet, stratified_split
 from recipes.quality import class_entropy, frechet_distance, gaussian, sample_quality
+from recipes.run_judge import real_images
 
 # ---------------------------------------------------------------------------- the maths
 

@@ -65,7 +65,7 @@ import numpy as np  # noqa: E402
 from generative import KerasIOSampling, KerasIOVAE, as_array, negative_elbo  # noqa: E402
 from keras import ops  # noqa: E402
 
-from recipes import build_vae  # noqa: E402
+from recipes import build_vae, run_judge  # noqa: E402
 from recipes import config as config_lib  # noqa: E402
 from recipes import judge as judge_lib  # noqa: E402
 from recipes.callbacks import default_callbacks  # noqa: E402
@@ -436,7 +436,7 @@ def bench_gans(epochs, work, out):
     save_image_grid(recipe.generate(64, seed=judge_lib.SAMPLE_SEED), out / "learning_gan_recipes.png", (-1.0, 1.0))
 
     judge = judge_lib.Judge.load(run_dir / judge_lib.JUDGE_FILE)
-    images = judge_lib.real_images(config)  # in the recipe's [-1, 1]; the same canonical order as its run
+    images = run_judge.real_images(config)  # in the recipe's [-1, 1]; the same canonical order as its run
     real = gaussian(judge.predict(images.epoch_reference)[1])
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(SEED)
