@@ -145,6 +145,12 @@ class VAE(keras.Model):
         # Keras's own step (every backend, loss scaling, distribution) with the images as
         # their own target: labels in the data are ignored.
         x = c.batch_images(x)
+        if not training:
+            # evaluate(): the ELBO's one-sample estimate with a sampled code, not the mean code
+            # that call(training=False) decodes for predictions; Keras's own test step on every backend
+            losses = self.compute_losses(x, training=False)
+            self._update_metrics(losses)
+            return losses[0]
         total = super().compute_loss(x, x, y_pred, sample_weight, training=training)
         reconstruction = ops.mean(reconstruction_nats(x, y_pred))
         kl = ops.cast(self.losses[0], "float32") if self.losses else 0.0  # the plain KL; [1] is free bits' slack
@@ -174,11 +180,6 @@ class VAE(keras.Model):
         reconstruction = ops.mean(reconstruction_nats(x, self.decoder(z, training=training)))
         kl = kl_divergence(z_mean, z_log_var)
         return reconstruction + kl, reconstruction, kl
-
-    def test_step(self, data):
-        # the held-out loss is the ELBO's estimate with a sampled code, not the mean code
-        # that call(training=False) decodes for predictions
-        return self._update_metrics(self.compute_losses(c.batch_images(data), training=False))
 
     def _update_metrics(self, losses):
         for tracker, value in zip(self.metrics, losses):
