@@ -21,7 +21,9 @@ class DCGAN(keras.Model):
     real and one generated batch, then the generator with the non-saturating
     loss (labels "real" for generated images). Logs `d_loss`, `g_loss`,
     `d_acc_real` and `d_acc_fake` (the discriminator's accuracy on each half).
-    Calling the model on latent vectors runs the generator.
+    Calling the model on latent vectors runs the generator. Trains on TensorFlow,
+    JAX and PyTorch (`steps_per_execution=1` there) with one algorithm; `optimizer`
+    shows both optimizers to Keras as one (JAX's trainer keeps one in its state).
 
     Args:
         generator: functional model, latent vectors `(latent_dim,)` -> images.
@@ -96,10 +98,10 @@ class DCGAN(keras.Model):
                 for opt, prefix in ((d_optimizer, "d"), (g_optimizer, "g"))
             )
         self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
+        self.optimizer = _OptimizerPair(self)
         # Build the optimizer variables now, so that load_model() and
-        # BackupAndRestore find them to restore into (Keras builds only `optimizer`).
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
+        # BackupAndRestore find them to restore into.
+        self.optimizer.build(self.trainable_variables)
 
     def get_compile_config(self):
         if not self.compiled or not hasattr(self, "_gan_compile_config"):
@@ -127,43 +129,105 @@ class DCGAN(keras.Model):
         latent = keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None else seed)
         return c.batched(lambda z: self.generator(z, training=False), ops.convert_to_numpy(latent), batch_size)
 
-    def train_step(self, data):
-        real = c.batch_images(data)
-        if keras.backend.backend() == "tensorflow":
-            return self._tf_train_step(real)
-        # A JAX/torch branch would compute the same losses through
-        # stateless_call / torch autograd; the loss maths below is backend-neutral.
-        raise NotImplementedError(
-            f"DCGAN.train_step supports the TensorFlow backend. Received: backend={keras.backend.backend()!r}"
-        )
+    def train_step(self, *args):
+        """`train_step(data)` on TensorFlow and PyTorch, `train_step(state, data)` on JAX."""
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._jax_step(*args, training=True)
+        update = {"tensorflow": self._tf_update, "torch": self._torch_update}.get(backend)
+        if update is None:
+            raise NotImplementedError(
+                f"DCGAN.train_step supports tensorflow, jax and torch. Received: backend={backend!r}"
+            )
+        return self._train_step(c.batch_images(args[0]), update)
 
-    def _tf_train_step(self, real):
+    def test_step(self, *args):
+        """`test_step(data)` on TensorFlow and PyTorch, `test_step(state, data)` on JAX."""
+        if keras.backend.backend() == "jax":
+            return self._jax_step(*args, training=False)
+        return self._test_step(c.batch_images(args[0]))
+
+    def _train_step(self, real, update):
+        """The algorithm, the same on every backend; `update(half, optimizer, loss_fn)` is the
+        backend's gradient step on `half` for `loss_fn() -> (loss, aux)`, returning `(loss, aux)`."""
+        batch = ops.shape(real)[0]
+        fake = ops.stop_gradient(self.generator(self._latent(batch), training=True))
+        d_loss, (p_real, p_fake) = update(
+            self.discriminator, self.d_optimizer, lambda: self._d_loss(real, fake, training=True)
+        )
+        g_loss, _ = update(
+            self.generator, self.g_optimizer, lambda: (self._g_loss(self._latent(batch), training=True), ())
+        )
+        return self._update_metrics(d_loss, g_loss, p_real, p_fake)
+
+    def _test_step(self, real):
+        batch = ops.shape(real)[0]
+        fake = self.generator(self._latent(batch), training=False)
+        d_loss, (p_real, p_fake) = self._d_loss(real, fake, training=False)
+        g_loss = self._g_loss(self._latent(batch), training=False)
+        return self._update_metrics(d_loss, g_loss, p_real, p_fake)
+
+    def _tf_update(self, half, optimizer, loss_fn):
         import tensorflow as tf
 
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        batch = ops.shape(real)[0]
-        fake = self.generator(self._latent(batch), training=True)
-        d_vars = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            d_loss, p_real, p_fake = self._d_loss(real, fake, training=True)
+            loss, aux = loss_fn()
             # Replica gradients are summed: scale like Keras losses do.
-            scaled = self.d_optimizer.scale_loss(d_loss / replicas)
-        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, d_vars), d_vars))
+            scaled = optimizer.scale_loss(loss / replicas)
+        variables = half.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return loss, aux
 
-        g_vars = self.generator.trainable_variables
-        with tf.GradientTape() as tape:
-            g_loss = self._g_loss(self._latent(batch), training=True)
-            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars))
-        return self._update_metrics(d_loss, g_loss, p_real, p_fake)
+    def _torch_update(self, half, optimizer, loss_fn):
+        import torch
 
-    def test_step(self, data):
-        real = c.batch_images(data)
-        batch = ops.shape(real)[0]
-        fake = self.generator(self._latent(batch), training=False)
-        d_loss, p_real, p_fake = self._d_loss(real, fake, training=False)
-        g_loss = self._g_loss(self._latent(batch), training=False)
-        return self._update_metrics(d_loss, g_loss, p_real, p_fake)
+        self.zero_grad()
+        loss, aux = loss_fn()
+        optimizer.scale_loss(loss).backward()
+        variables = half.trainable_variables
+        with torch.no_grad():
+            optimizer.apply([v.value.grad for v in variables], variables)
+        return loss, aux
+
+    def _jax_step(self, state, data, training):
+        """Runs the step inside a `StatelessScope` holding the trainer's `state`; returns the new state.
+
+        The state is `(trainable, non_trainable, optimizer, metrics)` values when training and
+        `(trainable, non_trainable, metrics)` when testing; `non_trainable` carries the batch-norm
+        statistics and the `SeedGenerator`'s state, `optimizer` the variables of `self.optimizer`.
+        """
+        groups = [self.trainable_variables, self.non_trainable_variables, self.metrics_variables]
+        if training:
+            groups.insert(2, self.optimizer.variables)
+        mapping = [(v, value) for variables, values in zip(groups, state) for v, value in zip(variables, values)]
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            real = c.batch_images(data)
+            logs = self._train_step(real, self._jax_update) if training else self._test_step(real)
+        return logs, tuple([scope.get_current_value(v) for v in variables] for variables in groups)
+
+    def _jax_update(self, half, optimizer, loss_fn):
+        """The gradient step of `half`, run inside `_jax_step`'s scope, whose values it reads and updates."""
+        import jax
+
+        params = half.trainable_variables
+        state = self.trainable_variables + self.non_trainable_variables + optimizer.variables
+
+        def scaled_loss(values):
+            mapping = [(v, v.value) for v in state] + list(zip(params, values))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                loss, aux = loss_fn()
+                scaled = optimizer.scale_loss(loss)
+            return scaled, (loss, aux, [scope.get_current_value(v) for v in self.non_trainable_variables])
+
+        values = [v.value for v in params]
+        grads, (loss, aux, non_trainable) = jax.grad(scaled_loss, has_aux=True)(values)
+        values, optimizer_values = optimizer.stateless_apply([v.value for v in optimizer.variables], grads, values)
+        for v, value in zip(
+            self.non_trainable_variables + params + optimizer.variables, non_trainable + values + optimizer_values
+        ):
+            v.assign(value)
+        return loss, aux
 
     def _latent(self, batch):
         return keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
@@ -172,7 +236,7 @@ class DCGAN(keras.Model):
         p_real = ops.cast(self.discriminator(real, training=training), "float32")
         p_fake = ops.cast(self.discriminator(fake, training=training), "float32")
         real_target = ops.full_like(p_real, 1.0 - self.label_smoothing)
-        return self._loss(real_target, p_real) + self._loss(ops.zeros_like(p_fake), p_fake), p_real, p_fake
+        return self._loss(real_target, p_real) + self._loss(ops.zeros_like(p_fake), p_fake), (p_real, p_fake)
 
     def _g_loss(self, latent, training):
         p = ops.cast(self.discriminator(self.generator(latent, training=training), training=training), "float32")
@@ -205,6 +269,33 @@ class DCGAN(keras.Model):
         for key in ("generator", "discriminator"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+class _OptimizerPair:
+    """`DCGAN.optimizer`: the two optimizers as the one Keras's trainers expect.
+
+    The JAX trainer keeps `optimizer.variables` (the discriminator's, then the
+    generator's) in its state, and `fit()`, `load_model()` and `BackupAndRestore` build
+    `optimizer` before they restore into it. It is not a `KerasSaveable`, so `.keras`
+    files keep `d_optimizer` and `g_optimizer` as before, and not a Keras `Optimizer`,
+    so Keras's callbacks log no learning rate of their own for it (the `recipes`
+    callbacks log `d_learning_rate` and `g_learning_rate`).
+    """
+
+    def __init__(self, gan):
+        self._halves = ((gan.d_optimizer, gan.discriminator), (gan.g_optimizer, gan.generator))
+
+    @property
+    def variables(self):
+        return [v for optimizer, _ in self._halves for v in optimizer.variables]
+
+    @property
+    def built(self):
+        return all(optimizer.built for optimizer, _ in self._halves)
+
+    def build(self, var_list=None):
+        for optimizer, half in self._halves:
+            optimizer.build(half.trainable_variables)
 
 
 def _optimizer(value, name):
