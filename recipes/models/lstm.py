@@ -139,7 +139,24 @@ def build_lstm(
         layer = keras.layers.LSTM(
             n, return_sequences=i < len(units), recurrent_dropout=recurrent_dropout, unroll=unroll, name=f"lstm{i}"
         )
-        x = keras.layers.Bidirectional(layer, name=f"bidirectional{i}")(x) if bidirectional else layer(x)
+        backward = None
+        if bidirectional and unroll and tokens and mask_zero and keras.backend.backend() == "torch":
+            # Keras 3.15's PyTorch RNN crashes on an unrolled, masked LSTM that runs backwards
+            # (backend/torch/rnn.py: `torch.flip(mask_list, dims=mask_list.shape)` gets a tuple):
+            # the backward half loops instead. Same weights and names, so files load anywhere.
+            backward = keras.layers.LSTM(
+                n,
+                return_sequences=i < len(units),
+                recurrent_dropout=recurrent_dropout,
+                unroll=False,
+                go_backwards=True,
+                name=f"backward_lstm{i}",
+            )
+        x = (
+            keras.layers.Bidirectional(layer, backward_layer=backward, name=f"bidirectional{i}")(x)
+            if bidirectional
+            else layer(x)
+        )
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
     outputs = c.classifier_head(x, num_classes, classifier_activation)
