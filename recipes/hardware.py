@@ -55,6 +55,9 @@ from recipes._checks import PRECISIONS, STRATEGIES, check_choice, is_int
 
 # Measured (table above): 8 steps per tf.function call beat 1 and 32 on both models.
 CPU_STEPS_PER_EXECUTION = 8
+# JAX on CPUs: steps per jitted call (scripts/bench/backends.py); measured below.
+JAX_CPU_STEPS_PER_EXECUTION = 1
+JAX_CPU_STEPS_WHY = "Keras default; not yet measured on JAX"
 # Recipes measured faster in mixed_bfloat16 than in float32, with held-out quality within the
 # benchmark's tolerance, on a CPU with bf16 units (scripts/bench/cpu_settings.py --recipes;
 # the table is in the README). The others train in float32 there too.
@@ -82,13 +85,15 @@ class HardwarePlan:
 
     Attributes:
         devices: the devices found, e.g. `["CPU:0 (2 cores)", "GPU:0 (NVIDIA A100, compute 8.0)"]`.
-        strategy: the `tf.distribute.Strategy` to build models under.
+        strategy: the `tf.distribute.Strategy` to build models under; on JAX and PyTorch a
+            `LocalDistribution` with the same `scope()` and `num_replicas_in_sync`.
         precision: the Keras dtype policy name set globally, e.g. `"mixed_float16"`.
         jit_compile: pass to `model.compile(jit_compile=...)`.
         steps_per_execution: pass to `model.compile(steps_per_execution=...)`.
         num_replicas: model replicas trained in sync (the global batch is split between them).
         reasons: short explanations of each choice, e.g. `"jit off: XLA measured 0.2x on this CPU"`.
         memory_growth: `"on"`, `"n/a"` (no GPU), or why it could not be set.
+        backend: the Keras backend the plan is for: `"tensorflow"`, `"jax"` or `"torch"`.
     """
 
     devices: list
@@ -99,16 +104,18 @@ class HardwarePlan:
     num_replicas: int
     reasons: list = dataclasses.field(default_factory=list)
     memory_growth: str = "n/a"
+    backend: str = "tensorflow"
 
     @property
     def strategy_name(self) -> str:
         return _strategy_name(self.strategy)
 
     def describe(self) -> str:
-        """One line: devices, strategy, precision, jit, steps_per_execution, GPU memory growth."""
+        """One line: backend, devices, strategy, precision, jit, steps_per_execution, GPU memory growth."""
         replicas = f"{self.num_replicas} replica{'s' if self.num_replicas != 1 else ''}"
         return (
-            f"devices: {', '.join(self.devices)} | strategy: {self.strategy_name} ({replicas}) | "
+            f"backend: {self.backend} | devices: {', '.join(self.devices)} | "
+            f"strategy: {self.strategy_name} ({replicas}) | "
             f"precision: {self.precision} | jit: {'on' if self.jit_compile else 'off'} | "
             f"steps_per_execution: {self.steps_per_execution} | GPU memory growth: {self.memory_growth}"
         )
@@ -147,8 +154,11 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
     Raises:
         ValueError: for an invalid argument; the message names it and the value received.
     """
+    backend = keras.backend.backend()
     if not isinstance(strategy, tf.distribute.Strategy):
         check_choice("strategy", strategy, STRATEGIES)
+    elif backend != "tensorflow":
+        raise ValueError(f"A tf.distribute.Strategy needs the TensorFlow backend; Keras runs on {backend}.")
     check_choice("precision", precision, PRECISIONS)
     if not (jit == "auto" or isinstance(jit, bool)):
         raise ValueError(f'jit must be "auto", True or False. Received: jit={jit!r}')
@@ -157,6 +167,9 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
             'steps_per_execution must be "auto" or an integer >= 1. '
             f"Received: steps_per_execution={steps_per_execution!r}"
         )
+
+    if backend != "tensorflow":
+        return _configure_other(backend, strategy, precision, jit, steps_per_execution, recipe)
 
     gpus = tf.config.list_physical_devices("GPU")
     memory_growth = _enable_memory_growth(gpus)  # before anything below can initialise the GPUs
@@ -215,6 +228,104 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
         num_replicas=strategy.num_replicas_in_sync,
         reasons=reasons,
         memory_growth=memory_growth,
+    )
+
+
+class LocalDistribution:
+    """A plan's distribution on JAX or PyTorch, with the `scope()` and `num_replicas_in_sync`
+    of a `tf.distribute.Strategy`. On JAX a `keras.distribution.DataParallel` over several
+    devices is set globally by `configure` (Keras reads it in `fit()`), so `scope()` has
+    nothing more to do."""
+
+    def __init__(self, name: str, num_replicas: int = 1, distribution=None):
+        self.name, self.num_replicas_in_sync, self.distribution = name, num_replicas, distribution
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def _configure_other(backend, strategy, precision, jit, steps_per_execution, recipe):
+    """`configure` on JAX and PyTorch (the arguments are checked already)."""
+    if backend == "jax":
+        import jax
+
+        accelerators = [d for d in jax.devices() if d.platform != "cpu"]
+        cpus = jax.devices("cpu")
+        devices = [_describe_cpu(len(cpus))] + [f"{d.platform.upper()}:{d.id} ({d.device_kind})" for d in accelerators]
+        local = accelerators or cpus
+        if strategy == "mirrored" or (strategy == "auto" and len(accelerators) > 1):
+            distribution = keras.distribution.DataParallel(devices=local)
+            keras.distribution.set_distribution(distribution)
+            where = f"{len(local)} {'GPU' if accelerators else 'CPU'} devices"
+            strategy_obj, strategy_why = (
+                LocalDistribution("data_parallel", len(local), distribution),
+                (f"keras.distribution.DataParallel over {where}"),
+            )
+        else:
+            keras.distribution.set_distribution(None)
+            strategy_obj = LocalDistribution("default" if strategy != "onedevice" else "onedevice")
+            strategy_why = "one device" if strategy == "auto" else "requested"
+        gpu_cc = [None] * len(accelerators)
+        jit_auto = (True, "jax.jit: without it every operation runs eagerly, one by one")
+        spe_auto = (JAX_CPU_STEPS_PER_EXECUTION, JAX_CPU_STEPS_WHY) if not accelerators else (1, "Keras default on GPU")
+    else:  # torch
+        import torch
+
+        n_gpus = torch.cuda.device_count()
+        gpu_cc = [torch.cuda.get_device_capability(i) for i in range(n_gpus)]
+        devices = [_describe_cpu(1)] + [
+            f"GPU:{i} ({torch.cuda.get_device_name(i)}, compute {cc[0]}.{cc[1]})" for i, cc in enumerate(gpu_cc)
+        ]
+        if strategy == "mirrored":
+            raise ValueError(
+                "strategy='mirrored' trains on several devices in sync, which Keras 3.15 does not offer on PyTorch "
+                "(its keras.distribution is JAX-only): use --backend jax or tensorflow. Received: strategy='mirrored'"
+            )
+        strategy_obj = LocalDistribution("default" if strategy != "onedevice" else "onedevice")
+        strategy_why = "one device" + (": Keras 3.15 has no multi-device training on PyTorch" if n_gpus > 1 else "")
+        if steps_per_execution not in ("auto", 1):
+            raise ValueError(
+                "steps_per_execution must be 1 with the PyTorch backend (Keras runs one step a call there). "
+                f"Received: steps_per_execution={steps_per_execution!r}"
+            )
+        jit_auto = (False, "torch.compile not measured here")
+        spe_auto = (1, "the PyTorch backend runs one step a call")
+
+    jit, jit_why = jit_auto if jit == "auto" else (jit, "requested")
+    if steps_per_execution == "auto":
+        steps_per_execution, steps_why = spe_auto
+    else:
+        steps_why = "requested"
+    precision_why = "requested"
+    if precision == "auto":
+        if gpu_cc:
+            known = all(cc and tuple(cc) >= MIN_FLOAT16_COMPUTE_CAPABILITY for cc in gpu_cc)
+            precision, precision_why = (
+                ("mixed_float16", "every GPU has compute capability >= 7.0")
+                if known
+                else ("float32", "a GPU's compute capability is unknown or < 7.0")
+            )
+        else:
+            precision, precision_why = "float32", f"bf16 on CPUs measured on TensorFlow only, not on {backend}"
+    keras.mixed_precision.set_global_policy(precision)
+    reasons = [
+        f"strategy {strategy_obj.name}: {strategy_why}",
+        f"precision {precision}: {precision_why}",
+        f"jit {'on' if jit else 'off'}: {jit_why}",
+        f"steps_per_execution {steps_per_execution}: {steps_why}",
+    ]
+    return HardwarePlan(
+        devices=devices,
+        strategy=strategy_obj,
+        precision=precision,
+        jit_compile=jit,
+        steps_per_execution=int(steps_per_execution),
+        num_replicas=strategy_obj.num_replicas_in_sync,
+        reasons=reasons,
+        memory_growth="n/a" if not gpu_cc else "managed by " + backend,
+        backend=backend,
     )
 
 
@@ -334,10 +445,11 @@ def _gpu_details(gpu):
     return details.get("device_name", gpu.name.split("device:")[-1]), details.get("compute_capability")
 
 
-def _describe_cpu() -> str:
+def _describe_cpu(split=None) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    split = len(tf.config.get_logical_device_configuration(cpu) or [None])
+    if split is None:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        split = len(tf.config.get_logical_device_configuration(cpu) or [None])
     logical = f", {split} logical devices" if split > 1 else ""
     return f"CPU:0 ({cores} cores{logical}; {describe_cpu_extensions()})"
 
@@ -359,6 +471,8 @@ def _make_strategy(name, num_gpus):
 
 
 def _strategy_name(strategy) -> str:
+    if isinstance(strategy, LocalDistribution):
+        return strategy.name
     if isinstance(strategy, tf.distribute.MirroredStrategy):
         return "mirrored"
     if isinstance(strategy, tf.distribute.OneDeviceStrategy):

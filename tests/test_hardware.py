@@ -43,7 +43,8 @@ def test_auto_plan_on_a_cpu_machine():
 def test_describe_is_one_line_with_every_field():
     line = hardware.configure(precision="float32", steps_per_execution=8).describe()
     assert re.fullmatch(
-        r"devices: CPU:0 \(\d+ cores; [^|]+\) \| strategy: default \(1 replica\) \| precision: float32 "
+        r"backend: tensorflow \| devices: CPU:0 \(\d+ cores; [^|]+\) \| strategy: default \(1 replica\) \| "
+        r"precision: float32 "
         r"\| jit: off \| steps_per_execution: 8 \| GPU memory growth: n/a",
         line,
     ), line
