@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 
 # The valid choices of each setting, in one place (config, hardware and callbacks read them).
+BACKENDS = ("tensorflow", "jax", "torch")  # the Keras backends recipes trains on
 STRATEGIES = ("auto", "default", "none", "mirrored", "onedevice")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("plateau", "cosine")

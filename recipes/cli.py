@@ -21,6 +21,8 @@ import json
 import os
 import sys
 
+from recipes._checks import BACKENDS
+
 # TensorFlow's C++ log lines (notices about absent CUDA drivers, op-version skew) are
 # noise for the command's users; set TF_CPP_MIN_LOG_LEVEL yourself to see them.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -146,6 +148,42 @@ def _train_args(p):
         help="continue the unfinished run in RUN_DIR; --epochs, --learning-rate and --early-stopping may change",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backend_arg(p, "a resumed run keeps its own")
+
+
+def _backend_arg(parser, default_note):
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help=f"Keras backend. Default: $KERAS_BACKEND, else Keras's configured one ({default_note})",
+    )
+
+
+def _select_backend(args) -> None:
+    """Sets KERAS_BACKEND before anything imports Keras: `--backend`, else the run's own backend
+    (a resumed, evaluated or sampled run), else whatever $KERAS_BACKEND already says."""
+    wanted = getattr(args, "backend", None)
+    run_dir = getattr(args, "resume", None) or (args.run_dir if args.command in ("evaluate", "sample") else None)
+    if wanted is None and run_dir:
+        try:
+            from recipes.rundir import read_config
+
+            wanted = read_config(run_dir).get("backend")
+        except Exception:  # not a run, or unreadable: the command says so itself
+            wanted = None
+    if wanted is None:
+        return
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != wanted:
+            from recipes.config import ConfigError
+
+            raise ConfigError(
+                f"Keras already runs on {keras.backend.backend()} in this process. Received: backend={wanted!r}"
+            )
+        return
+    os.environ["KERAS_BACKEND"] = wanted
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -156,6 +194,7 @@ def make_parser() -> argparse.ArgumentParser:
     info.add_argument("model", nargs="?", help="the recipe to plan for (precision can differ per recipe)")
     info.add_argument("--strategy", default="auto")
     info.add_argument("--precision", default="auto")
+    _backend_arg(info, "the plan differs per backend")
     train = sub.add_parser(
         "train", help="train a recipe; one run directory per run", formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -163,11 +202,13 @@ def make_parser() -> argparse.ArgumentParser:
     _train_args(train)
     ev = sub.add_parser("evaluate", help="test metrics of a finished run")
     ev.add_argument("run_dir")
+    _backend_arg(ev, "the run's own")
     sp = sub.add_parser("sample", help="a grid of generated images from a dcgan or vae run")
     sp.add_argument("run_dir")
     sp.add_argument("--n", type=int, default=64)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", help="PNG path (its folder must exist). Default: RUN_DIR/plots/samples.png")
+    _backend_arg(sp, "the run's own")
     return parser
 
 
@@ -231,6 +272,8 @@ def cmd_train(args):
                 f"--learning-rate and --early-stopping can): start a new run instead."
             )
         config = training.open_run(args.resume)
+        if args.backend and config.get("backend") and args.backend != config["backend"]:
+            raise training.other_backend(args.resume, config["backend"], args.backend)
         if training.run_state(args.resume) != "unfinished":
             raise config_lib.ConfigError(f"Run {args.resume!r} has finished; nothing to resume.")
         overrides = {k: getattr(args, k) for k in training.RESUME_SETTINGS if getattr(args, k) is not None}
@@ -254,6 +297,7 @@ def cmd_train(args):
                 "strategy",
                 "precision",
                 "judge",
+                "backend",
             )
         }
         flags["jit"] = {"on": True, "off": False}.get(args.jit, args.jit)
@@ -290,8 +334,14 @@ def main(argv=None) -> int:
         return f"recipes {args.command}: warning: {str(message).strip().splitlines()[0]}\n"
 
     warnings.formatwarning = one_line
-    _import_tensorflow_quietly()
     from recipes.config import ConfigError
+
+    try:
+        _select_backend(args)
+    except ConfigError as e:
+        print(f"recipes {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    _import_tensorflow_quietly()
     from recipes.training import TrainingError
 
     try:

@@ -16,7 +16,7 @@ import re
 
 import yaml
 
-from recipes._checks import PRECISIONS, SCHEDULES, STRATEGIES, is_int, is_real
+from recipes._checks import BACKENDS, PRECISIONS, SCHEDULES, STRATEGIES, is_int, is_real
 from recipes.registry import get_spec
 
 DEFAULTS = {
@@ -38,6 +38,7 @@ DEFAULTS = {
     "jit": "auto",
     "steps_per_execution": "auto",
     "judge": None,  # generative recipes: a finished classifier run that scores samples; None trains one
+    "backend": None,  # Keras's backend; None: the process's ($KERAS_BACKEND); config.yaml records the one used
     "model_args": {},
 }
 
@@ -46,6 +47,7 @@ _CHOICES = {
     "strategy": STRATEGIES,
     "precision": PRECISIONS,
     "jit": ("auto", True, False),
+    "backend": (None, *BACKENDS),
 }
 
 

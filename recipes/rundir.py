@@ -238,7 +238,10 @@ def find_unfinished(config: dict, root=RUNS_ROOT):
     for run_dir in candidates:
         if (run_dir / MARKER).exists() and run_state(run_dir) == "unfinished" and not is_live(run_dir):
             try:
-                if read_config(run_dir) == comparable(config):
+                stored = read_config(run_dir)
+                if stored["backend"] is None:  # written before the backend was recorded
+                    stored["backend"] = config.get("backend")
+                if stored == comparable(config):
                     return run_dir
             except ConfigError:
                 continue
@@ -248,8 +251,8 @@ def find_unfinished(config: dict, root=RUNS_ROOT):
 def read_config(run_dir) -> dict:
     """The run's settings from its config.yaml (without the record of resumes)."""
     data = config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml")
-    # a run written before `judge` existed had none
-    return {"judge": None, **{k: v for k, v in data.items() if k != "resumes"}}
+    # a run written before `judge` or `backend` existed had none
+    return {"judge": None, "backend": None, **{k: v for k, v in data.items() if k != "resumes"}}
 
 
 def read_resumes(run_dir) -> list:

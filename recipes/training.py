@@ -195,6 +195,10 @@ def _claim_state(run_dir, config, overrides, log):
     if state == "unfinished":
         check_config_file(run_dir)
         stored = read_config(run_dir)
+        if stored.get("backend") is None:  # written before the backend was recorded
+            stored["backend"] = config["backend"]
+        elif stored["backend"] != config["backend"]:
+            raise other_backend(run_dir, stored["backend"], config["backend"])
         if stored != _comparable({**config, **{k: stored.get(k) for k in overrides}}):
             raise ConfigError(
                 f"Run directory {str(run_dir)!r} holds an unfinished run with another "
@@ -221,6 +225,34 @@ def _claim_state(run_dir, config, overrides, log):
 # -------------------------------------------------------------------------- train
 
 
+def other_backend(run_dir, trained_on: str, received: str) -> ConfigError:
+    """The one-line refusal to resume a run on another backend than the one it trained on."""
+    return ConfigError(
+        f"Run {str(run_dir)!r} trained on {trained_on}; a run resumes on its own backend (its checkpoints "
+        f"and random streams are that backend's): `recipes train --resume {run_dir}` uses it. "
+        f"Received: backend={received!r}"
+    )
+
+
+def check_backend(config: dict) -> str:
+    """The Keras backend this process runs, which a config with `backend` set must match.
+
+    Keras picks its backend once, when it is first imported, so a config cannot switch it.
+
+    Raises:
+        ConfigError: when `config["backend"]` names another backend.
+    """
+    import keras
+
+    running, wanted = keras.backend.backend(), config.get("backend")
+    if wanted is not None and wanted != running:
+        raise ConfigError(
+            f"backend={wanted!r} needs Keras on {wanted}, but this process runs {running}: use "
+            f"`recipes train --backend {wanted}`, or set KERAS_BACKEND={wanted} before Python imports keras."
+        )
+    return running
+
+
 def prepare(config: dict, *, log=print):
     """Seeds, plans the hardware, loads the data and builds the model, as `train` does.
 
@@ -235,6 +267,7 @@ def prepare(config: dict, *, log=print):
 
     from recipes import hardware
 
+    check_backend(config)
     keras.utils.set_random_seed(config["seed"])
     tf.config.experimental.enable_op_determinism()
     with user_errors():
@@ -273,6 +306,7 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
             rundir.check_usable(run_dir)  # before the data loads: nothing to undo
     from recipes.run_judge import RunJudge
 
+    config = {**config, "backend": check_backend(config)}  # config.yaml records the backend used
     plan, data, model = prepare(config, log=log)
     with user_errors():
         judge = RunJudge.plan(config, run_dir, log=log)  # a bad --judge is refused before anything is written
