@@ -171,6 +171,14 @@ def _select_backend(args) -> None:
             wanted = read_config(run_dir).get("backend")
         except Exception:  # not a run, or unreadable: the command says so itself
             wanted = None
+    if (wanted or os.environ.get("KERAS_BACKEND")) == "jax":
+        # JAX takes 75% of each GPU's memory at start unless told not to: grow as needed, as
+        # TensorFlow's memory growth does (set before JAX starts; an explicit value is kept)
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if (wanted or os.environ.get("KERAS_BACKEND")) == "torch":
+        # PyTorch's OpenMP threads spin while they wait: on shared cores that made training
+        # 4-18x slower (scripts/bench/backends.py); read when torch starts, an explicit value is kept
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if wanted is None:
         return
     if "keras" in sys.modules:
