@@ -213,21 +213,37 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
         precision, precision_why = _auto_precision(details, recipe)
     keras.mixed_precision.set_global_policy(precision)  # last: a bad argument above changes nothing
 
+    return _plan(
+        "tensorflow",
+        devices,
+        strategy,
+        (precision, precision_why),
+        (jit, jit_why),
+        (steps_per_execution, steps_why),
+        strategy_why,
+        memory_growth,
+    )
+
+
+def _plan(backend, devices, strategy, precision, jit, steps_per_execution, strategy_why, memory_growth):
+    """The `HardwarePlan` of `configure`'s choices, each `(value, why)`, with its reasons."""
+    (precision, precision_why), (jit, jit_why), (steps, steps_why) = precision, jit, steps_per_execution
     reasons = [
         f"strategy {_strategy_name(strategy)}: {strategy_why}",
         f"precision {precision}: {precision_why}",
         f"jit {'on' if jit else 'off'}: {jit_why}",
-        f"steps_per_execution {steps_per_execution}: {steps_why}",
+        f"steps_per_execution {steps}: {steps_why}",
     ]
     return HardwarePlan(
         devices=devices,
         strategy=strategy,
         precision=precision,
         jit_compile=jit,
-        steps_per_execution=int(steps_per_execution),
+        steps_per_execution=int(steps),
         num_replicas=strategy.num_replicas_in_sync,
         reasons=reasons,
         memory_growth=memory_growth,
+        backend=backend,
     )
 
 
@@ -301,31 +317,19 @@ def _configure_other(backend, strategy, precision, jit, steps_per_execution, rec
     precision_why = "requested"
     if precision == "auto":
         if gpu_cc:
-            known = all(cc and tuple(cc) >= MIN_FLOAT16_COMPUTE_CAPABILITY for cc in gpu_cc)
-            precision, precision_why = (
-                ("mixed_float16", "every GPU has compute capability >= 7.0")
-                if known
-                else ("float32", "a GPU's compute capability is unknown or < 7.0")
-            )
+            precision, precision_why = _auto_precision([(None, cc) for cc in gpu_cc], recipe)
         else:
             precision, precision_why = "float32", f"bf16 on CPUs measured on TensorFlow only, not on {backend}"
     keras.mixed_precision.set_global_policy(precision)
-    reasons = [
-        f"strategy {strategy_obj.name}: {strategy_why}",
-        f"precision {precision}: {precision_why}",
-        f"jit {'on' if jit else 'off'}: {jit_why}",
-        f"steps_per_execution {steps_per_execution}: {steps_why}",
-    ]
-    return HardwarePlan(
-        devices=devices,
-        strategy=strategy_obj,
-        precision=precision,
-        jit_compile=jit,
-        steps_per_execution=int(steps_per_execution),
-        num_replicas=strategy_obj.num_replicas_in_sync,
-        reasons=reasons,
-        memory_growth=_memory_note(backend) if gpu_cc or (backend == "jax" and devices[1:]) else "n/a",
-        backend=backend,
+    return _plan(
+        backend,
+        devices,
+        strategy_obj,
+        (precision, precision_why),
+        (jit, jit_why),
+        (steps_per_execution, steps_why),
+        strategy_why,
+        _memory_note(backend) if gpu_cc or (backend == "jax" and devices[1:]) else "n/a",
     )
 
 
