@@ -517,6 +517,33 @@ def test_resumed_run_continues_from_the_backup_with_one_history(tmp_path):
     assert os.path.isfile(os.path.join(run, "plots", "curves.png"))
 
 
+def test_early_stopping_and_the_plateau_schedule_keep_counting_across_a_resume(tmp_path):
+    """Patience is not reset by a kill: a resumed run stops and lowers the rate at the epochs
+    an uninterrupted one does."""
+    x, y = blobs()
+
+    def fit(run, extra=()):
+        keras.utils.set_random_seed(0)
+        model = classifier()
+        model.optimizer.learning_rate = 1e-9  # nothing improves: patience runs out
+        callbacks = default_callbacks(run, early_stopping_patience=4, lr_schedule="plateau", monitor="loss")
+        history = model.fit(x, y, epochs=12, verbose=0, callbacks=callbacks + list(extra))
+        return history, callbacks
+
+    whole, _ = fit(str(tmp_path / "whole"))
+    assert len(whole.epoch) < 12  # it did stop early
+
+    run = str(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(run, [Interrupt(at_epoch=3)])
+    meta = json.loads(open(os.path.join(run, "backup", "training_metadata.json")).read())
+    assert {k.split(":")[0] for k in meta["callbacks"]} == {"EarlyStopping", "ReduceLROnPlateau"}
+    assert meta["callbacks"]["EarlyStopping:0"]["wait"] > 0
+    resumed, callbacks = fit(run)
+    assert resumed.epoch[0] == 3 and resumed.epoch[-1] == whole.epoch[-1]
+    np.testing.assert_allclose(resumed.history["learning_rate"], whole.history["learning_rate"][3:])
+
+
 def test_fresh_run_in_an_old_directory_starts_a_fresh_history(tmp_path):
     run = str(tmp_path / "run")
     x, y = blobs()

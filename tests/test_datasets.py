@@ -161,6 +161,50 @@ def test_seed_makes_split_and_order_deterministic(tmp_path):
     np.testing.assert_array_equal(np.sort(first, axis=0), np.sort(second_epoch, axis=0))
 
 
+def test_each_epochs_order_depends_on_the_seed_and_epoch_alone(tmp_path):
+    """A new process (a resumed run) reads epoch k's order after set_epoch(train, k), whatever
+    the global seed and however often the pipeline was read before."""
+    import keras
+
+    from recipes.datasets import set_epoch
+
+    path = _write_npz(tmp_path / "toy.npz", n=40, test=0, y_train=np.arange(40) % 4)
+    keras.utils.set_random_seed(1)
+    train, val, _, _ = load_dataset(path, batch_size=8, seed=3)
+    epochs = [_collect(train)[0] for _ in range(3)]
+    assert len({e.tobytes() for e in epochs}) == 3  # three different orders of the same examples
+    for e in epochs[1:]:
+        np.testing.assert_array_equal(np.sort(e, axis=0), np.sort(epochs[0], axis=0))
+
+    keras.utils.set_random_seed(7)  # another process, another global seed
+    resumed, _, _, _ = load_dataset(path, batch_size=8, seed=3)
+    _collect(resumed)  # read before, as batch-norm calibration does
+    assert set_epoch(resumed, 2) is True
+    np.testing.assert_array_equal(_collect(resumed)[0], epochs[2])
+    np.testing.assert_array_equal(_collect(resumed)[0], _collect(train)[0])  # both then at epoch 3
+    assert set_epoch(val, 0) is False  # read in file order: nothing to set
+    with pytest.raises(ValueError, match=r"epoch must be >= 0\. Received: epoch=-1"):
+        set_epoch(train, -1)
+
+
+def test_an_image_folder_is_reshuffled_by_epoch_too(tmp_path):
+    from recipes.datasets import set_epoch
+
+    root = tmp_path / "imgs"
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(6):
+            tf.io.write_file(
+                str(root / c / f"{i}.png"), tf.io.encode_png(rng.integers(0, 255, (4, 4, 1), dtype=np.uint8))
+            )
+    train, *_ = load_dataset(root, batch_size=4, seed=5, validation_split=0)
+    first, second = _collect(train)[0], _collect(train)[0]
+    assert not np.array_equal(first, second)
+    set_epoch(train, 0)
+    np.testing.assert_array_equal(_collect(train)[0], first)
+
+
 def test_npz_channels_one_from_rgb_and_float_images(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.random((10, 4, 4, 3)).astype(np.float32)  # floats in [0, 1] are kept as they are

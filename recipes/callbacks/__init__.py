@@ -41,7 +41,14 @@ import tensorflow as tf
 
 from recipes._checks import SCHEDULES, check_choice, check_int
 from recipes.callbacks.batch_norm import BatchNormCalibration, recalibrate_batch_norm
-from recipes.callbacks.checkpoints import AtomicModelCheckpoint, BackupError, RunBackup
+from recipes.callbacks.checkpoints import (
+    AtomicModelCheckpoint,
+    BackupError,
+    EpochOrder,
+    RunBackup,
+    random_state,
+    restore_random_state,
+)
 from recipes.callbacks.images import (
     ConfusionMatrix,
     ImageCallback,
@@ -76,6 +83,7 @@ __all__ = [
     "ConfusionMatrix",
     "CosineDecay",
     "EarlyStopping",
+    "EpochOrder",
     "HistoryCSVLogger",
     "ImageCallback",
     "InterruptBetweenSteps",
@@ -96,7 +104,9 @@ __all__ = [
     "optimizers",
     "recalibrate_batch_norm",
     "resolve_mode",
+    "random_state",
     "resolve_monitor",
+    "restore_random_state",
 ]
 
 SWITCH = ("auto", True, False)
@@ -138,8 +148,9 @@ def default_callbacks(
             `tf.data.Dataset` of `(x, y)` or `x`, an array `x` or a tuple `(x, y)`.
             Needed for the confusion matrix (with labels) and reconstructions.
             Defaults to `None`.
-        training_data: the data given to `fit()`. With it, a model with batch
-            normalisation gets `BatchNormCalibration`: its statistics are
+        training_data: the data given to `fit()`. With it, `EpochOrder` makes a
+            resumed run read each epoch's data in the uninterrupted run's order,
+            and a model with batch normalisation gets `BatchNormCalibration`: its statistics are
             re-estimated for the current weights before each validation, so
             validation and checkpoints do not lag behind training on small data
             sets. Defaults to `None`.
@@ -233,7 +244,7 @@ def default_callbacks(
     history_file = os.path.join(run_dir, "history.csv")
     callbacks = []
     if training_data is not None:  # before anything validates or saves the model
-        callbacks.append(BatchNormCalibration(training_data))
+        callbacks += [EpochOrder(training_data), BatchNormCalibration(training_data)]
     if lr_schedule == "cosine":  # first: it reads the compiled rate before the backup restores a decayed one
         callbacks.append(CosineDecay(epochs))
     callbacks += [
@@ -269,5 +280,5 @@ def default_callbacks(
     elif callable(lr_schedule):
         callbacks.append(keras.callbacks.LearningRateScheduler(lr_schedule))
     if backup:
-        callbacks.append(RunBackup(os.path.join(run_dir, "backup"), delete_at_end=not keep_backup))
+        callbacks.append(RunBackup(os.path.join(run_dir, "backup"), delete_at_end=not keep_backup, callbacks=callbacks))
     return callbacks

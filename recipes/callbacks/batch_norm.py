@@ -36,8 +36,8 @@ def recalibrate_batch_norm(model, data, *, max_examples: int = 4096) -> int:
     Runs `model(x, training=True)` over batches of `data` (`(x, y)` or `x`, as
     `fit()` takes) with each layer's momentum set so that its moving statistics
     become the plain average of the batch statistics (momentum `k / (k + 1)` for
-    batch `k`), then restores the momenta. Weights and optimizer are untouched;
-    the dropout of the forward passes is discarded with their outputs.
+    batch `k`), then restores the momenta. Weights, optimizer and the random-number
+    state (dropout) are as they were, so training goes on as it would have without it.
 
     Args:
         model: a built Keras model.
@@ -50,7 +50,10 @@ def recalibrate_batch_norm(model, data, *, max_examples: int = 4096) -> int:
     layers = batch_norm_layers(model)
     if not layers:
         return 0
+    from recipes.callbacks.checkpoints import random_state, restore_random_state
+
     momenta = [layer.momentum for layer in layers]
+    seeds = random_state(model)
     seen = 0
     try:
         for k, batch in enumerate(data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else data):
@@ -64,6 +67,7 @@ def recalibrate_batch_norm(model, data, *, max_examples: int = 4096) -> int:
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+        restore_random_state(model, seeds)
     return seen
 
 

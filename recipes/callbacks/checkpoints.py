@@ -1,9 +1,16 @@
 """Checkpoints that a crash, a full disk or a NaN cannot spoil: best/last `.keras` files and the
 resume point. Written by hand because Keras's own write in place (a kill mid-write leaves a
-broken file) and its backup is deleted with everything else in its folder."""
+broken file) and its backup is deleted with everything else in its folder.
+
+A resume is exact: the resume point holds, beside the weights and optimizers, the state
+of every random-number generator of the model (dropout masks, a VAE's sampling, a GAN's
+latent vectors; Keras's own files leave them out) and of the callbacks that count epochs
+(early stopping, the plateau schedule), and `EpochOrder` makes the training data read
+each epoch in the order an uninterrupted run would."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -16,7 +23,81 @@ import numpy as np
 from recipes import plots
 from recipes._atomic import atomic_write, atomic_write_text
 from recipes._checks import check_choice
-from recipes.callbacks.monitoring import finite_losses, resolve_mode, resolve_monitor
+from recipes.callbacks.monitoring import ResumableState, finite_losses, resolve_mode, resolve_monitor
+
+
+def random_state(model) -> dict:
+    """The random-number state training draws from: each `SeedGenerator` of `model` and its
+    layers (dropout, sampling...), in the model's order, and on PyTorch the global generators
+    (Keras's torch dropout draws from them when the layer has no seed of its own). Keras's
+    `.keras` and `.weights.h5` files leave these out, so a rebuilt model draws anew."""
+    saved = {id(v) for v in model.weights}
+    state = {
+        "seed_generators": [
+            {"path": v.path, "value": np.asarray(keras.ops.convert_to_numpy(v)).tolist()}
+            for v in model.variables
+            if id(v) not in saved
+        ]
+    }
+    if keras.backend.backend() == "torch":
+        import torch
+
+        state["torch"] = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["torch_cuda"] = [
+                base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()
+            ]
+    return state
+
+
+def restore_random_state(model, state: dict) -> None:
+    """Sets the random-number state of `model` (and PyTorch's) to `state`, from `random_state`.
+
+    Raises:
+        ValueError: when `state` is not one of this model's: another count or shape of generators.
+    """
+    saved = {id(v) for v in model.weights}
+    variables = [v for v in model.variables if id(v) not in saved]
+    generators = state["seed_generators"]
+    shapes = [tuple(np.shape(s["value"])) for s in generators]
+    if shapes != [tuple(v.shape) for v in variables]:
+        raise ValueError(
+            f"the saved random state holds {len(generators)} generator(s) of shapes {shapes}, but the model has "
+            f"{len(variables)} of shapes {[tuple(v.shape) for v in variables]}"
+        )
+    for variable, s in zip(variables, generators):
+        variable.assign(np.asarray(s["value"], dtype=variable.dtype))
+    if keras.backend.backend() == "torch" and "torch" in state:
+        import torch
+
+        def as_tensor(text):
+            return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy())
+
+        torch.set_rng_state(as_tensor(state["torch"]))
+        if "torch_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([as_tensor(s) for s in state["torch_cuda"]])
+
+
+class EpochOrder(keras.callbacks.Callback):
+    """Makes each epoch read the training data in its own order, the one an uninterrupted
+    run reads in that epoch, also after a resume (`recipes.datasets.set_epoch`).
+
+    `tf.data`'s reshuffling starts again from the first order in a new process; the
+    pipelines of `load_dataset` take each epoch's order from the seed and the epoch
+    alone, and this callback tells them the epoch. It does nothing for other data.
+
+    Args:
+        data: the training data given to `fit()`.
+    """
+
+    def __init__(self, data):
+        super().__init__()
+        self.data = data
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from recipes.datasets import set_epoch
+
+        set_epoch(self.data, epoch)
 
 
 class AtomicModelCheckpoint(keras.callbacks.Callback):
@@ -107,14 +188,18 @@ class RunBackup(keras.callbacks.BackupAndRestore):
       the last good epoch.
     - On restore, an unreadable latest point falls back to the previous one; when
       both are unreadable, `BackupError` names them (Keras would crash in h5py).
+    - Each point also holds the model's random-number state (`random_state`) and the
+      state of `callbacks` that count epochs (early stopping, the plateau schedule:
+      `ResumableState`), so the resumed epochs draw and decide as an uninterrupted run.
     - At the end (unless `delete_at_end=False`, or the run stopped on a NaN loss, when
       the backup is the way back) it removes only the files it wrote, and the folder
       if it is then empty (`remove`).
     """
 
-    def __init__(self, backup_dir, delete_at_end=True):
+    def __init__(self, backup_dir, delete_at_end=True, callbacks=()):
         super().__init__(backup_dir, double_checkpoint=True)
         self.delete_at_end = delete_at_end
+        self.callbacks = [c for c in callbacks if isinstance(c, ResumableState)]
         self._stopped_on_nan = False
 
     @property
@@ -155,7 +240,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         with open(metadata) as f:
-            epoch = int(json.load(f)["epoch"])
+            meta = json.load(f)
+        epoch = int(meta["epoch"])
         if weights.endswith(".weights.h5"):
             self.model.load_weights(weights)
         else:  # Keras reads weights only from a file named *.weights.h5
@@ -165,7 +251,16 @@ class RunBackup(keras.callbacks.BackupAndRestore):
                 self.model.load_weights(copy)
             finally:
                 os.remove(copy)
+        if "random_state" in meta:  # points written before 2026-11 have none: a fresh draw, as then
+            restore_random_state(self.model, meta["random_state"])
+        states = meta.get("callbacks", {})
+        for key, callback in self._keyed_callbacks().items():
+            if key in states:
+                callback.restore_state(states[key])
         self.model._initial_epoch = epoch
+
+    def _keyed_callbacks(self) -> dict:
+        return {f"{type(c).__name__}:{i}": c for i, c in enumerate(self.callbacks)}
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -183,9 +278,13 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             if os.path.exists(current):
                 atomic_write(previous, lambda tmp, src=current: shutil.copyfile(src, tmp))
         atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
-        atomic_write_text(
-            self._training_metadata_path, json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
-        )
+        meta = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "random_state": random_state(self.model),
+            "callbacks": {key: c.resume_state() for key, c in self._keyed_callbacks().items()},
+        }
+        atomic_write_text(self._training_metadata_path, json.dumps(meta))
 
     def on_train_end(self, logs=None):
         if self.delete_at_end and not self._stopped_on_nan:

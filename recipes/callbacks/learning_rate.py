@@ -7,7 +7,7 @@ import math
 import keras
 
 from recipes._checks import check_int
-from recipes.callbacks.monitoring import _AutoMonitor
+from recipes.callbacks.monitoring import ResumableState, _AutoMonitor
 
 
 def optimizers(model) -> dict:
@@ -40,8 +40,11 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs.update(learning_rates(self.model))
 
 
-class ReduceLROnPlateau(_AutoMonitor, keras.callbacks.ReduceLROnPlateau):
-    """`keras.callbacks.ReduceLROnPlateau` that accepts `monitor="auto"` (`val_loss`, else `loss`)."""
+class ReduceLROnPlateau(ResumableState, _AutoMonitor, keras.callbacks.ReduceLROnPlateau):
+    """`keras.callbacks.ReduceLROnPlateau` that accepts `monitor="auto"` (`val_loss`, else `loss`)
+    and whose patience a resumed run continues (with `RunBackup`)."""
+
+    RESUME_FIELDS = ("monitor", "wait", "best", "cooldown_counter")
 
 
 class CosineDecay(keras.callbacks.Callback):

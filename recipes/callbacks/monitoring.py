@@ -53,6 +53,25 @@ def finite_losses(logs) -> bool:
     )
 
 
+class ResumableState:
+    """A callback whose counters a resumed run continues: `RunBackup` saves
+    `resume_state()` with each resume point and gives it back to `restore_state`."""
+
+    RESUME_FIELDS: tuple[str, ...] = ()
+
+    def resume_state(self) -> dict:
+        state = {}
+        for name in self.RESUME_FIELDS:
+            value = getattr(self, name, None)
+            state[name] = value.item() if isinstance(value, np.generic) else value
+        return state
+
+    def restore_state(self, state: dict) -> None:
+        for name in self.RESUME_FIELDS:
+            if name in state:
+                setattr(self, name, state[name])
+
+
 class _AutoMonitor:
     """Resolves `monitor="auto"` on the first epoch's logs (for Keras's monitoring callbacks)."""
 
@@ -68,8 +87,11 @@ class _AutoMonitor:
         super().on_epoch_end(epoch, logs)
 
 
-class EarlyStopping(_AutoMonitor, keras.callbacks.EarlyStopping):
-    """`keras.callbacks.EarlyStopping` that accepts `monitor="auto"` (`val_loss`, else `loss`)."""
+class EarlyStopping(ResumableState, _AutoMonitor, keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` that accepts `monitor="auto"` (`val_loss`, else `loss`)
+    and whose patience a resumed run continues (with `RunBackup`)."""
+
+    RESUME_FIELDS = ("monitor", "wait", "best", "best_epoch", "stopped_epoch")
 
 
 class TerminateOnNaN(keras.callbacks.TerminateOnNaN):

@@ -232,6 +232,29 @@ def load_dataset(
     return DatasetSplits(*datasets, DatasetInfo(**info))
 
 
+def set_epoch(dataset, epoch: int) -> bool:
+    """Makes the next pass over a training pipeline of `load_dataset` read epoch `epoch`'s order.
+
+    Each epoch's order is a function of the seed and the epoch (0-based) alone, and each
+    pass moves on to the next epoch by itself; this sets where the next pass starts, as a
+    resumed run must (`recipes.callbacks.EpochOrder` calls it when each epoch begins).
+
+    Args:
+        dataset: a pipeline returned by `load_dataset`.
+        epoch: the 0-based epoch whose order the next pass reads.
+
+    Returns:
+        `True`, or `False` when `dataset` is not a reshuffling pipeline of `load_dataset`
+        (validation and test pipelines are read in file order; nothing to set).
+    """
+    epoch = c.check_int("epoch", epoch, minimum=0)
+    counter = getattr(dataset, "data_epoch", None)
+    if counter is None:
+        return False
+    counter.assign(epoch)
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
     """A data set opened but not yet made into pipelines (see `open_source`): enough to

@@ -2,8 +2,10 @@
 
 Built the way the TensorFlow data-performance guide says: images are decoded, resized
 and scaled once and cached (in memory, up to CACHE_BYTES) before the shuffle; the
-training pipeline is shuffled with a seed and reshuffled on every epoch; maps are
-vectorised (one call per batch) and parallel; every pipeline ends in prefetch.
+training pipeline is shuffled with a seed and reshuffled on every epoch, each epoch's
+order a function of the seed and the epoch alone (`reshuffled`), so a resumed run reads
+what an uninterrupted one would; maps are vectorised (one call per batch) and parallel;
+every pipeline ends in prefetch.
 Each builder returns its datasets and the fields of a `DatasetInfo`.
 """
 
@@ -71,6 +73,41 @@ def _image_transform(raw_max, value_range, native_channels, *, image_size, chann
     return fn
 
 
+def reshuffled(ds, n: int, seed: int):
+    """`ds` (of `n` elements) in a new order on every pass: pass `e` (0, 1, ...) is
+    shuffled with a seed made of `seed` and `e`, whatever process reads it.
+
+    `tf.data`'s own `reshuffle_each_iteration` draws each order from the one before, so
+    a new process starts again at the first order: a run resumed at epoch 5 would read
+    epoch 1's order. Here the pass number lives in a variable that each pass advances,
+    and that `set_epoch` sets (a resumed run sets it to the epoch it resumes at).
+
+    Returns:
+        `(dataset, counter)`: the counter is the `tf.Variable` holding the next pass's number.
+    """
+    counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def next_pass(_):
+        return counter.assign_add(1) - 1
+
+    def shuffled(epoch):
+        # Traced in a graph of its own: its seed (set here, not the process's global one)
+        # makes the order depend on `seed` and `epoch` alone. TensorFlow also fails to
+        # take a tensor seed while the global seed is 0 (it tests `(0, 0) == seeds`).
+        tf.random.set_seed(1)
+        op_seed = (tf.constant(seed, tf.int64) * 1_000_003 + epoch) % (2**31 - 1)
+        return ds.shuffle(n, seed=op_seed, reshuffle_each_iteration=False)
+
+    passes = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(next_pass).flat_map(shuffled)
+    return passes.apply(tf.data.experimental.assert_cardinality(n)), counter
+
+
+def with_epoch_counter(ds, counter):
+    """Attaches `counter` (from `reshuffled`) to the final pipeline, for `set_epoch`."""
+    ds.data_epoch = counter
+    return ds
+
+
 def _pipeline(x, y, transform, *, batch_size, seed, cache):
     """`x` (and labels `y`) in memory -> batches. `seed=None`: no shuffling."""
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
@@ -83,12 +120,14 @@ def _pipeline(x, y, transform, *, batch_size, seed, cache):
         # transform once, in big vectorised chunks, and keep the result in memory
         ds = ds.batch(_CHUNK).map(fn, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(x))).cache()  # unbatch forgets it
+    counter = None
     if seed is not None:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds, counter = reshuffled(ds, len(x), seed)
     ds = ds.batch(batch_size)
     if fn is not None and not cache:
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)  # vectorised: one call per batch
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds if counter is None else with_epoch_counter(ds, counter)
 
 
 def _reshape_table(x, sequence_length, source):
@@ -287,9 +326,10 @@ def from_folder(
     def build(ds, shuffle):
         # decode + resize happen once: the cache keeps the decoded, scaled images
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        if shuffle:
-            ds = ds.shuffle(int(ds.cardinality()), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        if not shuffle:
+            return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds, counter = reshuffled(ds, int(ds.cardinality()), seed)
+        return with_epoch_counter(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), counter)
 
     h, w = size
     info = dict(
