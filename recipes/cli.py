@@ -175,10 +175,16 @@ def _select_backend(args) -> None:
         # JAX takes 75% of each GPU's memory at start unless told not to: grow as needed, as
         # TensorFlow's memory growth does (set before JAX starts; an explicit value is kept)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        # the same seed repeats a run on GPUs too (XLA reads its flags when JAX starts)
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_gpu_deterministic_ops" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
     if (wanted or os.environ.get("KERAS_BACKEND")) == "torch":
         # PyTorch's OpenMP threads spin while they wait: on shared cores that made training
         # 4-18x slower (scripts/bench/backends.py); read when torch starts, an explicit value is kept
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # deterministic cuBLAS (torch.use_deterministic_algorithms needs it before CUDA starts)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if wanted is None:
         return
     if "keras" in sys.modules:

@@ -225,6 +225,35 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
     )
 
 
+def make_deterministic() -> str:
+    """Makes the same seed repeat a run exactly on this machine and backend (what `recipes
+    train` does after seeding); returns `determinism(backend)`.
+
+    tf.data feeds every backend, so TensorFlow's op determinism is on for all of them
+    (TensorFlow's random ops then need a seed: `keras.utils.set_random_seed`).
+    """
+    backend = keras.backend.backend()
+    tf.config.experimental.enable_op_determinism()
+    if backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)  # warn, not fail, for an op without one
+        torch.backends.cudnn.benchmark = False
+    return determinism(backend)
+
+
+def determinism(backend) -> str:
+    """How `make_deterministic` makes `backend` repeat a run (one line for the plan)."""
+    if backend == "tensorflow":
+        return "tf.config.experimental.enable_op_determinism"
+    if backend == "jax":
+        flag = "--xla_gpu_deterministic_ops=true"
+        if flag in os.environ.get("XLA_FLAGS", ""):
+            return f"XLA's CPU ops are deterministic; GPU ops by {flag} (XLA_FLAGS)"
+        return f"XLA's CPU ops are deterministic; GPU ops only with XLA_FLAGS={flag} (`recipes` sets it)"
+    return "torch.use_deterministic_algorithms (CUBLAS_WORKSPACE_CONFIG=:4096:8 on GPU, set by `recipes`)"
+
+
 def _plan(backend, devices, strategy, precision, jit, steps_per_execution, strategy_why, memory_growth):
     """The `HardwarePlan` of `configure`'s choices, each `(value, why)`, with its reasons."""
     (precision, precision_why), (jit, jit_why), (steps, steps_why) = precision, jit, steps_per_execution
@@ -233,6 +262,7 @@ def _plan(backend, devices, strategy, precision, jit, steps_per_execution, strat
         f"precision {precision}: {precision_why}",
         f"jit {'on' if jit else 'off'}: {jit_why}",
         f"steps_per_execution {steps}: {steps_why}",
+        f"determinism under a seed: {determinism(backend)}",
     ]
     return HardwarePlan(
         devices=devices,

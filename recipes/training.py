@@ -263,13 +263,12 @@ def prepare(config: dict, *, log=print):
         ConfigError: for invalid settings or data the model cannot take.
     """
     import keras
-    import tensorflow as tf
 
     from recipes import hardware
 
     check_backend(config)
     keras.utils.set_random_seed(config["seed"])
-    tf.config.experimental.enable_op_determinism()
+    hardware.make_deterministic()
     with user_errors():
         plan = hardware.configure(
             strategy=config["strategy"],

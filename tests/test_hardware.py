@@ -36,7 +36,14 @@ def test_auto_plan_on_a_cpu_machine():
     assert plan.memory_growth == "n/a"
     assert re.fullmatch(r"CPU:0 \(\d+ cores; .+\)", plan.devices[0]) and len(plan.devices) == 1
     assert hardware.describe_cpu_extensions() in plan.devices[0]
-    assert [r.split(" ")[0] for r in plan.reasons] == ["strategy", "precision", "jit", "steps_per_execution"]
+    assert [r.split(" ")[0] for r in plan.reasons] == [
+        "strategy",
+        "precision",
+        "jit",
+        "steps_per_execution",
+        "determinism",
+    ]
+    assert plan.reasons[-1] == "determinism under a seed: tf.config.experimental.enable_op_determinism"
 
 
 @cpu_only
