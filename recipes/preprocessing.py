@@ -132,6 +132,8 @@ class Preprocessing:
 
         from recipes.datasets._pipelines import _image_transform
 
+        if x.dtype.kind in "biuf":
+            _check_finite(x)  # before the channel axis is added: the index is the caller's
         if x.ndim == 3:
             x = x[..., None]
         if x.ndim != 4 or x.shape[-1] not in (1, 2, 3, 4) or 0 in x.shape[1:]:
@@ -141,7 +143,6 @@ class Preprocessing:
             )
         if x.dtype.kind not in "biuf":
             raise ValueError(f"Images must hold numbers. Received: dtype {x.dtype}")
-        _check_finite(x)
         low, high = float(np.min(x)) if x.size else 0.0, float(np.max(x)) if x.size else 0.0
         if low < 0 or high > raw_max:
             raise ValueError(
@@ -214,7 +215,7 @@ def _check_finite(x):
         bad = np.argwhere(~np.isfinite(x.astype(np.float32)))
         if len(bad):
             raise ValueError(
-                f"Inputs must be finite numbers. Received: {x[tuple(bad[0])]!r} at index "
+                f"Inputs must be finite numbers. Received: {float(x[tuple(bad[0])])!r} at index "
                 f"{tuple(int(i) for i in bad[0])}"
             )
 
