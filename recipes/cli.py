@@ -163,7 +163,11 @@ def _select_backend(args) -> None:
     """Sets KERAS_BACKEND before anything imports Keras: `--backend`, else the run's own backend
     (a resumed, evaluated or sampled run), else whatever $KERAS_BACKEND already says."""
     wanted = getattr(args, "backend", None)
-    run_dir = getattr(args, "resume", None) or (args.run_dir if args.command in ("evaluate", "sample") else None)
+    run_dir = getattr(args, "resume", None) or (
+        args.run_dir if args.command in ("evaluate", "sample", "predict") else None
+    )
+    if args.command == "export":
+        wanted = "tensorflow"  # every export format goes through TensorFlow (recipes/export.py)
     if wanted is None and run_dir:
         try:
             from recipes.rundir import read_config
@@ -223,7 +227,30 @@ def make_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", help="PNG path (its folder must exist). Default: RUN_DIR/plots/samples.png")
     _backend_arg(sp, "the run's own")
+    _predict_export_args(sub)
     return parser
+
+
+def _predict_export_args(sub):
+    pr = sub.add_parser("predict", help="class probabilities of images, .npz or .csv rows, by a classifier run")
+    pr.add_argument("run_dir")
+    pr.add_argument("inputs", nargs="+", help="image files (.png .jpg .bmp .gif), folders of images, .npz, .csv")
+    pr.add_argument("--top-k", type=int, default=1, dest="top_k", help="classes shown per input. Default: 1")
+    pr.add_argument("--out", help="write a .csv or .json file instead of the table")
+    pr.add_argument("--batch-size", type=int, default=256, dest="batch_size", help="Default: 256")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backend_arg(pr, "the run's own")
+    ex = sub.add_parser("export", help="the run's model as a SavedModel, ONNX, LiteRT or OpenVINO file, verified")
+    ex.add_argument("run_dir")
+    ex.add_argument("--format", required=True, help="tf_saved_model, onnx, litert or openvino")
+    ex.add_argument("--out", required=True, help="SavedModel folder, .onnx, .tflite or .xml path (must be new)")
+    ex.add_argument(
+        "--include-preprocessing",
+        action="store_true",
+        dest="include_preprocessing",
+        help="the export takes raw uint8 images of any size and resizes and scales them itself",
+    )
+    ex.add_argument("--tolerance", type=float, help="largest difference from Keras allowed. Default: 1e-4")
 
 
 def cmd_list(args):
@@ -337,7 +364,33 @@ def cmd_sample(args):
     print(runs.sample(args.run_dir, n=args.n, out=args.out, seed=args.seed))
 
 
-COMMANDS = {"list": cmd_list, "info": cmd_info, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
+def cmd_predict(args):
+    from recipes import predict
+    from recipes.preprocessing import terminal_progress
+
+    progress = None if args.quiet else terminal_progress()
+    predict.predict_command(
+        args.run_dir, args.inputs, top_k=args.top_k, out=args.out, batch_size=args.batch_size, progress=progress
+    )
+
+
+def cmd_export(args):
+    from recipes import export
+
+    export.export_command(
+        args.run_dir, args.format, args.out, include_preprocessing=args.include_preprocessing, tolerance=args.tolerance
+    )
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "info": cmd_info,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "sample": cmd_sample,
+    "predict": cmd_predict,
+    "export": cmd_export,
+}
 
 
 def main(argv=None) -> int:
