@@ -127,7 +127,7 @@ def test_info_prints_the_plan_with_cpu_extensions_and_reasons():
     plan, *reasons = result.stdout.strip().splitlines()
     assert plan.startswith("backend: tensorflow | devices: CPU:0 (") and f"; {describe_cpu_extensions()})" in plan
     assert "precision:" in plan
-    assert [r.split()[0] for r in reasons] == ["strategy", "precision", "jit", "steps_per_execution"]
+    assert [r.split()[0] for r in reasons] == ["strategy", "precision", "jit", "steps_per_execution", "determinism"]
     result = recipes("info", "resnet")
     assert result.returncode == 2 and result.stderr.startswith("recipes info: error: Unknown model 'resnet'.")
 
