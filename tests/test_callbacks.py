@@ -544,6 +544,35 @@ def test_early_stopping_and_the_plateau_schedule_keep_counting_across_a_resume(t
     np.testing.assert_allclose(resumed.history["learning_rate"], whole.history["learning_rate"][3:])
 
 
+def test_validation_and_image_callbacks_leave_the_training_random_stream_alone(tmp_path):
+    """The VAE samples its code when it validates and when reconstructions encode: with
+    or without them, training draws the same numbers and ends with the same weights."""
+    from recipes import build_vae
+
+    x = np.random.default_rng(0).random((32, 8, 8, 1), dtype=np.float32)
+
+    def weights(run, **kwargs):
+        keras.utils.set_random_seed(0)
+        model = build_vae(input_shape=(8, 8, 1), latent_dim=2, filters=(4, 8), hidden_units=(8,))
+        callbacks = default_callbacks(run, samples=False, latent_traversal=False, backup=False, **kwargs)
+        model.fit(
+            x,
+            epochs=3,
+            batch_size=8,
+            shuffle=False,
+            verbose=0,
+            callbacks=callbacks,
+            **({"validation_data": (x[:8],)} if "validation_data" in kwargs else {}),
+        )
+        return [np.asarray(w) for w in model.weights]
+
+    plain = weights(str(tmp_path / "a"))
+    watched = weights(str(tmp_path / "b"), validation_data=x[:8], reconstructions=True)
+    assert os.path.exists(os.path.join(tmp_path, "b", "plots", "reconstructions.png"))
+    for a, b in zip(plain, watched, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_fresh_run_in_an_old_directory_starts_a_fresh_history(tmp_path):
     run = str(tmp_path / "run")
     x, y = blobs()

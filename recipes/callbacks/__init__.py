@@ -45,7 +45,9 @@ from recipes.callbacks.checkpoints import (
     AtomicModelCheckpoint,
     BackupError,
     EpochOrder,
+    KeepRandomState,
     RunBackup,
+    keep_random_state,
     random_state,
     restore_random_state,
 )
@@ -87,6 +89,7 @@ __all__ = [
     "HistoryCSVLogger",
     "ImageCallback",
     "InterruptBetweenSteps",
+    "KeepRandomState",
     "LatentTraversal",
     "LearningRateLogger",
     "Reconstructions",
@@ -100,6 +103,7 @@ __all__ = [
     "TrainingCurves",
     "default_callbacks",
     "finite_losses",
+    "keep_random_state",
     "learning_rates",
     "optimizers",
     "recalibrate_batch_norm",
@@ -242,7 +246,8 @@ def default_callbacks(
         raise ValueError("judge needs the real images to compare samples with. Received: judge_images=None")
 
     history_file = os.path.join(run_dir, "history.csv")
-    callbacks = []
+    noted, put_back = keep_random_state()
+    callbacks = [noted]
     if training_data is not None:  # before anything validates or saves the model
         callbacks += [EpochOrder(training_data), BatchNormCalibration(training_data)]
     if lr_schedule == "cosine":  # first: it reads the compiled rate before the backup restores a decayed one
@@ -279,6 +284,7 @@ def default_callbacks(
         callbacks.append(ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=3))
     elif callable(lr_schedule):
         callbacks.append(keras.callbacks.LearningRateScheduler(lr_schedule))
+    callbacks.append(put_back)
     if backup:
         callbacks.append(RunBackup(os.path.join(run_dir, "backup"), delete_at_end=not keep_backup, callbacks=callbacks))
     return callbacks

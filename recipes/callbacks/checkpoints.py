@@ -78,6 +78,47 @@ def restore_random_state(model, state: dict) -> None:
             torch.cuda.set_rng_state_all([as_tensor(s) for s in state["torch_cuda"]])
 
 
+class KeepRandomState(keras.callbacks.Callback):
+    """What runs between training epochs leaves the model's random-number state as it found it.
+
+    Validation (the VAE evaluates with a sampled code) and the callbacks that run the model
+    (reconstructions encode with the sampling layer) would otherwise move its training
+    stream, so training would depend on whether and how often they run, and a job of
+    several processes (where they run on a copy of the model) would train otherwise than
+    one process. `keep_random_state()` returns the two ends: the first callback notes the
+    state when an epoch's training ends and before each validation; the second, placed
+    after everything else but the backup, puts it back.
+    """
+
+    def __init__(self, shared: dict, restores: bool):
+        super().__init__()
+        self.shared, self.restores = shared, restores
+
+    def on_train_begin(self, logs=None):
+        self.shared.clear()
+
+    def on_test_begin(self, logs=None):
+        if not self.restores and self.model is not None:
+            self.shared["test"] = random_state(self.model)
+
+    def on_test_end(self, logs=None):
+        if not self.restores and "test" in self.shared:
+            restore_random_state(self.model, self.shared.pop("test"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.restores:
+            if "epoch" in self.shared:
+                restore_random_state(self.model, self.shared.pop("epoch"))
+        else:
+            self.shared["epoch"] = random_state(self.model)
+
+
+def keep_random_state() -> tuple[KeepRandomState, KeepRandomState]:
+    """`KeepRandomState`'s two ends: put the first before every callback, the second last but the backup."""
+    shared = {}
+    return KeepRandomState(shared, restores=False), KeepRandomState(shared, restores=True)
+
+
 class EpochOrder(keras.callbacks.Callback):
     """Makes each epoch read the training data in its own order, the one an uninterrupted
     run reads in that epoch, also after a resume (`recipes.datasets.set_epoch`).
