@@ -149,6 +149,17 @@ def _train_args(p):
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _backend_arg(p, "a resumed run keeps its own")
+    _job_args(p)
+
+
+def _job_args(parser):
+    job = parser.add_argument_group(
+        "a job of several processes or hosts (--backend jax; or set KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+        "KERAS_DISTRIBUTION_NUM_PROCESSES, KERAS_DISTRIBUTION_PROCESS_ID)"
+    )
+    job.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    job.add_argument("--num-processes", type=int, dest="num_processes", metavar="N", help="processes in the job")
+    job.add_argument("--process-id", type=int, dest="process_id", metavar="I", help="this process, 0..N-1")
 
 
 def _backend_arg(parser, default_note):
@@ -213,6 +224,7 @@ def make_parser() -> argparse.ArgumentParser:
     info.add_argument("--strategy", default="auto")
     info.add_argument("--precision", default="auto")
     _backend_arg(info, "the plan differs per backend")
+    _job_args(info)
     train = sub.add_parser(
         "train", help="train a recipe; one run directory per run", formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -228,6 +240,16 @@ def make_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="PNG path (its folder must exist). Default: RUN_DIR/plots/samples.png")
     _backend_arg(sp, "the run's own")
     _predict_export_args(sub)
+    launch = sub.add_parser(
+        "launch",
+        help="run a command as a job of N local processes (try multi-process training on one machine)",
+        description="Starts N copies of a recipes command on this machine, each told the job (coordinator "
+        "127.0.0.1:PORT, N, its index) and given its share of the CPU cores. If one fails, the others are "
+        "stopped. Example: recipes launch --num-processes 2 -- train mlp --backend jax --run-dir runs/dp",
+    )
+    launch.add_argument("--num-processes", type=int, required=True, dest="num_processes", metavar="N")
+    launch.add_argument("--port", type=int, help="the coordinator's port on 127.0.0.1. Default: a free one")
+    launch.add_argument("job_command", nargs=argparse.REMAINDER, help="-- and the recipes command to run")
     return parser
 
 
@@ -263,17 +285,29 @@ def cmd_list(args):
 
 
 def cmd_info(args):
-    from recipes import hardware
+    import keras
+
+    from recipes import distributed, hardware
     from recipes.registry import get_spec
     from recipes.training import user_errors
 
     with user_errors():
         if args.model is not None:
             get_spec(args.model)
+        job = distributed.job_from()
+        distributed.check_backend(job, keras.backend.backend())
+        distributed.join(job)
         plan = hardware.configure(strategy=args.strategy, precision=args.precision, recipe=args.model)
     print(plan.describe())
     for reason in plan.reasons:
         print(f"  {reason}")
+    print(f"job: {job.describe()}")
+
+
+def cmd_launch(args):
+    from recipes import launch
+
+    sys.exit(launch.launch(args.num_processes, args.job_command, port=args.port))
 
 
 def cmd_train(args):
@@ -390,7 +424,25 @@ COMMANDS = {
     "sample": cmd_sample,
     "predict": cmd_predict,
     "export": cmd_export,
+    "launch": cmd_launch,
 }
+
+
+def _select_job(args) -> None:
+    """Checks --coordinator/--num-processes/--process-id and hands them on as the variables
+    Keras reads, so every part of the command (and Python code it runs) sees one job."""
+    if not hasattr(args, "num_processes") or args.command == "launch":
+        return
+    from recipes import distributed
+    from recipes.config import ConfigError
+
+    flags = (args.coordinator, args.num_processes, args.process_id)
+    try:
+        job = distributed.job_from(*flags)
+    except distributed.JobError as e:
+        raise ConfigError(str(e)) from None
+    if any(f is not None for f in flags):
+        os.environ.update(job.environment())
 
 
 def main(argv=None) -> int:
@@ -405,6 +457,7 @@ def main(argv=None) -> int:
 
     try:
         _select_backend(args)
+        _select_job(args)
     except ConfigError as e:
         print(f"recipes {args.command}: error: {e}", file=sys.stderr)
         return 2

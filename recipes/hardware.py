@@ -297,11 +297,27 @@ def _configure_other(backend, strategy, precision, jit, steps_per_execution, rec
     if backend == "jax":
         import jax
 
-        accelerators = [d for d in jax.devices() if d.platform != "cpu"]
-        cpus = jax.devices("cpu")
+        accelerators = [d for d in jax.local_devices() if d.platform != "cpu"]
+        cpus = jax.local_devices(backend="cpu")
         devices = [_describe_cpu(len(cpus))] + [f"{d.platform.upper()}:{d.id} ({d.device_kind})" for d in accelerators]
         local = accelerators or cpus
-        if strategy == "mirrored" or (strategy == "auto" and len(accelerators) > 1):
+        if jax.process_count() > 1:  # a job (recipes.distributed): the devices of every process
+            if strategy not in ("auto", "mirrored"):
+                raise ValueError(
+                    f"strategy={strategy!r} trains in one process, but this one is in a job of "
+                    f"{jax.process_count()} processes, which trains with keras.distribution.DataParallel: "
+                    f"use 'auto' or 'mirrored'. Received: strategy={strategy!r}"
+                )
+            everywhere = jax.devices()
+            devices = [f"{d.platform.upper()}:{d.id} (process {d.process_index})" for d in everywhere]
+            distribution = keras.distribution.DataParallel(devices=everywhere)
+            keras.distribution.set_distribution(distribution)
+            strategy_obj, strategy_why = (
+                LocalDistribution("data_parallel", len(everywhere), distribution),
+                f"keras.distribution.DataParallel over the {len(everywhere)} devices of "
+                f"{jax.process_count()} processes (this is process {jax.process_index()})",
+            )
+        elif strategy == "mirrored" or (strategy == "auto" and len(accelerators) > 1):
             distribution = keras.distribution.DataParallel(devices=local)
             keras.distribution.set_distribution(distribution)
             where = f"{len(local)} {'GPU' if accelerators else 'CPU'} devices"

@@ -9,6 +9,7 @@ A run directory holds everything about one run:
     judge.keras     generative runs: the classifier that scores the samples (recipes.judge)
     history.csv     one row per epoch
     metrics.json    the test metrics, written when the run finishes
+    preprocessing.json  what `recipes predict`/`export` do to raw inputs (size, channels, scaling)
     plots/          training curves, and a confusion matrix or sample grids
 """
 
@@ -22,7 +23,7 @@ import pathlib
 import numpy as np
 
 from recipes import config as config_lib
-from recipes import rundir
+from recipes import distributed, preprocessing, rundir
 from recipes.config import ConfigError
 from recipes.registry import get_spec
 from recipes.rundir import (  # noqa: F401
@@ -258,6 +259,12 @@ def prepare(config: dict, *, log=print):
 
     Returns `(plan, (train, val, test, info), model)`: the model is compiled with the
     plan's automatic settings and ready for `model.fit(train, validation_data=val)`.
+    """
+    return _prepare(config, log=log)[:3]
+
+
+def _prepare(config: dict, *, log=print):
+    """`prepare`, and the opened data source as a fourth value.
 
     Raises:
         ConfigError: for invalid settings or data the model cannot take.
@@ -267,6 +274,8 @@ def prepare(config: dict, *, log=print):
     from recipes import hardware
 
     check_backend(config)
+    with user_errors():  # a job joins before JAX computes anything (the plan lists its devices)
+        distributed.join(distributed.job_from())
     keras.utils.set_random_seed(config["seed"])
     hardware.make_deterministic()
     with user_errors():
@@ -278,9 +287,10 @@ def prepare(config: dict, *, log=print):
             recipe=config["model"],
         )
         log(plan.describe())
-        data = load_data(config)
+        source = open_data(config)
+        data = load_data(config, source=source)
         model = build_model(config, data.info, plan)
-    return plan, data, model
+    return plan, data, model, source
 
 
 def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=None):
@@ -300,15 +310,24 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
         TrainingError: if the loss became NaN, or a file could not be written.
     """
     overrides = dict(overrides or {})
-    if run_dir is not None:
+    config = {**config, "backend": check_backend(config)}  # config.yaml records the backend used
+    with user_errors():
+        job = distributed.job_from()
+        _check_job(job, config, run_dir)
+    if not job.writes:  # process 0 alone writes the run directory and speaks
+        verbose, log = 0, _quiet
+    if run_dir is not None and job.writes:
         with user_errors():
             rundir.check_usable(run_dir)  # before the data loads: nothing to undo
     from recipes.run_judge import RunJudge
 
-    config = {**config, "backend": check_backend(config)}  # config.yaml records the backend used
-    plan, data, model = prepare(config, log=log)
-    with user_errors():
-        judge = RunJudge.plan(config, run_dir, log=log)  # a bad --judge is refused before anything is written
+    plan, data, model, source = _prepare(config, log=log)
+    with user_errors():  # a bad --judge is refused before anything is written; a job has none yet
+        judge = None if job.several else RunJudge.plan(config, run_dir, log=log)
+    if not job.writes:
+        changed = distributed.share(None)  # once process 0 has claimed the run directory
+        run_dir = pathlib.Path(run_dir)
+        return run_dir, _fit(config, run_dir, model, plan, data, changed, verbose, log, judge, job)
     with contextlib.ExitStack() as held:
         with user_errors():
             if run_dir is None:
@@ -316,10 +335,41 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
             run_dir = held.enter_context(rundir.claim(run_dir)).path
         try:
             changed = _claim_state(run_dir, config, overrides, log)
-            metrics = _fit(config, run_dir, model, plan, data, changed, verbose, log, judge)
+            # what `recipes predict` and `export` apply to raw inputs, without the data set
+            preprocessing.record(
+                run_dir, data.info, config["model"], raw_channels=source.shape[-1] if source.kind == "image" else None
+            )
+            changed = distributed.share(changed)
+            metrics = _fit(config, run_dir, model, plan, data, changed, verbose, log, judge, job)
         except OSError as e:
             raise TrainingError(_os_error_line(e, run_dir)) from None
     return run_dir, metrics
+
+
+def _quiet(*args, **kwargs):
+    pass
+
+
+def _check_job(job, config, run_dir) -> None:
+    """Refuses what a job of several processes cannot do, before any process starts training."""
+    if not job.several:
+        return
+    distributed.check_backend(job, config["backend"])
+    if run_dir is None:
+        raise ConfigError(
+            f"A job of {job.num_processes} processes needs --run-dir: one directory every process "
+            f"reaches (on a filesystem all hosts share). Received: run_dir=None"
+        )
+    if config["batch_size"] % job.num_processes:
+        raise ConfigError(
+            f"--batch-size is the global batch, split evenly among the {job.num_processes} processes. "
+            f"Received: batch_size={config['batch_size']}"
+        )
+    if config.get("judge"):
+        raise ConfigError(
+            f"--judge is not available in a job of several processes yet; judge the run afterwards with "
+            f"`recipes evaluate`. Received: judge={config['judge']!r}"
+        )
 
 
 def _os_error_line(e: OSError, run_dir) -> str:
@@ -332,10 +382,12 @@ def _os_error_line(e: OSError, run_dir) -> str:
     return f"Could not write {where}: {e.strerror or e}; the run can be resumed once this is fixed."
 
 
-def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=None):
+def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=None, job=None):
     from recipes.callbacks import BackupError, InterruptBetweenSteps, SetLearningRate, default_callbacks
     from recipes.run_judge import quality_of
 
+    if job is not None and job.several:
+        return _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job)
     train_ds, val_ds, test_ds, info = data
     judge = run_judge.ready(run_dir, log) if run_judge else None
 
@@ -380,6 +432,70 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=No
     write_json(run_dir / "metrics.json", metrics)
     _remove_backup(run_dir)
     return metrics
+
+
+def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
+    """`_fit` in a job of several processes (`recipes.multiprocess`): every process trains,
+    process 0 validates on its twin of the model and writes the run directory; the final
+    metrics are process 0's, shared with the others."""
+    from recipes import multiprocess
+    from recipes.callbacks import InterruptBetweenSteps, SetLearningRate, default_callbacks
+    from recipes.datasets._pipelines import with_epoch_counter
+
+    train_ds, val_ds, test_ds, info = data
+    # training batches divide evenly among the processes: the last, partial global batch of an
+    # epoch is left out (other examples each epoch, as the order changes)
+    import tensorflow as tf
+
+    counter = getattr(train_ds, "data_epoch", None)
+    steps = info.num_train // config["batch_size"]
+    train_ds = train_ds.rebatch(config["batch_size"], drop_remainder=True)
+    train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps))  # rebatch forgets it
+    if counter is not None:
+        train_ds = with_epoch_counter(train_ds, counter)
+    twin = multiprocess.Twin(lambda: build_model(config, info, plan), model) if job.writes else None
+    callbacks = default_callbacks(
+        run_dir,
+        validation_data=val_ds,
+        training_data=train_ds,
+        class_names=info.class_names,
+        epochs=config["epochs"],
+        early_stopping_patience=config["early_stopping"],
+        lr_schedule=config["lr_schedule"],
+        keep_backup=True,
+    ) + ([SetLearningRate(changed["learning_rate"])] if "learning_rate" in changed else [])
+    interrupt = InterruptBetweenSteps()
+    try:
+        with interrupt.installed():
+            history = model.fit(
+                train_ds,
+                epochs=config["epochs"],
+                verbose=verbose,
+                shuffle=False,
+                callbacks=multiprocess.arrange(callbacks, twin, val_ds) + [interrupt],
+            )
+    except Exception as e:  # jax's XlaRuntimeError or a ValueError from gloo: the peer is in the text
+        lost = multiprocess.lost_peer(e)
+        if lost is None:
+            raise
+        raise TrainingError(
+            f"Process {job.process_id} of {job.num_processes} lost contact with the job ({lost}); run the same "
+            f"commands again on every host to resume from the last completed epoch."
+        ) from None
+    losses = [v for k, vs in history.history.items() if "loss" in k for v in vs]
+    if any(not np.isfinite(v) for v in losses):
+        raise TrainingError(_nan_message(config, run_dir, history))
+    metrics = None
+    if job.writes:
+        split, held = held_out(test_ds, val_ds, train_ds)
+        with multiprocess.no_distribution():
+            final = model_path(run_dir, twin.sync("end"))
+            final = load_model_file(final) if isinstance(final, os.PathLike) else final
+            metrics = evaluate_model(final, held, verbose=0)
+        metrics["split"] = split
+        write_json(run_dir / "metrics.json", metrics)
+        _remove_backup(run_dir)
+    return distributed.share(metrics)
 
 
 def _free_name(path: pathlib.Path) -> pathlib.Path:

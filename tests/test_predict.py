@@ -141,6 +141,8 @@ def test_recorded_preprocessing_needs_no_data_set(runs, tmp_path):
     shutil.copy(runs["binary"].parent / "binary.npz", data)
     run_dir = tmp_path / "run"
     shutil.copytree(runs["binary"], run_dir)
+    assert (run_dir / "preprocessing.json").is_file()  # training records it
+    (run_dir / "preprocessing.json").unlink()  # as in a run of an older version
     config = (run_dir / "config.yaml").read_text()
     (run_dir / "config.yaml").write_text(config.replace(str(runs["binary"].parent / "binary.npz"), str(data)))
     x = np.load(data)["x_test"]

@@ -1,0 +1,36 @@
+"""One process of a job in tests/test_distributed.py: `recipes.training.train` as the command
+runs it, then this process's copy of the trained weights saved to `<out>/weights<process>.npz`.
+
+    python tests/_job_worker.py OUT RUN_DIR MODEL EPOCHS BATCH VALIDATION_SPLIT [KEY=VALUE ...]
+
+The job comes from the KERAS_DISTRIBUTION_* variables (none: one process).
+"""
+
+import os
+import sys
+
+import numpy as np
+
+from recipes import config as config_lib
+from recipes import distributed, multiprocess, training
+
+out, run_dir, model, epochs, batch, split, *sets = sys.argv[1:]
+captured = {}
+original = training.build_model
+
+
+def build_and_keep(config, info, plan):
+    built = original(config, info, plan)
+    captured.setdefault("model", built)  # the first: the trained model (the twin comes after)
+    return built
+
+
+training.build_model = build_and_keep
+config = config_lib.resolve(
+    model,
+    flags={"epochs": int(epochs), "batch_size": int(batch), "validation_split": float(split)},
+    sets=config_lib.parse_sets(sets),
+)
+training.train(config, run_dir, verbose=0, log=lambda *a: None)
+weights = [multiprocess.local_value(v) for v in captured["model"].weights]
+np.savez(os.path.join(out, f"weights{distributed.joined().process_id}.npz"), *weights)
