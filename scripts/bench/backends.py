@@ -1,13 +1,24 @@
-"""Measures training throughput per Keras backend (TensorFlow, JAX, PyTorch) on this CPU.
+"""Measures training per Keras backend (TensorFlow, JAX, PyTorch) on this CPU: throughput, and every recipe.
 
-    python scripts/bench/backends.py                          # ~6-7 minutes on 2 shared cores
-    python scripts/bench/backends.py --repeats 3 --seconds 0.5 --out /tmp/backends.md
+    python scripts/bench/backends.py                          # both parts, ~55 minutes on 2 shared cores
+    python scripts/bench/backends.py --throughput-only        # ~6-7 minutes
+    python scripts/bench/backends.py --throughput-only --repeats 3 --seconds 0.5 --out /tmp/backends.md
     python scripts/bench/backends.py --backends tensorflow jax --models mlp
+    python scripts/bench/backends.py --recipes-only           # ~47 minutes (load 2-7 on 2 cores)
+    python scripts/bench/backends.py --recipes-only --recipes mlp vae --epochs 3 --runs-dir /tmp/runs
 
-Two models: the MLP recipe (`build_mlp(input_shape=(784,), num_classes=10)`, batch 128)
-and the small CNN of `cpu_settings.py` (conv16-conv32-pool-dense64 on 32x32x3, batch
-64), both compiled here with RMSprop and sparse categorical cross-entropy, no metrics.
-Data: random float32 arrays (8 batches) in a tf.data pipeline
+Two parts, each writing its table to results/:
+- throughput (backends.md, `--out`): the settings the plans choose between, timed on
+  synthetic data, below;
+- recipes (backends_recipes.md, `--recipes-out`): every recipe trained by the
+  `recipes train` command on each backend, with the plan each backend chose: samples/s,
+  the first epoch, and the held-out metric after the same epochs. The method is in
+  `backends_recipes.py`.
+
+Throughput. Two models: the MLP recipe (`build_mlp(input_shape=(784,), num_classes=10)`,
+batch 128) and the small CNN of `cpu_settings.py` (conv16-conv32-pool-dense64 on
+32x32x3, batch 64), both compiled here with RMSprop and sparse categorical
+cross-entropy, no metrics. Data: random float32 arrays (8 batches) in a tf.data pipeline
 (`from_tensor_slices -> batch -> cache -> repeat -> prefetch`), the way `recipes` feeds
 `fit()` on every backend; throughput does not depend on the values.
 
@@ -242,6 +253,9 @@ def main():
     parser.add_argument(
         "--backends", nargs="+", default=list(WORKERS), choices=list(WORKERS), help="workers to run (default: all)"
     )
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--throughput-only", action="store_true", help="only the MLP and CNN on synthetic data")
+    part.add_argument("--recipes-only", action="store_true", help="only each recipe trained by `recipes train`")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--repeats", type=int, default=9, help="interleaved timed rounds")
     parser.add_argument("--seconds", type=float, default=1.0, help="aim for this many seconds per setting and round")
@@ -249,11 +263,46 @@ def main():
         "--compile-limit", type=int, default=240, help="stop a setting whose warm-up (compilation) takes longer"
     )
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "results" / "backends.md", help="markdown table")
+    parser.add_argument("--recipes", nargs="+", metavar="RECIPE", help="recipes to train (default: all)")
+    parser.add_argument("--epochs", type=int, help="epochs of every recipe run, at least 3 (default: per recipe)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per recipe and backend, in alternating order")
+    parser.add_argument("--runs-dir", type=pathlib.Path, help="keep the recipe runs here (default: a temporary dir)")
+    parser.add_argument(
+        "--recipes-out",
+        type=pathlib.Path,
+        default=HERE / "results" / "backends_recipes.md",
+        help="markdown table of the recipe runs",
+    )
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.models, args.seconds, args.compile_limit)
+    if args.epochs is not None and args.epochs < 3:
+        parser.error(
+            f"--epochs must be at least 3: the first epoch compiles, the median is of the rest. "
+            f"Received: --epochs {args.epochs}"
+        )
+    from recipes import list_models
 
+    recipes = args.recipes or list_models()
+    unknown = [name for name in recipes if name not in list_models()]
+    if unknown:
+        parser.error(f"unknown recipe {unknown[0]!r}; valid names: {', '.join(list_models())}")
+    if not args.recipes_only:
+        throughput(args)
+    if not args.throughput_only:
+        import backends_recipes
+
+        backends = list(dict.fromkeys(WORKERS[name][0] for name in args.backends))  # torch-passive: torch
+        table = backends_recipes.run(recipes, backends, args.epochs, rounds=args.rounds, runs_dir=args.runs_dir)
+        print(table)
+        if args.recipes_out:
+            args.recipes_out.parent.mkdir(parents=True, exist_ok=True)
+            args.recipes_out.write_text(table + "\n")
+
+
+def throughput(args):
+    """The MLP and the CNN on synthetic data, each setting the plans choose between, interleaved."""
     from recipes import hardware
 
     t0 = time.perf_counter()
