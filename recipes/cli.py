@@ -462,7 +462,7 @@ def main(argv=None) -> int:
         print(f"recipes {args.command}: error: {e}", file=sys.stderr)
         return 2
     _import_tensorflow_quietly()
-    from recipes.training import TrainingError
+    from recipes.training import JobLostError, TrainingError
 
     try:
         COMMANDS[args.command](args)
@@ -471,6 +471,10 @@ def main(argv=None) -> int:
             raise
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"recipes {args.command}: error: {message}", file=sys.stderr)
+        if isinstance(e, JobLostError):  # leaving the job would wait for the lost process
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         return 2 if not isinstance(e, TrainingError) else 1
     except KeyboardInterrupt:
         print(f"recipes {args.command}: interrupted", file=sys.stderr)

@@ -310,7 +310,8 @@ def _configure_other(backend, strategy, precision, jit, steps_per_execution, rec
                 )
             everywhere = jax.devices()
             devices = [f"{d.platform.upper()}:{d.id} (process {d.process_index})" for d in everywhere]
-            distribution = keras.distribution.DataParallel(devices=everywhere)
+            # each process's training data comes sharded already (recipes.training reads its slice)
+            distribution = keras.distribution.DataParallel(devices=everywhere, auto_shard_dataset=False)
             keras.distribution.set_distribution(distribution)
             strategy_obj, strategy_why = (
                 LocalDistribution("data_parallel", len(everywhere), distribution),

@@ -54,6 +54,11 @@ class TrainingError(RuntimeError):
     """Training started but could not finish (for example the loss became NaN)."""
 
 
+class JobLostError(TrainingError):
+    """Another process of a job went away. This process cannot leave its job cleanly (JAX's
+    shutdown waits for every process), so the command ends it at once after saying so."""
+
+
 @contextlib.contextmanager
 def user_errors():
     """Turns the loaders' and builders' `ValueError`/`TypeError`/`OSError` into `ConfigError`.
@@ -322,8 +327,13 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
     from recipes.run_judge import RunJudge
 
     plan, data, model, source = _prepare(config, log=log)
+    if _spread(plan) and config["batch_size"] % plan.num_replicas:
+        raise ConfigError(
+            f"--batch-size is split evenly among the {plan.num_replicas} devices of keras.distribution."
+            f"DataParallel. Received: batch_size={config['batch_size']}"
+        )
     with user_errors():  # a bad --judge is refused before anything is written; a job has none yet
-        judge = None if job.several else RunJudge.plan(config, run_dir, log=log)
+        judge = None if _spread(plan) else RunJudge.plan(config, run_dir, log=log)
     if not job.writes:
         changed = distributed.share(None)  # once process 0 has claimed the run directory
         run_dir = pathlib.Path(run_dir)
@@ -348,6 +358,12 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
 
 def _quiet(*args, **kwargs):
     pass
+
+
+def _spread(plan) -> bool:
+    """Whether the plan trains with a `keras.distribution.DataParallel` over several devices (JAX:
+    a job, or several devices of one process): `recipes.multiprocess` then runs `fit()`."""
+    return plan.backend == "jax" and plan.num_replicas > 1
 
 
 def _check_job(job, config, run_dir) -> None:
@@ -386,8 +402,8 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=No
     from recipes.callbacks import BackupError, InterruptBetweenSteps, SetLearningRate, default_callbacks
     from recipes.run_judge import quality_of
 
-    if job is not None and job.several:
-        return _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job)
+    if _spread(plan):  # a job of several processes, or several devices of this one
+        return _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job or distributed.Job())
     train_ds, val_ds, test_ds, info = data
     judge = run_judge.ready(run_dir, log) if run_judge else None
 
@@ -435,8 +451,9 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=No
 
 
 def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
-    """`_fit` in a job of several processes (`recipes.multiprocess`): every process trains,
-    process 0 validates on its twin of the model and writes the run directory; the final
+    """`_fit` under a `DataParallel` over several devices, of one process or of a job of several
+    (`recipes.multiprocess`): every process trains, process 0 validates on its twin of the
+    model (every example once, on one device) and writes the run directory; the final
     metrics are process 0's, shared with the others."""
     from recipes import multiprocess
     from recipes.callbacks import InterruptBetweenSteps, SetLearningRate, default_callbacks
@@ -447,9 +464,12 @@ def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
     # epoch is left out (other examples each epoch, as the order changes)
     import tensorflow as tf
 
+    # Each process reads its own slice of every global batch: the epoch's order is the same
+    # everywhere (seed and epoch), so the slices are disjoint and together the batch.
     counter = getattr(train_ds, "data_epoch", None)
     steps = info.num_train // config["batch_size"]
     train_ds = train_ds.rebatch(config["batch_size"], drop_remainder=True)
+    train_ds = train_ds.rebatch(config["batch_size"] // job.num_processes).shard(job.num_processes, job.process_id)
     train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps))  # rebatch forgets it
     if counter is not None:
         train_ds = with_epoch_counter(train_ds, counter)
@@ -478,7 +498,7 @@ def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
         lost = multiprocess.lost_peer(e)
         if lost is None:
             raise
-        raise TrainingError(
+        raise JobLostError(
             f"Process {job.process_id} of {job.num_processes} lost contact with the job ({lost}); run the same "
             f"commands again on every host to resume from the last completed epoch."
         ) from None

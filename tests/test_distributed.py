@@ -209,11 +209,16 @@ def test_two_processes_train_as_one_with_the_same_global_batch(model, sets, tmp_
     run, (first, second) = _job(tmp_path, model, 2, sets=sets)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
-    _, (alone,) = _job(tmp_path, model, 1, sets=sets)
-    # float32 sums in another order: after 40 Adam steps (each moves a weight by up to the
-    # learning rate, 1e-3 or 2e-3) the weights agree to 1e-4, a tenth of one step
-    for a, b in zip(first, alone, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    alone_run, (alone,) = _job(tmp_path, model, 1, sets=sets)
+    # The same sums in another order (per-process batches of 32, then a mean of the two):
+    # float32 rounding. Adam moves a weight by up to the learning rate each step whatever
+    # its gradient's size, so a weight whose gradient is rounding noise may end up to two
+    # steps' worth apart; every other weight agrees far closer (the mean difference).
+    header, first_row = (alone_run / "history.csv").read_text().splitlines()[:2]
+    rate = float(dict(zip(header.split(","), first_row.split(","), strict=True))["learning_rate"])
+    differences = np.concatenate([np.abs(a - b).ravel() for a, b in zip(first, alone, strict=True)])
+    assert differences.max() <= 2 * rate, differences.max()
+    assert differences.mean() < 1e-5, differences.mean()
 
     names = _files_once(run)
     assert {"config.yaml", "history.csv", "last.keras", "metrics.json", "preprocessing.json"} <= set(names)
@@ -335,3 +340,78 @@ def test_two_hosts_train_the_mlp_together(two_hosts, tmp_path):
             np.testing.assert_array_equal(a[key], b[key])
     assert [r.split(",")[0] for r in (run / "history.csv").read_text().splitlines()[1:]] == ["1", "2"]
     _files_once(run)
+
+
+@pytest.mark.slow
+def test_several_devices_of_one_process_validate_and_test_every_example_once(tmp_path):
+    """Two CPU devices in one process take the job's path: the 359 test digits end in a batch
+    of 39, which a DataParallel over 2 devices cannot split (IndivisibleError); the twin
+    measures them on one device, as `recipes evaluate` does."""
+    run = tmp_path / "run"
+    env = _env(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    args = ["train", "mlp", "--backend", "jax", "--strategy", "mirrored", "--epochs", 1, "--run-dir", run, "--quiet"]
+    done = recipes_cli(*args, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "strategy: data_parallel (2 replicas)" in done.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    evaluated = recipes_cli("evaluate", run, env=_env(KERAS_BACKEND="jax"))
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    again = json.loads(evaluated.stdout)
+    assert again["split"] == metrics["split"] == "test"
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-7)
+    assert round(metrics["accuracy"] * 359) == pytest.approx(metrics["accuracy"] * 359, abs=1e-3)  # of all 359
+    odd = recipes_cli(*args[:-3], "--batch-size", 33, "--run-dir", tmp_path / "odd", env=env)
+    assert odd.returncode == 2
+    assert odd.stderr.strip().splitlines()[-1] == (
+        "recipes train: error: --batch-size is split evenly among the 2 devices of "
+        "keras.distribution.DataParallel. Received: batch_size=33"
+    )
+    assert not (tmp_path / "odd").exists()
+
+
+@pytest.mark.slow
+def test_info_in_a_job_shows_the_processes_and_every_device():
+    done = recipes_cli("launch", "--num-processes", "2", "--", "info", "mlp", "--backend", "jax")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith(
+        "backend: jax | devices: CPU:0 (process 0), CPU:2048 (process 1) | strategy: data_parallel"
+    )
+    assert any("DataParallel over the 2 devices of 2 processes (this is process 0)" in line for line in lines)
+    assert lines[-1].startswith("job: process 0 of 2 (coordinator 127.0.0.1:")
+
+
+@pytest.mark.slow
+def test_without_launch_a_lost_process_ends_the_other_in_one_line(tmp_path):
+    """Hosts of a job run on their own: when one dies, the other's next exchange fails and it
+    stops with one line (exit 1) instead of waiting forever."""
+    run = tmp_path / "run"
+    port = launch.free_port()
+    args = ["train", "mlp", "--backend", "jax", "--epochs", 6, "--batch-size", 8, "--run-dir", run, "--quiet"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "recipes.cli", *map(str, args)],
+            env=_env(**Job(f"127.0.0.1:{port}", 2, index).environment()),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(2)
+    ]
+    meta = run / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and procs[0].poll() is None:
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1:
+            break
+        time.sleep(0.05)
+    assert procs[0].poll() is None and procs[1].poll() is None
+    procs[1].kill()
+    killed_at = time.monotonic()
+    _, err = procs[0].communicate(timeout=120)
+    procs[1].communicate()
+    assert time.monotonic() - killed_at < 60
+    assert procs[0].returncode == 1, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("recipes train: error: Process 0 of 2 lost contact with the job (") and last.endswith(
+        "run the same commands again on every host to resume from the last completed epoch."
+    ), err[-3000:]

@@ -47,6 +47,7 @@ def runs(tmp_path_factory):
     settings = {
         "mlp": ["mlp", "--set", "hidden_units=[32]"],
         "binary": ["mlp", "--dataset", binary, "--set", "hidden_units=[8]"],
+        "alexnet": ["alexnet", "--set", "filters=[8,8,8,8,8]", "--set", "fc_units=[16,16]"],
         "vgg16": ["vgg16", "--set", "filters=[4,8,8,16,16]", "--set", "fc_units=[16]"],
         "lstm": ["lstm", "--set", "units=[8]"],
         "dcgan": ["dcgan", "--set", "base_filters=4", "--set", "latent_dim=8"],
@@ -266,6 +267,23 @@ def test_export_gives_keras_predictions_in_its_runtime(runs, tmp_path, format, n
         got = export.run_exported(format, out, batch)[0]
         np.testing.assert_allclose(got, expected[: len(batch)], atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporaries left
+
+
+@pytest.mark.parametrize("format", ["tf_saved_model", "onnx"])
+@pytest.mark.parametrize("name", ["alexnet", "vgg16", "lstm", "binary"])
+def test_every_classifier_recipe_exports_what_keras_computes(runs, tmp_path, name, format):
+    """SavedModel and ONNX of each classifier recipe, read back here in their own runtime:
+    the float32 Keras model's outputs (a bf16-trained VGG16 exports in float32)."""
+    out = tmp_path / ("m.onnx" if format == "onnx" else "sm")
+    done = recipes("export", runs[name], "--format", format, "--out", out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = load_run(runs[name])
+    raw = np.load(runs["binary"].parent / "binary.npz")["x_test"] if name == "binary" else DIGITS["x_test"][:20]
+    x = run.preprocessing.transform(raw)
+    expected = export.as_float32(run.model).predict(x, verbose=0)
+    got = export.run_exported(format, out, x)[0]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_export_with_preprocessing_takes_raw_images_of_any_size(runs, tmp_path):
