@@ -402,13 +402,9 @@ def _csv(path, pre):
             f"{path} has {width} columns; the run takes {features} features a row (and an optional label "
             f"column). Received: {width} columns"
         )
-    for line, row in rows:
-        if len(row) != width:
-            raise ValueError(f"{path}, line {line}: expected {width} columns. Received: {len(row)}")
-        for cell in row:
-            if not _is_number(cell):
-                raise ValueError(f"{path}, line {line}: every cell must be a number. Received: {cell!r}")
-    table = np.array([row for _, row in rows], dtype=np.float64)
+    from recipes.datasets._readers import numeric_table
+
+    table = numeric_table(path, rows, width)
     if drop is not None:
         table = np.delete(table, drop, axis=1)
     return table, [line for line, _ in rows]

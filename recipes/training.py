@@ -399,7 +399,7 @@ def _os_error_line(e: OSError, run_dir) -> str:
 
 
 def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=None, job=None):
-    from recipes.callbacks import BackupError, InterruptBetweenSteps, SetLearningRate, default_callbacks
+    from recipes.callbacks import BackupError, InterruptBetweenSteps
     from recipes.run_judge import quality_of
 
     if _spread(plan):  # a job of several processes, or several devices of this one
@@ -408,18 +408,8 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=No
     judge = run_judge.ready(run_dir, log) if run_judge else None
 
     def callbacks():
-        return default_callbacks(
-            run_dir,
-            validation_data=val_ds,
-            training_data=train_ds,
-            class_names=info.class_names,
-            epochs=config["epochs"],
-            early_stopping_patience=config["early_stopping"],
-            lr_schedule=config["lr_schedule"],
-            keep_backup=True,
-            judge=judge,
-            judge_images=run_judge.images.epoch_reference if judge else None,
-        ) + ([SetLearningRate(changed["learning_rate"])] if "learning_rate" in changed else [])
+        images = run_judge.images.epoch_reference if judge else None
+        return _run_callbacks(config, run_dir, data, changed, train_ds, judge=judge, judge_images=images)
 
     fit = dict(validation_data=val_ds, epochs=config["epochs"], verbose=verbose, shuffle=False)
     interrupt = InterruptBetweenSteps()
@@ -450,13 +440,31 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=No
     return metrics
 
 
+def _run_callbacks(config, run_dir, data, changed, train_ds, **judge) -> list:
+    """The callbacks of a run: `default_callbacks` with the run's settings, keeping the backup
+    (removed once the metrics are written), and the rate a resume changes."""
+    from recipes.callbacks import SetLearningRate, default_callbacks
+
+    return default_callbacks(
+        run_dir,
+        validation_data=data.val,
+        training_data=train_ds,
+        class_names=data.info.class_names,
+        epochs=config["epochs"],
+        early_stopping_patience=config["early_stopping"],
+        lr_schedule=config["lr_schedule"],
+        keep_backup=True,
+        **judge,
+    ) + ([SetLearningRate(changed["learning_rate"])] if "learning_rate" in changed else [])
+
+
 def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
     """`_fit` under a `DataParallel` over several devices, of one process or of a job of several
     (`recipes.multiprocess`): every process trains, process 0 validates on its twin of the
     model (every example once, on one device) and writes the run directory; the final
     metrics are process 0's, shared with the others."""
     from recipes import multiprocess
-    from recipes.callbacks import InterruptBetweenSteps, SetLearningRate, default_callbacks
+    from recipes.callbacks import InterruptBetweenSteps
     from recipes.datasets._pipelines import with_epoch_counter
 
     train_ds, val_ds, test_ds, info = data
@@ -474,16 +482,7 @@ def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
     if counter is not None:
         train_ds = with_epoch_counter(train_ds, counter)
     twin = multiprocess.Twin(lambda: build_model(config, info, plan), model) if job.writes else None
-    callbacks = default_callbacks(
-        run_dir,
-        validation_data=val_ds,
-        training_data=train_ds,
-        class_names=info.class_names,
-        epochs=config["epochs"],
-        early_stopping_patience=config["early_stopping"],
-        lr_schedule=config["lr_schedule"],
-        keep_backup=True,
-    ) + ([SetLearningRate(changed["learning_rate"])] if "learning_rate" in changed else [])
+    callbacks = _run_callbacks(config, run_dir, data, changed, train_ds)
     interrupt = InterruptBetweenSteps()
     try:
         with interrupt.installed():

@@ -168,14 +168,26 @@ def _job(tmp_path, model, n, *, epochs=2, batch=64, split=0.1099, sets=()):
     out = tmp_path / f"{model}-{n}"
     out.mkdir()
     run = out / "run"
-    port = launch.free_port()
-    procs = []
+    address = f"127.0.0.1:{launch.free_port()}"
+    _run_workers([[]] * n, address, out, run, model, epochs, batch, split, *sets)
+    weights = []
     for index in range(n):
-        env = _env(KERAS_BACKEND="jax", **(Job(f"127.0.0.1:{port}", n, index).environment() if n > 1 else {}))
+        with np.load(out / f"weights{index}.npz") as f:
+            weights.append([f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))])
+    return run, weights
+
+
+def _run_workers(prefixes, address, out, run, *args):
+    """Runs `_job_worker.py` once per prefix (`[]`, or `["ip", "netns", "exec", host]`) as
+    the processes of one job at `address` (one plain process when there is one prefix)."""
+    n = len(prefixes)
+    procs = []
+    for index, prefix in enumerate(prefixes):
+        job = Job(address, n, index).environment() if n > 1 else {}
         procs.append(
             subprocess.Popen(
-                [sys.executable, WORKER, *map(str, (out, run, model, epochs, batch, split)), *sets],
-                env=env,
+                [*prefix, sys.executable, WORKER, *map(str, (out, run, *args))],
+                env=_env(KERAS_BACKEND="jax", **job),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -184,11 +196,6 @@ def _job(tmp_path, model, n, *, epochs=2, batch=64, split=0.1099, sets=()):
     for p in procs:
         _, err = p.communicate(timeout=900)
         assert p.returncode == 0, err[-3000:]
-    weights = []
-    for index in range(n):
-        with np.load(out / f"weights{index}.npz") as f:
-            weights.append([f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))])
-    return run, weights
 
 
 def _files_once(run, sessions=1):
@@ -319,21 +326,8 @@ def test_two_hosts_train_the_mlp_together(two_hosts, tmp_path):
     (host0, address0), (host1, _) = two_hosts
     run = tmp_path / "run"
     port = 29400 + os.getpid() % 500
-    procs = []
-    for index, host in enumerate((host0, host1)):
-        env = _env(KERAS_BACKEND="jax", **Job(f"{address0}:{port}", 2, index).environment())
-        procs.append(
-            subprocess.Popen(
-                ["ip", "netns", "exec", host, sys.executable, WORKER, *map(str, (tmp_path, run, "mlp", 2, 64, 0.1099))],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for p in procs:
-        _, err = p.communicate(timeout=900)
-        assert p.returncode == 0, err[-3000:]
+    hosts = [["ip", "netns", "exec", host] for host in (host0, host1)]
+    _run_workers(hosts, f"{address0}:{port}", tmp_path, run, "mlp", 2, 64, 0.1099)
     with np.load(tmp_path / "weights0.npz") as a, np.load(tmp_path / "weights1.npz") as b:
         assert a.files == b.files and len(a.files) > 0
         for key in a.files:

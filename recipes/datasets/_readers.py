@@ -165,13 +165,7 @@ def read_csv(path) -> Arrays:
     width = len(header or rows[0][1])
     if width < 2:
         raise ValueError(f"{path} needs at least 2 columns (features and a label). Received: {width} column")
-    for line, row in rows:
-        if len(row) != width:
-            raise ValueError(f"{path}, line {line}: expected {width} columns. Received: {len(row)}")
-        for cell in row:
-            if not _is_number(cell):
-                raise ValueError(f"{path}, line {line}: every cell must be a number. Received: {cell!r}")
-    table = np.array([row for _, row in rows], dtype=np.float64)
+    table = numeric_table(path, rows, width)
     label = header.index("label") if header and "label" in header else width - 1
     y = table[:, label]
     with np.errstate(over="ignore"):
@@ -202,6 +196,18 @@ def _missing_classes(present, high, limit=11):
             missing.append(label)
         label += 1
     return missing
+
+
+def numeric_table(path, rows, width: int) -> np.ndarray:
+    """`rows` (`[(line number, cells)]` of a CSV file) as a float64 table, or `ValueError`
+    naming the line of the first row of another width or the first cell that is no number."""
+    for line, row in rows:
+        if len(row) != width:
+            raise ValueError(f"{path}, line {line}: expected {width} columns. Received: {len(row)}")
+        for cell in row:
+            if not _is_number(cell):
+                raise ValueError(f"{path}, line {line}: every cell must be a number. Received: {cell!r}")
+    return np.array([row for _, row in rows], dtype=np.float64)
 
 
 def _is_number(text):
