@@ -215,6 +215,33 @@ def joined() -> Job:
     return _joined or Job()
 
 
+def lost_processes(timeout: float = HEARTBEAT_TIMEOUT_S + 15) -> list[int] | None:
+    """The processes of the job the coordinator no longer counts as alive, asked after an
+    exchange failed: it knows within `HEARTBEAT_TIMEOUT_S` of their last heartbeat. `None`
+    when it cannot tell in `timeout` seconds; `[0]` when the coordinator itself is gone."""
+    import threading
+
+    from jax._src import distributed as jax_distributed
+
+    job, client = joined(), jax_distributed.global_state.client
+    if not job.several or client is None:
+        return None
+    answer = {}
+
+    def ask():
+        try:
+            answer["live"] = client.get_live_nodes(list(range(job.num_processes)))
+        except Exception as e:  # the coordinator (process 0) cannot be reached
+            answer["error"] = e
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    asking.join(timeout)
+    if "live" in answer:
+        return sorted(set(range(job.num_processes)) - set(answer["live"]))
+    return [0] if "error" in answer and job.process_id != 0 else None
+
+
 def share(value, *, size: int = 65536):
     """Process 0's `value` (anything JSON can hold) on every process; one broadcast.
 

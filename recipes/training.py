@@ -494,11 +494,13 @@ def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
                 callbacks=multiprocess.arrange(callbacks, twin, val_ds) + [interrupt],
             )
     except Exception as e:  # jax's XlaRuntimeError or a ValueError from gloo: the peer is in the text
-        lost = multiprocess.lost_peer(e)
-        if lost is None:
+        reason = multiprocess.lost_peer(e)
+        if reason is None:
             raise
+        lost = distributed.lost_processes()
+        which = f"process {', '.join(map(str, lost))} of the job" if lost else "another process of the job"
         raise JobLostError(
-            f"Process {job.process_id} of {job.num_processes} lost contact with the job ({lost}); run the same "
+            f"Process {job.process_id} of {job.num_processes} lost {which} ({reason}); run the same "
             f"commands again on every host to resume from the last completed epoch."
         ) from None
     losses = [v for k, vs in history.history.items() if "loss" in k for v in vs]

@@ -403,9 +403,9 @@ def test_without_launch_a_lost_process_ends_the_other_in_one_line(tmp_path):
     killed_at = time.monotonic()
     _, err = procs[0].communicate(timeout=120)
     procs[1].communicate()
-    assert time.monotonic() - killed_at < 60
+    assert time.monotonic() - killed_at < distributed.HEARTBEAT_TIMEOUT_S + 30
     assert procs[0].returncode == 1, err[-3000:]
     last = err.strip().splitlines()[-1]
-    assert last.startswith("recipes train: error: Process 0 of 2 lost contact with the job (") and last.endswith(
+    assert last.startswith("recipes train: error: Process 0 of 2 lost process 1 of the job (") and last.endswith(
         "run the same commands again on every host to resume from the last completed epoch."
     ), err[-3000:]
