@@ -262,11 +262,3 @@ def share(value, *, size: int = 65536):
         buffer[: len(text)] = np.frombuffer(text, dtype=np.uint8)
     shared = np.asarray(multihost_utils.broadcast_one_to_all(buffer, is_source=job.writes))
     return json.loads(bytes(shared[shared != 0]).decode())
-
-
-def barrier(name: str) -> None:
-    """Waits until every process of the job reaches this point."""
-    if joined().several:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)

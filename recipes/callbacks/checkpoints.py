@@ -26,17 +26,20 @@ from recipes._checks import check_choice
 from recipes.callbacks.monitoring import ResumableState, finite_losses, resolve_mode, resolve_monitor
 
 
+def _seed_states(model) -> list:
+    """The state variables of the model's `SeedGenerator`s: its variables that are not weights."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
 def random_state(model) -> dict:
     """The random-number state training draws from: each `SeedGenerator` of `model` and its
     layers (dropout, sampling...), in the model's order, and on PyTorch the global generators
     (Keras's torch dropout draws from them when the layer has no seed of its own). Keras's
     `.keras` and `.weights.h5` files leave these out, so a rebuilt model draws anew."""
-    saved = {id(v) for v in model.weights}
     state = {
         "seed_generators": [
-            {"path": v.path, "value": np.asarray(keras.ops.convert_to_numpy(v)).tolist()}
-            for v in model.variables
-            if id(v) not in saved
+            {"path": v.path, "value": np.asarray(keras.ops.convert_to_numpy(v)).tolist()} for v in _seed_states(model)
         ]
     }
     if keras.backend.backend() == "torch":
@@ -56,8 +59,7 @@ def restore_random_state(model, state: dict) -> None:
     Raises:
         ValueError: when `state` is not one of this model's: another count or shape of generators.
     """
-    saved = {id(v) for v in model.weights}
-    variables = [v for v in model.variables if id(v) not in saved]
+    variables = _seed_states(model)
     generators = state["seed_generators"]
     shapes = [tuple(np.shape(s["value"])) for s in generators]
     if shapes != [tuple(v.shape) for v in variables]:
