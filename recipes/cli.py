@@ -77,10 +77,12 @@ def _train_epilog() -> str:
     from recipes.registry import get_spec, list_models
 
     lines = ["per-recipe defaults (over the defaults above; --config, flags and --set override them):"]
-    for name, defaults in ((n, get_spec(n).defaults) for n in list_models()):
+    for spec in map(get_spec, list_models()):
+        defaults = spec.defaults
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "model_args")
         shown += "".join(f", {k}={v}" for k, v in defaults.get("model_args", {}).items())
-        lines.append(f"  {name:<8} {shown}")
+        lines.append(f"  {spec.name:<8} {shown}")
+        lines += [f"           {key}: {reason}" for key, reason in spec.reasons.items()]
     lines.append(
         f"  (every other setting: epochs={DEFAULTS['epochs']}, batch_size={DEFAULTS['batch_size']}, "
         f"validation_split={DEFAULTS['validation_split']}, seed={DEFAULTS['seed']})"

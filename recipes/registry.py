@@ -28,6 +28,9 @@ class ModelSpec:
         data: the forms of data the command trains it on, from `DATA_FORMS`.
         defaults: its training settings over `config.DEFAULTS` (and `model_args`,
             builder arguments), chosen for small data.
+        reasons: for each default chosen by measurement, the one-line measured reason,
+            keyed like `defaults` (a `model_args` entry by its own name); shown by
+            `recipes train --help`.
         value_range: the range images are scaled to for it.
         image_side: images smaller than this (either side) are enlarged to it by
             the command; `None` leaves them as they are.
@@ -41,6 +44,7 @@ class ModelSpec:
     inputs: str
     data: tuple = ("image",)
     defaults: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
+    reasons: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
     value_range: tuple = (0.0, 1.0)
     image_side: int | None = None
     images_as_rows: bool = False
@@ -63,6 +67,7 @@ def register_model(
     inputs: str,
     data=("image",),
     defaults=None,
+    reasons=None,
     value_range=(0.0, 1.0),
     image_side=None,
     images_as_rows=False,
@@ -76,6 +81,13 @@ def register_model(
     if unknown or not data:
         raise ValueError(f"data must name forms from {tuple(DATA_FORMS)}. Received: data={data!r}")
 
+    defaults = dict(defaults or {})
+    reasons = dict(reasons or {})
+    settable = set(defaults) | set(defaults.get("model_args", {}))
+    unexplained = [k for k, v in reasons.items() if k not in settable or not isinstance(v, str) or "\n" in v]
+    if unexplained:
+        raise ValueError(f"reasons must explain settings of defaults, one line each. Received: {unexplained!r}")
+
     def decorator(builder):
         if name in _REGISTRY:
             raise ValueError(f"A model named {name!r} is already registered.")
@@ -86,7 +98,8 @@ def register_model(
             task,
             inputs,
             data=tuple(data),
-            defaults=types.MappingProxyType(dict(defaults or {})),
+            defaults=types.MappingProxyType(defaults),
+            reasons=types.MappingProxyType(reasons),
             value_range=tuple(value_range),
             image_side=image_side,
             images_as_rows=images_as_rows,

@@ -371,6 +371,41 @@ def test_image_callbacks_write_without_a_tensorboard_callback(tmp_path):
     assert [step for step, _ in image_events(validation, "images/reconstructions")] == [1, 2]
 
 
+def test_pictures_are_drawn_first_last_and_every_min_interval_seconds(tmp_path, monkeypatch):
+    clock = iter(range(0, 1000, 2))  # each reading of the clock is 2 s after the one before
+    monkeypatch.setattr(image_callbacks, "_clock", lambda: next(clock))
+    run = str(tmp_path / "run")
+    model = TinyVAE()
+    model.compile(keras.optimizers.Adam(0.01))
+    grid = image_callbacks.SampleGrid(run, num_samples=4, min_interval=5.0)
+    model.fit(images(), batch_size=8, epochs=7, verbose=0, callbacks=[grid])
+    # drawn at epoch 1 (clock 0), then whenever 5 s have passed: the clock reads 2, 4, 6 at epochs 2-4
+    assert [step for step, _ in image_events(os.path.join(run, "logs", "train"), "images/samples")] == [1, 4, 7]
+    assert sorted(os.listdir(os.path.join(run, "plots"))) == [
+        "samples.png",
+        "samples_epoch_001.png",
+        "samples_epoch_004.png",
+        "samples_epoch_007.png",
+    ]
+
+    every = str(tmp_path / "every")
+    model.fit(
+        images(), batch_size=8, epochs=3, verbose=0, callbacks=[image_callbacks.SampleGrid(every, min_interval=0)]
+    )
+    assert [step for step, _ in image_events(os.path.join(every, "logs", "train"), "images/samples")] == [1, 2, 3]
+
+    stopped = str(tmp_path / "stopped")  # stopped early between two pictures: the last epoch is drawn at the end
+    stop = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", epoch == 2))
+    far = image_callbacks.SampleGrid(stopped, min_interval=1e9)
+    model.fit(images(), batch_size=8, epochs=10, verbose=0, callbacks=[far, stop])
+    assert [step for step, _ in image_events(os.path.join(stopped, "logs", "train"), "images/samples")] == [1, 3]
+
+    with pytest.raises(
+        ValueError, match=r"^min_interval must be a number of seconds >= 0\. Received: min_interval=-1$"
+    ):
+        image_callbacks.SampleGrid(run, min_interval=-1)
+
+
 def test_gan_run_writes_samples_and_logs_both_learning_rates(tmp_path):
     run = str(tmp_path / "run")
     model = TinyGAN()

@@ -66,6 +66,26 @@ def test_unknown_model_lists_valid_names():
         get_model("resnet")
 
 
+def test_a_default_reason_must_explain_a_default_in_one_line(monkeypatch):
+    from recipes import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    defaults = {"batch_size": 32, "model_args": {"units": [128]}}
+    with pytest.raises(
+        ValueError, match=r"^reasons must explain settings of defaults, one line each\. Received: \['epochs'\]$"
+    ):
+        registry.register_model("x", description="", task="classification", inputs="any", defaults=defaults,
+                                reasons={"batch_size": "measured", "epochs": "not a default here"})  # fmt: skip
+    registry.register_model(
+        "x", description="", task="classification", inputs="any", defaults=defaults, reasons={"units": "measured"}
+    )(lambda **kwargs: None)
+    assert dict(get_spec("x").reasons) == {"units": "measured"}
+    for name in list_models():  # every registered reason is one line about a setting the recipe sets
+        spec = get_spec(name)
+        for key, reason in spec.reasons.items():
+            assert key in {*spec.defaults, *spec.defaults.get("model_args", {})} and "\n" not in reason
+
+
 def test_list_models_is_sorted_and_exported(monkeypatch):
     from recipes import registry
 

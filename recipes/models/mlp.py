@@ -13,7 +13,12 @@ from recipes.registry import register_model
     task="classification",
     inputs="any",
     data=("image", "table", "sequence"),
-    defaults={"epochs": 20, "batch_size": 128},
+    defaults={"epochs": 20, "batch_size": 32, "optimizer": "adam"},
+    reasons={
+        "batch_size": "32 and Adam reached 0.97 validation accuracy on the digits in 4 epochs (5.1-5.5 s from start); "
+        "the example's 128 and RMSprop took 10-12 (5.1-7.0 s; scripts/bench/time_to_accuracy.py)",
+        "optimizer": "see batch_size; the builder keeps the example's RMSprop",
+    },
     description="Multi-layer perceptron (the classic Keras MNIST MLP: 2x Dense 512, dropout 0.2)",
 )
 def build_mlp(
