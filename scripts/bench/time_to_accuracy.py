@@ -45,6 +45,7 @@ import math
 import os
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -73,6 +74,9 @@ FINAL = {"accuracy": "test accuracy", "negative_elbo": "test -ELBO", "frechet_di
 # epochs of the recipe runs where its default would take too long for the bench (its
 # time to the target is found well inside them; its final quality is after these)
 CAPS = {"alexnet": 12, "vgg16": 8, "dcgan": 15}
+# rounds per pair: the quick pairs three times, their order alternating (on shared cores one
+# run's start-up varies by a second); the others once
+ROUNDS = {"mlp": 3, "lstm": 3, "vae": 3}
 DATASETS = ("digits", "shapes")
 LAST = 3  # epochs averaged for the target
 # the DCGAN draws 28x28 digits; AlexNet and VGG16 take minutes an epoch there (the plain
@@ -230,34 +234,58 @@ def first_reaching(curve, target, higher):
     return None
 
 
-def bench_pair(recipe, dataset, work, epochs, limit):
-    """Both sides of one pair; `epochs` (if given) for both, else the script's own and the recipe's default."""
+def bench_pair(recipe, dataset, work, epochs, limit, rounds=None):
+    """Both sides of one pair, `rounds` times (default `ROUNDS`), the order alternating;
+    `epochs` (if given) for both, else the script's own and the recipe's default."""
     plain_epochs, recipe_epochs = epochs or PAIRS[recipe][1], epochs or CAPS.get(recipe)
+    rounds = rounds or ROUNDS.get(recipe, 1)
     pair_dir = work / f"{dataset}-{recipe}"
     shutil.rmtree(pair_dir, ignore_errors=True)
     pair_dir.mkdir(parents=True)
     data_flag = dataset_flag(dataset, work)
     npz = pair_dir / "splits.npz"
     export_splits(recipe, data_flag, npz)
-    run_dir = pair_dir / "run"
-    print(f"{dataset} {recipe}: recipes train ...", file=sys.stderr, flush=True)
-    ours = run_recipe(recipe, data_flag, recipe_epochs, run_dir, limit)
-    print(f"{dataset} {recipe}: plain script ...", file=sys.stderr, flush=True)
-    judge = run_dir if recipe == "dcgan" else None  # the plain GAN is scored by the recipe run's judge
-    theirs = run_plain(recipe, npz, plain_epochs, pair_dir, limit, judge=judge)
-    result = {"recipe": recipe, "dataset": dataset, "ours": ours, "theirs": theirs}
-    result["load"] = os.getloadavg()[0]
-    print(f"{dataset} {recipe}: {summary(result)}", file=sys.stderr, flush=True)
-    return result
+    done = []
+    for r in range(rounds):
+        order = ("ours", "theirs") if r % 2 == 0 else ("theirs", "ours")  # the GAN's judge: round 1's run
+        sides = {}
+        for side in order:
+            print(f"{dataset} {recipe}, round {r + 1}: {side} ...", file=sys.stderr, flush=True)
+            if side == "ours":
+                sides[side] = run_recipe(recipe, data_flag, recipe_epochs, pair_dir / f"run-{r + 1}", limit)
+            else:
+                judge = pair_dir / "run-1" if recipe == "dcgan" else None  # scored by the recipe run's judge
+                sides[side] = run_plain(recipe, npz, plain_epochs, pair_dir, limit, judge=judge)
+        done.append({**sides, "first": order[0], "load": os.getloadavg()[0]})
+        print(f"{dataset} {recipe}, round {r + 1}: {summary_of(recipe, done[-1])}", file=sys.stderr, flush=True)
+    return {"recipe": recipe, "dataset": dataset, "rounds": done}
+
+
+def rounds_of(result):
+    return result.get("rounds") or [result]  # results.json of one round per pair, as first written
+
+
+def summary_of(recipe, round_):
+    """Target, each side's time to it and the ratio, in one round."""
+    higher = PAIRS[recipe][4]
+    target = target_of(round_["theirs"]["curve"])
+    ours = first_reaching(round_["ours"]["curve"], target, higher)
+    theirs = first_reaching(round_["theirs"]["curve"], target, higher)
+    return {"target": target, "ours": ours, "theirs": theirs, "ratio": theirs / ours if ours else None}
 
 
 def summary(result):
-    higher = PAIRS[result["recipe"]][4]
-    target = target_of(result["theirs"]["curve"])
-    ours = first_reaching(result["ours"]["curve"], target, higher)
-    theirs = first_reaching(result["theirs"]["curve"], target, higher)
-    ratio = theirs / ours if ours else None
-    return {"target": target, "ours": ours, "theirs": theirs, "ratio": ratio}
+    """Medians over the pair's rounds; a round the recipe never reached the target in counts as ratio 0."""
+    each = [summary_of(result["recipe"], r) for r in rounds_of(result)]
+    ratios = [s["ratio"] or 0.0 for s in each]
+    reached = [s["ours"] for s in each if s["ours"] is not None]
+    return {
+        "target": statistics.median(s["target"] for s in each),
+        "ours": statistics.median(reached) if len(reached) > len(each) / 2 else None,
+        "theirs": statistics.median(s["theirs"] for s in each),
+        "ratio": statistics.median(ratios) or None,
+        "ratios": ratios,
+    }
 
 
 def final_of(final):
@@ -269,39 +297,50 @@ def report(results, out):
     from recipes.hardware import describe_machine
 
     lines = [
-        "| data | recipe vs plain script | epochs | quality | target (script's last 3 epochs) | recipe reaches it | "
-        "script reaches it | ratio | recipe final | script final | whole runs (s) |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| data | recipe vs plain script | rounds | epochs | quality | target (script's last 3 epochs) | "
+        "recipe reaches it | script reaches it | ratio | recipe final | script final | whole runs (s) |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ratios = []
     for result in results:
-        recipe, dataset = result["recipe"], result["dataset"]
+        recipe, dataset, rounds = result["recipe"], result["dataset"], rounds_of(result)
         s = summary(result)
         script, *_, label = PAIRS[recipe]
-        key, ours_final = final_of(result["ours"]["final"])
-        _, theirs_final = final_of(result["theirs"]["final"])
+        key = final_of(rounds[0]["ours"]["final"])[0]
+        finals = {side: statistics.median(final_of(r[side]["final"])[1] for r in rounds) for side in ("ours", "theirs")}
+        seconds = {side: statistics.median(r[side]["seconds"] for r in rounds) for side in ("ours", "theirs")}
         fmt = ".3f" if key == "accuracy" else ".2f"
-        if s["ratio"]:
-            ratios.append(s["ratio"])
+        ratios.append(s["ratio"] or 0.0)
         reached = f"{s['ours']:.1f} s" if s["ours"] is not None else "never"
-        ratio = f"{s['ratio']:.2f}x" if s["ratio"] else "-"
+        ratio = f"**{s['ratio']:.2f}x**" if s["ratio"] else "**never**"
+        if len(rounds) > 1:
+            ratio += f" ({min(s['ratios']):.2f}-{max(s['ratios']):.2f})"
+        epochs = f"{len(rounds[0]['ours']['curve'])} / {len(rounds[0]['theirs']['curve'])}"
         lines.append(
-            f"| {dataset} | `{recipe}` vs `plain/{script}` | {len(result['ours']['curve'])} / "
-            f"{len(result['theirs']['curve'])} | {label} | {s['target']:{fmt}} | "
-            f"{reached} | {s['theirs']:.1f} s | **{ratio}** | "
-            f"{FINAL[key]} {ours_final:{fmt}} | {theirs_final:{fmt}} | "
-            f"{result['ours']['seconds']:.0f} / {result['theirs']['seconds']:.0f} |"
+            f"| {dataset} | `{recipe}` vs `plain/{script}` | {len(rounds)} | {epochs} | {label} | "
+            f"{s['target']:{fmt}} | {reached} | {s['theirs']:.1f} s | {ratio} | {FINAL[key]} {finals['ours']:{fmt}} | "
+            f"{finals['theirs']:{fmt}} | {seconds['ours']:.0f} / {seconds['theirs']:.0f} |"
         )
-    loads = ", ".join(f"{r['load']:.1f}" for r in results)
-    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else float("nan")
+    loads = [r["load"] for result in results for r in rounds_of(result)]
+    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if all(ratios) else 0.0
     lines += [
         "",
-        f"Geometric mean of the ratios: **{geomean:.2f}x** over {len(ratios)} pairs. {describe_machine()}; "
-        f"load average after each pair: {loads}.",
+        f"Geometric mean of the ratios: **{geomean:.2f}x** over {len(ratios)} pairs. Times and finals are medians "
+        f"over the rounds (ratio: median, and the range); a pair's curves below are its first round. "
+        f"{describe_machine()}; load average after each round {min(loads):.1f}-{max(loads):.1f}; "
+        f"{package_version()}.",
     ]
     (out / "time_to_accuracy.md").write_text("\n".join(lines) + "\n")
     plot(results, out / "time_to_accuracy.png")
     return "\n".join(lines)
+
+
+def package_version():
+    """`recipes at <commit>`, `+ changes` when the package differs from it."""
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    changed = subprocess.run([*git, "status", "--porcelain", "recipes"], capture_output=True, text=True).stdout
+    return f"recipes at {commit or '?'}" + (" + changes" if changed.strip() else "")
 
 
 def plot(results, path):
@@ -314,24 +353,24 @@ def plot(results, path):
     rows = math.ceil(len(results) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False)
     for ax, result in zip(axes.flat, results):
-        recipe = result["recipe"]
+        recipe, first = result["recipe"], rounds_of(result)[0]
         script, *_, label = PAIRS[recipe]
         for side, name, colour in (
-            ("ours", f"recipes {recipe}", "tab:blue"),
+            ("ours", f"recipes train {recipe}", "tab:blue"),
             ("theirs", f"plain/{script}", "tab:orange"),
         ):
-            seconds, values = zip(*result[side]["curve"])
+            seconds, values = zip(*first[side]["curve"])
             ax.plot(seconds, values, marker="o", markersize=3, color=colour, label=name)
-        target = summary(result)["target"]
+        target = summary_of(recipe, first)["target"]
         ax.axhline(target, color="grey", linestyle="--", linewidth=0.8, label="target")
         ax.set_title(f"{result['dataset']}: {recipe}", fontsize=10)
         ax.set_xlabel("seconds from process start")
         ax.set_ylabel(label, fontsize=8)
+        values = [v for side in ("ours", "theirs") for _, v in first[side]["curve"]]
         if PAIRS[recipe][4]:
-            ax.set_ylim(max(0.0, target - 0.3), 1.0)
-        else:
-            worst = max(v for side in ("ours", "theirs") for _, v in result[side]["curve"][1:] or [(0, target)])
-            ax.set_ylim(min(v for side in ("ours", "theirs") for _, v in result[side]["curve"]) * 0.95, worst * 1.05)
+            ax.set_ylim(max(0.0, min(target - 0.3, min(values))), 1.0)
+        else:  # lower is better: from the best value to a little above the target's scale
+            ax.set_ylim(min(values) * 0.95, max(target * 1.5, sorted(values)[len(values) // 2] * 1.2))
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(results) :]:
@@ -350,6 +389,7 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "results")
     parser.add_argument("--report", action="store_true", help="only redraw from --work/results.json")
     parser.add_argument("--limit", type=int, default=3600, help="seconds a side may run")
+    parser.add_argument("--rounds", type=int, help="rounds per pair (default: ROUNDS)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -360,7 +400,9 @@ def main():
             for recipe in args.recipes:
                 if dataset == "shapes" and recipe not in ON_SHAPES:
                     continue
-                results[(dataset, recipe)] = bench_pair(recipe, dataset, args.work, args.epochs, args.limit)
+                results[(dataset, recipe)] = bench_pair(
+                    recipe, dataset, args.work, args.epochs, args.limit, args.rounds
+                )
                 kept.write_text(json.dumps({"/".join(k): v for k, v in results.items()}, indent=1))
     order = [(d, r) for d in DATASETS for r in PAIRS if (d, r) in results]
     print(report([results[k] for k in order], args.out))
