@@ -214,4 +214,3 @@ class HistoryCSVLogger(keras.callbacks.CSVLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch + 1, logs)
-        self._write_graph_if_due()
