@@ -15,8 +15,8 @@ from recipes.registry import register_model
     data=("image", "table", "sequence"),
     defaults={"epochs": 20, "batch_size": 32, "optimizer": "adam"},
     reasons={
-        "batch_size": "32 and Adam reached 0.97 validation accuracy on the digits in 4 epochs (5.1-5.5 s from start); "
-        "the example's 128 and RMSprop took 10-12 (5.1-7.0 s; scripts/bench/time_to_accuracy.py)",
+        "batch_size": "32 with Adam reached 0.96 validation accuracy on the digits in 3-4 epochs (5.5-6.0 s from "
+        "start); the example's 128 with RMSprop needed 6-12 (6.6-7.7 s; scripts/bench/time_to_accuracy.py)",
         "optimizer": "see batch_size; the builder keeps the example's RMSprop",
     },
     description="Multi-layer perceptron (the classic Keras MNIST MLP: 2x Dense 512, dropout 0.2)",

@@ -259,7 +259,7 @@ def bench_pair(recipe, dataset, work, epochs, limit, rounds=None):
                 sides[side] = run_plain(recipe, npz, plain_epochs, pair_dir, limit, judge=judge)
         done.append({**sides, "first": order[0], "load": os.getloadavg()[0]})
         print(f"{dataset} {recipe}, round {r + 1}: {summary_of(recipe, done[-1])}", file=sys.stderr, flush=True)
-    return {"recipe": recipe, "dataset": dataset, "rounds": done}
+    return {"recipe": recipe, "dataset": dataset, "rounds": done, "package": package_version()}
 
 
 def rounds_of(result):
@@ -329,7 +329,7 @@ def report(results, out):
         f"Geometric mean of the ratios: **{geomean:.2f}x** over {len(ratios)} pairs. Times and finals are medians "
         f"over the rounds (ratio: median, and the range); a pair's curves below are its first round. "
         f"{describe_machine()}; load average after each round {min(loads):.1f}-{max(loads):.1f}; "
-        f"{package_version()}.",
+        f"{', '.join(sorted({r.get('package') or package_version() for r in results}))}.",
     ]
     (out / "time_to_accuracy.md").write_text("\n".join(lines) + "\n")
     plot(results, out / "time_to_accuracy.png")
@@ -370,8 +370,9 @@ def plot(results, path):
         values = [v for side in ("ours", "theirs") for _, v in first[side]["curve"]]
         if PAIRS[recipe][4]:
             ax.set_ylim(max(0.0, min(target - 0.3, min(values))), 1.0)
-        else:  # lower is better: from the best value to a little above the target's scale
-            ax.set_ylim(min(values) * 0.95, max(target * 1.5, sorted(values)[len(values) // 2] * 1.2))
+        else:  # lower is better: from the best value to three times its distance to the target above it
+            low = min(values)
+            ax.set_ylim(low - 0.05 * abs(low), target + 3 * max(target - low, 0.05 * abs(target)))
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(results) :]:
