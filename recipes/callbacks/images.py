@@ -201,10 +201,10 @@ class SampleGrid(ImageCallback):
 
 
 class Reconstructions(ImageCallback):
-    """As training goes (see `ImageCallback` for when), a fixed batch of validation images beside their reconstructions
-    `model.decode(model.encode(x))`: an "original" panel and a "reconstruction" panel,
-    each image at the same place in both, `columns` images wide. TensorBoard image
-    `images/reconstructions` (validation run).
+    """As training goes (see `ImageCallback` for when), a fixed batch of validation images
+    beside their reconstructions `model.decode(model.encode(x))`: an "original" panel and a
+    "reconstruction" panel, each image at the same place in both, `columns` images wide.
+    TensorBoard image `images/reconstructions` (validation run).
     """
 
     name = "reconstructions"
@@ -242,11 +242,12 @@ class Reconstructions(ImageCallback):
 
 
 class LatentTraversal(ImageCallback):
-    """As training goes (see `ImageCallback` for when), `model.decode` over a grid of latent vectors (`latent_grid`):
-    for `latent_dim == 2` the whole latent plane at the normal quantiles of
-    `linspace(0.05, 0.95, size)`; for `latent_dim > 2` the first two dimensions,
-    the others held at 0, drawn with the axes named (`z[0]` down, `z[1]` across) and
-    their first, middle and last values. TensorBoard image `images/latent_traversal` (train run).
+    """As training goes (see `ImageCallback` for when), `model.decode` over a grid of
+    latent vectors (`latent_grid`): for `latent_dim == 2` the whole latent plane at the
+    normal quantiles of `linspace(0.05, 0.95, size)`; for `latent_dim > 2` the first two
+    dimensions, the others held at 0, drawn with the axes named (`z[0]` down, `z[1]`
+    across) and their first, middle and last values. TensorBoard image
+    `images/latent_traversal` (train run).
     """
 
     name = "latent_traversal"
