@@ -30,8 +30,9 @@ from recipes import training  # noqa: E402
 HOOKS = ("on_epoch_begin", "on_epoch_end", "on_test_begin", "on_test_end", "on_train_batch_end")
 
 
-def timed_callbacks(costs, epochs_seen):
-    """Wraps `training._run_callbacks` so each callback's hooks add their seconds to `costs`."""
+def timed_callbacks(costs, clock):
+    """Wraps `training._run_callbacks` so each callback's hooks add their seconds to `costs`,
+    between `clock`'s two callbacks."""
     build = training._run_callbacks
 
     def wrapped(*args, **kwargs):
@@ -48,11 +49,10 @@ def timed_callbacks(costs, epochs_seen):
                     try:
                         return _original(*a, **k)
                     finally:
-                        if epochs_seen[0] > 1:  # the first epoch builds and traces
+                        if clock.epoch > 1:  # the first epoch builds and traces
                             costs[_name] += time.perf_counter() - start
 
                 setattr(callback, hook, timed)
-        clock = EpochWall(epochs_seen)
         return [clock.begin, *callbacks, clock.end]
 
     training._run_callbacks = wrapped
@@ -62,15 +62,15 @@ def timed_callbacks(costs, epochs_seen):
 class EpochWall:
     """Two callbacks, first and last: epoch wall time from the first's begin to the last's end."""
 
-    def __init__(self, epochs_seen):
+    def __init__(self):
         import keras
 
-        self.seen, self.walls, self.start = epochs_seen, [], None
+        self.epoch, self.walls, self.start = 0, [], None
         outer = self
 
         class Begin(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                outer.seen[0] = epoch + 1
+                outer.epoch = epoch + 1
                 outer.start = time.perf_counter()
 
         class End(keras.callbacks.Callback):
@@ -79,18 +79,17 @@ class EpochWall:
                     outer.walls.append(time.perf_counter() - outer.start)
 
         self.begin, self.end = Begin(), End()
-        EpochWall.last = self
 
 
 def measure(recipe, epochs, work):
-    costs, seen = collections.defaultdict(float), [0]
-    original = timed_callbacks(costs, seen)
+    costs, clock = collections.defaultdict(float), EpochWall()
+    original = timed_callbacks(costs, clock)
     try:
         config = config_lib.resolve(recipe, flags={"epochs": epochs})
         training.train(config, pathlib.Path(work) / recipe, verbose=0, log=lambda *a, **k: None)
     finally:
         training._run_callbacks = original
-    walls = EpochWall.last.walls
+    walls = clock.walls
     per_epoch = {name: seconds / len(walls) for name, seconds in costs.items()}
     return per_epoch, sum(walls) / len(walls)
 

@@ -60,7 +60,7 @@ sys.path.insert(0, str(HERE))
 
 # recipe -> (plain script, its epochs, the recipe's history column, the script's log key,
 # higher is better, what the quality is). The scripts' epochs are the examples' own where
-# they have one (MNIST MLP 20, convnet 15, VAE 30); the LSTM's 15 are imdb_lstm.py's, and
+# they have one (MNIST MLP 20, VAE 30); the LSTM's 15 are imdb_lstm.py's, and
 # AlexNet, VGG16 (no example) and the DCGAN (one epoch of CelebA in the example) get what
 # the bench's time allows.
 PAIRS = {
@@ -128,19 +128,10 @@ def make_shapes(path, n_train=6000, n_test=1200, side=32, seed=0):
     return path
 
 
-def as_arrays(dataset):
-    """(x, y) of a tf.data split as numpy arrays; y is None when it yields images alone."""
-    xs, ys = [], []
-    for batch in dataset:
-        x, y = batch if isinstance(batch, tuple) else (batch, None)
-        xs.append(np.asarray(x))
-        ys.append(None if y is None else np.asarray(y))
-    return np.concatenate(xs), None if ys[0] is None else np.concatenate(ys)
-
-
 def export_splits(recipe, dataset, path):
     """The recipe's own splits (its loader, sizes, scaling) as the .npz the plain script reads."""
     from recipes import config as config_lib
+    from recipes.callbacks.images import take_examples
     from recipes.training import load_data
 
     config = config_lib.resolve(recipe, flags={"dataset": dataset})
@@ -149,7 +140,7 @@ def export_splits(recipe, dataset, path):
     for split in ("train", "val", "test"):
         if getattr(data, split) is None:  # the DCGAN holds no validation split out
             continue
-        x, y = as_arrays(getattr(data, split))
+        x, y = take_examples(getattr(data, split))
         if recipe == "dcgan":
             x = (x + 1.0) / 2.0  # the recipe's [-1, 1] to the example's [0, 1]
         arrays[f"x_{split}"], arrays[f"y_{split}"] = x.astype("float32"), y
@@ -212,13 +203,13 @@ def run_plain(recipe, npz, epochs, work, limit, judge=None):
     log.unlink(missing_ok=True)
     command = [sys.executable, str(HERE / "plain" / script), "--data", str(npz), "--epochs", str(epochs)]
     command += ["--log", str(log)] + (["--judge", str(judge)] if judge else [])
-    start, seconds, code, err = timed(command, limit)
+    start, _, code, err = timed(command, limit)
     if code != 0:
         raise RuntimeError(f"{script} failed (exit {code}): {err.strip().splitlines()[-1:]}")
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     curve = [(row["time"] - start, row[key]) for row in rows if "epoch" in row]
     end = rows[-1]  # its time leaves the probe out, as every epoch's does
-    return {"curve": curve, "seconds": end["time"] - start, "final": end["final"], "wall": seconds}
+    return {"curve": curve, "seconds": end["time"] - start, "final": end["final"]}
 
 
 def target_of(curve):
@@ -263,10 +254,6 @@ def bench_pair(recipe, dataset, work, epochs, limit, rounds=None):
     return {"recipe": recipe, "dataset": dataset, "rounds": done, "package": package_version()}
 
 
-def rounds_of(result):
-    return result.get("rounds") or [result]  # results.json of one round per pair, as first written
-
-
 def summary_of(recipe, round_):
     """Target, each side's time to it and the ratio, in one round."""
     higher = PAIRS[recipe][4]
@@ -278,7 +265,7 @@ def summary_of(recipe, round_):
 
 def summary(result):
     """Medians over the pair's rounds; a round the recipe never reached the target in counts as ratio 0."""
-    each = [summary_of(result["recipe"], r) for r in rounds_of(result)]
+    each = [summary_of(result["recipe"], r) for r in result["rounds"]]
     ratios = [s["ratio"] or 0.0 for s in each]
     reached = [s["ours"] for s in each if s["ours"] is not None]
     return {
@@ -305,7 +292,7 @@ def report(results, out):
     ]
     ratios = []
     for result in results:
-        recipe, dataset, rounds = result["recipe"], result["dataset"], rounds_of(result)
+        recipe, dataset, rounds = result["recipe"], result["dataset"], result["rounds"]
         s = summary(result)
         script, *_, label = PAIRS[recipe]
         key = final_of(rounds[0]["ours"]["final"])[0]
@@ -323,7 +310,7 @@ def report(results, out):
             f"{s['target']:{fmt}} | {reached} | {s['theirs']:.1f} s | {ratio} | {FINAL[key]} {finals['ours']:{fmt}} | "
             f"{finals['theirs']:{fmt}} | {seconds['ours']:.0f} / {seconds['theirs']:.0f} |"
         )
-    loads = [r["load"] for result in results for r in rounds_of(result)]
+    loads = [r["load"] for result in results for r in result["rounds"]]
     geomean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if all(ratios) else 0.0
     lines += [
         "",
@@ -355,7 +342,7 @@ def plot(results, path):
     rows = math.ceil(len(results) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False)
     for ax, result in zip(axes.flat, results):
-        recipe, first = result["recipe"], rounds_of(result)[0]
+        recipe, first = result["recipe"], result["rounds"][0]
         script, *_, label = PAIRS[recipe]
         for side, name, colour in (
             ("ours", f"recipes train {recipe}", "tab:blue"),
