@@ -44,10 +44,11 @@ def test_the_target_is_the_scripts_last_epochs_and_the_ratio_the_time_to_it():
     ours = [(5.0, 0.7), (5.5, 0.91), (6.0, 0.97)]
     s = bench.summary_of("mlp", round_of(ours, theirs))
     assert s["target"] == pytest.approx(0.9) and s["ours"] == 5.5 and s["theirs"] == 6.0
-    assert s["ratio"] == pytest.approx(6.0 / 5.5)
+    assert s["whole"] == 8.0 and s["ratio"] == pytest.approx(8.0 / 5.5)  # the script's whole run over ours
+    assert s["to_target"] == pytest.approx(6.0 / 5.5)  # both to the target
 
     never = bench.summary_of("mlp", round_of([(5.0, 0.7), (6.0, 0.8)], theirs))
-    assert never["ours"] is None and never["ratio"] is None
+    assert never["ours"] is None and never["ratio"] is None and never["to_target"] is None
 
     vae = bench.summary_of("vae", round_of([(9.0, 35.0), (10.0, 26.0)], [(5.0, 40.0), (6.0, 27.0), (7.0, 26.5)]))
     assert vae["target"] == pytest.approx((40.0 + 27.0 + 26.5) / 3) and vae["ours"] == 10.0  # lower is better
@@ -58,9 +59,12 @@ def test_rounds_give_medians_and_a_round_never_reached_counts_against(tmp_path):
     theirs = [(4.0, 0.9), (5.0, 0.9), (6.0, 0.9)]
     rounds = [round_of([(3.0, 0.95)], theirs), round_of([(2.0, 0.95)], theirs), round_of([(9.0, 0.5)], theirs)]
     s = bench.summary({"recipe": "mlp", "dataset": "digits", "rounds": rounds})
-    assert s["ratios"] == [pytest.approx(4 / 3), pytest.approx(2.0), 0.0]
-    assert s["ratio"] == pytest.approx(4 / 3) and s["ours"] == 2.5  # the median of the rounds that reached it
+    assert s["ratios"] == [pytest.approx(8 / 3), pytest.approx(4.0), 0.0]  # the scripts' whole runs: 8 s
+    assert s["ratio"] == pytest.approx(8 / 3) and s["ours"] == 2.5  # the median of the rounds that reached it
+    assert s["to_targets"] == [pytest.approx(4 / 3), pytest.approx(2.0), 0.0]
+    assert s["to_target"] == pytest.approx(4 / 3)
 
     table = bench.report([{"recipe": "mlp", "dataset": "digits", "rounds": rounds}], tmp_path)
-    assert "**1.33x** (0.00-2.00)" in table and "Geometric mean of the ratios: **1.33x** over 1 pairs" in table
+    assert "**2.67x (0.00-4.00)**" in table and "1.33x (0.00-2.00)" in table
+    assert "Geometric mean of the ratios: **2.67x** over 1 pairs (both to the target: 1.33x)" in table
     assert (tmp_path / "time_to_accuracy.png").stat().st_size > 0

@@ -24,10 +24,15 @@ better) for the VAE, and for the DCGAN the Fréchet distance of 500 samples in t
 of the recipe run's judge (lower is better; the plain script is scored by the same judge).
 
 The target is the plain script's final quality: the mean of its last three epochs'
-validation quality (one epoch's, on 144 validation digits, moves by 0.007 an image). Each side's time to it is
-the first epoch end at which its validation quality is at least as good; the ratio is the
-plain script's time over the recipe's (above 1: the recipe gets there sooner). "Final" is
-each side's held-out test figure at the end of its epochs.
+validation quality (one epoch's, on 144 validation digits, moves by 0.007 an image). The
+recipe's time to it is the first epoch end at which its validation quality is at least as
+good. Two ratios (above 1: the recipe is sooner):
+- **the ratio** (the issue's goal): the plain script's whole run (from process start to its
+  test figure) over the recipe's time to the script's final quality: what a user waits for
+  the script's result, against what the recipe needs to give the same quality;
+- **both to the target**, stricter: the script's own first epoch end at the target over the
+  recipe's, as if the user had known when to stop the script.
+"Final" is each side's held-out test figure at the end of its epochs.
 
 Data sets: the bundled digits (1,438 train, 10% of it validation, 359 test), and `shapes`,
 a larger one this script makes (`make_shapes`: 32x32 RGB images of ten kinds of shape,
@@ -67,7 +72,7 @@ PAIRS = {
     "mlp": ("mnist_mlp.py", 20, "val_accuracy", "val_accuracy", True, "validation accuracy"),
     "lstm": ("lstm.py", 15, "val_accuracy", "val_accuracy", True, "validation accuracy"),
     "alexnet": ("alexnet.py", 6, "val_accuracy", "val_accuracy", True, "validation accuracy"),
-    "vgg16": ("vgg16.py", 6, "val_accuracy", "val_accuracy", True, "validation accuracy"),
+    "vgg16": ("vgg16.py", 8, "val_accuracy", "val_accuracy", True, "validation accuracy"),
     "vae": ("vae.py", 30, "val_loss", "val_negative_elbo", False, "validation negative ELBO (nats)"),
     "dcgan": ("dcgan.py", 10, "val_frechet_distance", "val_frechet_distance", False, "Fréchet distance, judge"),
 }
@@ -255,25 +260,37 @@ def bench_pair(recipe, dataset, work, epochs, limit, rounds=None):
 
 
 def summary_of(recipe, round_):
-    """Target, each side's time to it and the ratio, in one round."""
+    """Target, each side's time to it, the script's whole run and the two ratios, in one round."""
     higher = PAIRS[recipe][4]
     target = target_of(round_["theirs"]["curve"])
     ours = first_reaching(round_["ours"]["curve"], target, higher)
     theirs = first_reaching(round_["theirs"]["curve"], target, higher)
-    return {"target": target, "ours": ours, "theirs": theirs, "ratio": theirs / ours if ours else None}
+    whole = round_["theirs"]["seconds"]
+    return {
+        "target": target,
+        "ours": ours,
+        "theirs": theirs,
+        "whole": whole,
+        "ratio": whole / ours if ours else None,
+        "to_target": theirs / ours if ours else None,
+    }
 
 
 def summary(result):
     """Medians over the pair's rounds; a round the recipe never reached the target in counts as ratio 0."""
     each = [summary_of(result["recipe"], r) for r in result["rounds"]]
     ratios = [s["ratio"] or 0.0 for s in each]
+    to_target = [s["to_target"] or 0.0 for s in each]
     reached = [s["ours"] for s in each if s["ours"] is not None]
     return {
         "target": statistics.median(s["target"] for s in each),
         "ours": statistics.median(reached) if len(reached) > len(each) / 2 else None,
         "theirs": statistics.median(s["theirs"] for s in each),
+        "whole": statistics.median(s["whole"] for s in each),
         "ratio": statistics.median(ratios) or None,
         "ratios": ratios,
+        "to_target": statistics.median(to_target) or None,
+        "to_targets": to_target,
     }
 
 
@@ -287,41 +304,49 @@ def report(results, out):
 
     lines = [
         "| data | recipe vs plain script | rounds | epochs | quality | target (script's last 3 epochs) | "
-        "recipe reaches it | script reaches it | ratio | recipe final | script final | whole runs (s) |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "recipe reaches it | script's whole run | **ratio** | script reaches it | both to the target | "
+        "recipe final | script final | recipe's whole run |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ratios = []
+    ratios, to_targets = [], []
     for result in results:
         recipe, dataset, rounds = result["recipe"], result["dataset"], result["rounds"]
         s = summary(result)
         script, *_, label = PAIRS[recipe]
         key = final_of(rounds[0]["ours"]["final"])[0]
         finals = {side: statistics.median(final_of(r[side]["final"])[1] for r in rounds) for side in ("ours", "theirs")}
-        seconds = {side: statistics.median(r[side]["seconds"] for r in rounds) for side in ("ours", "theirs")}
+        ours_whole = statistics.median(r["ours"]["seconds"] for r in rounds)
         fmt = ".3f" if key == "accuracy" else ".2f"
         ratios.append(s["ratio"] or 0.0)
+        to_targets.append(s["to_target"] or 0.0)
         reached = f"{s['ours']:.1f} s" if s["ours"] is not None else "never"
-        ratio = f"**{s['ratio']:.2f}x**" if s["ratio"] else "**never**"
+        ratio, to_target = (f"{s[k]:.2f}x" if s[k] else "never" for k in ("ratio", "to_target"))
         if len(rounds) > 1:
             ratio += f" ({min(s['ratios']):.2f}-{max(s['ratios']):.2f})"
+            to_target += f" ({min(s['to_targets']):.2f}-{max(s['to_targets']):.2f})"
         epochs = f"{len(rounds[0]['ours']['curve'])} / {len(rounds[0]['theirs']['curve'])}"
         lines.append(
             f"| {dataset} | `{recipe}` vs `plain/{script}` | {len(rounds)} | {epochs} | {label} | "
-            f"{s['target']:{fmt}} | {reached} | {s['theirs']:.1f} s | {ratio} | {FINAL[key]} {finals['ours']:{fmt}} | "
-            f"{finals['theirs']:{fmt}} | {seconds['ours']:.0f} / {seconds['theirs']:.0f} |"
+            f"{s['target']:{fmt}} | {reached} | {s['whole']:.1f} s | **{ratio}** | {s['theirs']:.1f} s | "
+            f"{to_target} | {FINAL[key]} {finals['ours']:{fmt}} | {finals['theirs']:{fmt}} | {ours_whole:.0f} s |"
         )
     loads = [r["load"] for result in results for r in result["rounds"]]
-    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if all(ratios) else 0.0
     lines += [
         "",
-        f"Geometric mean of the ratios: **{geomean:.2f}x** over {len(ratios)} pairs. Times and finals are medians "
-        f"over the rounds (ratio: median, and the range); a pair's curves below are its first round. "
+        f"Geometric mean of the ratios: **{geometric_mean(ratios):.2f}x** over {len(ratios)} pairs (both to the "
+        f"target: {geometric_mean(to_targets):.2f}x). Times and finals are medians over the rounds (ratios: "
+        f"median, and the range); a pair's curves below are its first round. "
         f"{describe_machine()}; load average after each round {min(loads):.1f}-{max(loads):.1f}; "
         f"{', '.join(sorted({r.get('package') or package_version() for r in results}))}.",
     ]
     (out / "time_to_accuracy.md").write_text("\n".join(lines) + "\n")
     plot(results, out / "time_to_accuracy.png")
     return "\n".join(lines)
+
+
+def geometric_mean(ratios):
+    """0 when a pair never reached its target."""
+    return math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios and all(ratios) else 0.0
 
 
 def package_version():
@@ -352,6 +377,7 @@ def plot(results, path):
             ax.plot(seconds, values, marker="o", markersize=3, color=colour, label=name)
         target = summary_of(recipe, first)["target"]
         ax.axhline(target, color="grey", linestyle="--", linewidth=0.8, label="target")
+        ax.axvline(first["theirs"]["seconds"], color="tab:orange", linestyle=":", linewidth=1, label="script done")
         ax.set_title(f"{result['dataset']}: {recipe}", fontsize=10)
         ax.set_xlabel("seconds from process start")
         ax.set_ylabel(label, fontsize=8)
