@@ -103,14 +103,22 @@ class Judge:
         return cls(keras.Model(inputs, [probabilities, features], name="judge"))
 
     def predict(self, images, batch_size: int = 256):
-        """Returns `(probabilities (n, K), features (n, d))`, float64 numpy arrays."""
-        probabilities, features = self.model.predict(
-            np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0
+        """Returns `(probabilities (n, K), features (n, d))`, float64 numpy arrays.
+
+        Calls the model batch by batch: for the few hundred images a run scores each
+        epoch, `model.predict`'s own loop costs more than the model (0.07 s against
+        0.02 s for 500 digits)."""
+        images = np.asarray(images, dtype="float32")
+        if not len(images):
+            raise ValueError(f"images must hold at least one image. Received: images.shape={images.shape}")
+        outputs = [self.model(images[i : i + batch_size], training=False) for i in range(0, len(images), batch_size)]
+        probabilities, features = (
+            np.concatenate([keras.ops.convert_to_numpy(batch[k]) for batch in outputs]).astype("float64")
+            for k in (0, 1)
         )
-        probabilities = np.asarray(probabilities, dtype="float64")
         if probabilities.shape[-1] == 1:  # one sigmoid unit: P(class 1)
             probabilities = np.concatenate([1.0 - probabilities, probabilities], axis=-1)
-        return probabilities, np.asarray(features, dtype="float64").reshape(len(features), -1)
+        return probabilities, features.reshape(len(features), -1)
 
     def save(self, path) -> None:
         """Writes the judge to a `.keras` file, atomically."""
@@ -192,12 +200,15 @@ def train_judge(x, y, *, value_range, num_classes=None, epochs: int = JUDGE_EPOC
     Returns:
         `(judge, held_out_accuracy)`.
     """
+    from recipes.training import build_optimizer
+
     x, y = np.asarray(x, dtype="float32"), np.asarray(y).ravel()
     num_classes = num_classes or int(y.max()) + 1
     kept, held = stratified_split(y, JUDGE_HOLDOUT, seed)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     classifier = build_judge_convnet(input_shape=x.shape[1:], num_classes=num_classes)
+    build_optimizer(classifier)  # not in the first step's trace: one trace fewer
     classifier.fit(x[kept], y[kept], epochs=epochs, batch_size=64, shuffle=True, verbose=0)
     judge = Judge.from_classifier(
         classifier, image_shape=x.shape[1:], value_range=value_range, classifier_value_range=value_range
