@@ -3,6 +3,7 @@ import glob
 import json
 import math
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -495,6 +496,36 @@ def test_checkpoint_crash_mid_write_keeps_the_previous_file(tmp_path, monkeypatc
         model.fit(x, y, epochs=1, verbose=0, callbacks=[AtomicModelCheckpoint(path)])
     assert os.listdir(tmp_path) == ["last.keras"]  # no temporary file left
     np.testing.assert_allclose(keras.saving.load_model(path).predict(x, verbose=0), saved, atol=1e-6)
+
+
+def test_last_checkpoint_copies_best_in_the_epochs_best_saved_and_saves_once(tmp_path, monkeypatch):
+    x, y = blobs()
+    model = classifier()
+    scores, weights = [1.0, 2.0, 0.0], {}  # mode max: best saves after epochs 1 and 2, not 3
+
+    class Score(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["score"] = scores[epoch]
+            weights[epoch] = [w.copy() for w in self.model.get_weights()]
+
+    saves = []
+    save = model.save
+    monkeypatch.setattr(model, "save", lambda path, **kw: (saves.append(path), save(path, **kw)))
+    best = AtomicModelCheckpoint(str(tmp_path / "best.keras"), monitor="score", mode="max", save_best_only=True)
+    copies = []
+    copyfile = shutil.copyfile
+    monkeypatch.setattr(shutil, "copyfile", lambda src, dst: (copies.append(src), copyfile(src, dst)))
+    last = AtomicModelCheckpoint(str(tmp_path / "last.keras"), copy_of=best)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[Score(), best, last])
+
+    assert len(saves) == 3  # epoch 1 and 2: best.keras alone; epoch 3: last.keras
+    assert copies == [best.filepath, best.filepath]
+    for path, epoch in ((best.filepath, 1), (last.filepath, 2)):
+        loaded = keras.saving.load_model(path).get_weights()
+        for a, b in zip(loaded, weights[epoch]):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match=r"copy_of must be an AtomicModelCheckpoint\. Received: copy_of='best'"):
+        AtomicModelCheckpoint(str(tmp_path / "last.keras"), copy_of="best")
 
 
 def test_resumed_run_continues_from_the_backup_with_one_history(tmp_path):

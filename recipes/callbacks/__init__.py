@@ -252,20 +252,17 @@ def default_callbacks(
         callbacks += [EpochOrder(training_data), BatchNormCalibration(training_data)]
     if lr_schedule == "cosine":  # first: it reads the compiled rate before the backup restores a decayed one
         callbacks.append(CosineDecay(epochs))
+    best = AtomicModelCheckpoint(
+        os.path.join(run_dir, "best.keras"), monitor=monitor, mode=mode, save_best_only=True, history_file=history_file
+    )
     callbacks += [
         TerminateOnNaN(),
         LearningRateLogger(),
         *([SampleQuality(judge, judge_images)] if judge is not None else []),
         TensorBoard(os.path.join(run_dir, "logs"), histogram_freq=histogram_freq),
         HistoryCSVLogger(history_file),
-        AtomicModelCheckpoint(
-            os.path.join(run_dir, "best.keras"),
-            monitor=monitor,
-            mode=mode,
-            save_best_only=True,
-            history_file=history_file,
-        ),
-        AtomicModelCheckpoint(os.path.join(run_dir, "last.keras")),
+        best,
+        AtomicModelCheckpoint(os.path.join(run_dir, "last.keras"), copy_of=best),  # best's bytes when it saved
         TrainingCurves(run_dir, history_file=history_file),
     ]
     if samples is not False:

@@ -161,13 +161,20 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
             (counted from 1, as the file does) is the one to beat,
             instead of the first resumed epoch overwriting an older, better model.
             Defaults to `None`.
+        copy_of: another `AtomicModelCheckpoint` called before this one (`best.keras`
+            for `last.keras`): in an epoch it saved, its file is copied instead of
+            serialising the same model a second time. Defaults to `None`.
     """
 
-    def __init__(self, filepath, *, monitor="auto", mode="auto", save_best_only=False, history_file=None):
+    def __init__(self, filepath, *, monitor="auto", mode="auto", save_best_only=False, history_file=None, copy_of=None):
         super().__init__()
         self.filepath = os.fspath(filepath)
         if not self.filepath.endswith(".keras"):
             raise ValueError(f"filepath must end in .keras. Received: filepath={self.filepath!r}")
+        if copy_of is not None and not isinstance(copy_of, AtomicModelCheckpoint):
+            raise TypeError(f"copy_of must be an AtomicModelCheckpoint. Received: copy_of={copy_of!r}")
+        self.copy_of = copy_of
+        self.saved_epoch = None  # the last epoch written (0-based)
         self.monitor = monitor
         self.mode = resolve_mode(monitor, check_choice("mode", mode, ("auto", "min", "max")))
         self.save_best_only = save_best_only
@@ -180,6 +187,7 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._first_epoch = True
+        self.saved_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         if not (self._first_epoch and self.save_best_only):
@@ -215,7 +223,12 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
             if not self._better(float(current), self.best):
                 return
             self.best = float(current)
-        atomic_write(self.filepath, lambda tmp: self.model.save(tmp, overwrite=True))
+        source = self.copy_of
+        if source is not None and source.saved_epoch == epoch and os.path.exists(source.filepath):
+            atomic_write(self.filepath, lambda tmp: shutil.copyfile(source.filepath, tmp))
+        else:
+            atomic_write(self.filepath, lambda tmp: self.model.save(tmp, overwrite=True))
+        self.saved_epoch = epoch
 
 
 class BackupError(RuntimeError):
