@@ -16,8 +16,11 @@ What its numbers mean is in `recipes.quality`.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pathlib
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -30,6 +33,8 @@ NUM_SAMPLES = 1000  # generated images scored at the end (each epoch: SampleQual
 SAMPLE_SEED = 4321  # their latent vectors are fixed, so epochs compare
 JUDGE_EPOCHS = 8  # of the small convnet: ~0.98 held-out accuracy on the bundled digits in seconds
 JUDGE_HOLDOUT = 0.1  # share of each class held out to check the trained judge
+# part of the cache's key: raise it whenever build_judge_convnet or train_judge change what they make
+JUDGE_VERSION = 1
 
 
 class Judge:
@@ -220,6 +225,67 @@ def train_judge(x, y, *, value_range, num_classes=None, epochs: int = JUDGE_EPOC
             f"accuracy {accuracy:.3f} on {len(held)} held-out training images"
         )
     return judge, accuracy
+
+
+def judges_dir(cache_dir=None) -> pathlib.Path:
+    """`<cache_dir>/recipes/judges`; `cache_dir` defaults to `$KERAS_HOME`, else `~/.keras`."""
+    root = cache_dir or os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
+    return pathlib.Path(root).expanduser() / "recipes" / "judges"
+
+
+def judge_key(x, y, *, value_range, num_classes, epochs: int = JUDGE_EPOCHS, seed: int = 0) -> str:
+    """What `train_judge` makes depends on: the images and labels, its settings, the code that
+    trains it (`JUDGE_VERSION`), Keras, the backend and the precision policy. A hex digest."""
+    x, y = np.ascontiguousarray(x, dtype="float32"), np.ascontiguousarray(np.asarray(y).ravel(), dtype="int64")
+    digest = hashlib.sha256()
+    settings = (
+        JUDGE_VERSION,
+        keras.__version__,
+        keras.backend.backend(),
+        keras.mixed_precision.global_policy().name,
+        x.shape,
+        tuple(float(v) for v in value_range),
+        int(num_classes),
+        int(epochs),
+        int(seed),
+        JUDGE_HOLDOUT,
+    )
+    digest.update(repr(settings).encode())
+    digest.update(x.tobytes())
+    digest.update(y.tobytes())
+    return digest.hexdigest()[:32]
+
+
+def cached_judge(x, y, *, value_range, num_classes=None, seed: int = 0, cache_dir=None, log=None) -> Judge:
+    """`train_judge`'s judge of these images, from the cache when one was trained on them before.
+
+    Training is deterministic (the seed, and TensorFlow's op determinism that runs set), so
+    the judge kept in `judges_dir(cache_dir)` under `judge_key` is the one training would
+    make again: a second run on the same data skips the seconds it takes. An unreadable
+    cached judge is trained again and replaced; a cache that cannot be written is skipped.
+    """
+    x, y = np.asarray(x, dtype="float32"), np.asarray(y).ravel()
+    num_classes = num_classes or int(y.max()) + 1
+    key = judge_key(x, y, value_range=value_range, num_classes=num_classes, seed=seed)
+    path = judges_dir(cache_dir) / f"{key}.keras"
+    if path.is_file():
+        try:
+            judge = Judge.load(path)
+        except Exception as e:  # a partial or foreign file: train it again
+            warnings.warn(
+                f"The cached judge {path} is unreadable ({type(e).__name__}); training it again.", stacklevel=2
+            )
+        else:
+            if log:
+                log(f"Judge: the one trained on these {len(x)} images before, from {path}")
+            return judge
+    judge, _ = train_judge(x, y, value_range=value_range, num_classes=num_classes, seed=seed, log=log)
+    try:
+        judge.save(path)
+    except OSError as e:
+        if log:
+            log(f"Judge: not kept in {path.parent} ({e.strerror or e}); the next run trains it again.")
+    return judge
 
 
 # ------------------------------------------------------------- a classifier run

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from recipes.config import ConfigError
-from recipes.judge import JUDGE_FILE, NUM_SAMPLES, SAMPLE_SEED, Judge, judge_from_run, train_judge
+from recipes.judge import JUDGE_FILE, NUM_SAMPLES, SAMPLE_SEED, Judge, cached_judge, judge_from_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +133,8 @@ class RunJudge:
         return cls(config, images, given)
 
     def ready(self, run_dir, log=print) -> Judge:
-        """The run's `judge.keras` if it has one (a resumed run), else the judge given or trained, saved there.
+        """The run's `judge.keras` if it has one (a resumed run), else the judge given, or trained (or
+        the one trained on the same images before: `cached_judge`), saved there.
 
         Reseeds afterwards, so a new run and a resumed one go on from the same random state."""
         from recipes.registry import get_spec
@@ -144,7 +145,7 @@ class RunJudge:
         else:
             judge = self.given
             if judge is None:
-                judge, _ = train_judge(
+                judge = cached_judge(
                     self.images.train,
                     self.images.train_labels,
                     value_range=get_spec(self.config["model"]).value_range,

@@ -1,7 +1,10 @@
 import os
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the judges' cache (and any other KERAS_HOME file) of this session only, not the user's ~/.keras
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="recipes-tests-keras-home-"))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 from recipes import cli, runs, training
 from recipes import config as config_lib
 from recipes.callbacks import SampleQuality, resolve_mode, resolve_monitor
-from recipes.judge import JUDGE_FILE, Judge, build_judge_convnet, stratified_split
+from recipes.judge import JUDGE_FILE, Judge, build_judge_convnet, cached_judge, judge_key, judges_dir, stratified_split
 from recipes.quality import class_entropy, frechet_distance, gaussian, sample_quality
 from recipes.run_judge import real_images
 
@@ -135,6 +135,59 @@ def test_judge_survives_save_and_load(tmp_path):
     for before, after in zip(judge.predict(images), Judge.load(tmp_path / "judge.keras").predict(images)):
         np.testing.assert_allclose(before, after, rtol=1e-6)
     assert judge.predict(images)[1].shape == (5, 64)  # fc1
+
+
+def labelled_squares(n=60, seed=0):
+    """8x8 images of a bright square in one of three places, labelled by the place."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.uniform(0, 0.2, size=(n, 8, 8, 1)).astype("float32")
+    for i, label in enumerate(y):
+        x[i, 2 * label : 2 * label + 3, 2:6] = 1.0
+    return x, y
+
+
+def test_a_judge_trained_on_the_same_images_comes_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    x, y = labelled_squares()
+    logged = []
+    first = cached_judge(x, y, value_range=(0, 1), seed=3, log=logged.append)
+    kept = list(judges_dir().glob("*.keras"))
+    assert judges_dir() == tmp_path / "home" / "recipes" / "judges" and len(kept) == 1
+    assert logged[0].startswith("Trained a judge on 54 images")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("recipes.judge.train_judge", lambda *a, **k: pytest.fail("the judge was trained again"))
+        again = cached_judge(x, y, value_range=(0, 1), seed=3, log=logged.append)
+    assert logged[1] == f"Judge: the one trained on these 60 images before, from {kept[0]}"
+    for a, b in zip(first.predict(x), again.predict(x)):
+        np.testing.assert_array_equal(a, b)
+    # what the judge depends on changes the key: another seed, other labels, another range
+    other_keys = {
+        judge_key(x, y, value_range=(0, 1), num_classes=3, seed=4),
+        judge_key(x, (y + 1) % 3, value_range=(0, 1), num_classes=3, seed=3),
+        judge_key(x, y, value_range=(-1, 1), num_classes=3, seed=3),
+    }
+    assert kept[0].stem not in other_keys and len(other_keys) == 3
+
+    kept[0].write_bytes(b"PK\x03\x04 half a zip")  # a broken cache file: trained again and replaced
+    with pytest.warns(UserWarning, match=r"The cached judge .* is unreadable \(.*\); training it again\."):
+        mended = cached_judge(x, y, value_range=(0, 1), seed=3)
+    for a, b in zip(first.predict(x), mended.predict(x)):
+        np.testing.assert_array_equal(a, b)  # training is deterministic: the same judge
+    assert Judge.load(kept[0]).image_shape == (8, 8, 1)
+
+
+def test_a_cache_that_cannot_be_written_costs_a_line_not_the_run(tmp_path, monkeypatch):
+    (tmp_path / "home").write_text("a file where the cache's folder would be")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    x, y = labelled_squares()
+    logged = []
+    judge = cached_judge(x, y, value_range=(0, 1), log=logged.append)
+    assert judge.predict(x)[0].shape == (60, 3)
+    assert logged[-1].startswith(f"Judge: not kept in {tmp_path / 'home' / 'recipes' / 'judges'} (")
+    assert logged[-1].endswith("); the next run trains it again.")
+    assert (tmp_path / "home").read_text() == "a file where the cache's folder would be"
 
 
 # ------------------------------------------------------------------ --judge refused
