@@ -68,3 +68,11 @@ def test_rounds_give_medians_and_a_round_never_reached_counts_against(tmp_path):
     assert "**2.67x (0.00-4.00)**" in table and "1.33x (0.00-2.00)" in table
     assert "Geometric mean of the ratios: **2.67x** over 1 pairs (both to the target: 1.33x)" in table
     assert (tmp_path / "time_to_accuracy.png").stat().st_size > 0
+
+
+def test_a_judged_recipes_first_round_is_reported_apart(tmp_path):
+    theirs = [(4.0, 30.0), (5.0, 28.0), (6.0, 26.0)]  # -ELBO, lower is better: target 28, whole run 8 s
+    rounds = [round_of([(7.0, 27.0)], theirs), round_of([(4.0, 27.0)], theirs)]  # round 1 trains the judge
+    table = bench.report([{"recipe": "vae", "dataset": "digits", "rounds": rounds}], tmp_path)
+    assert "Round 1 alone, where the judge is trained before the first epoch: vae on digits 1.14x." in table
+    assert "**1.57x (1.14-2.00)**" in table  # the median of 8/7 and 8/4
