@@ -51,6 +51,9 @@ class RealImages:
         return self.val if self.val is not None else self.reference
 
 
+_READ_BATCH = 256  # reading the splits into arrays: the same arrays as the run's batch size gives, in fewer steps
+
+
 def _arrays(dataset):
     if dataset is None:
         return None, None
@@ -81,7 +84,8 @@ def real_images(config: dict):
         source, labelled = open_data(config), False
     if source.kind != "image":
         return None
-    data = load_data(config, source=source, labels=labelled)
+    # read in big batches: the arrays are the same (the training split is put in canonical order)
+    data = load_data({**config, "batch_size": max(config["batch_size"], _READ_BATCH)}, source=source, labels=labelled)
     (train, train_labels), (val, _) = _canonical(*_arrays(data.train)), _arrays(data.val)
     from recipes.runs import held_out
 
