@@ -472,11 +472,18 @@ def main(argv=None) -> int:
         if os.environ.get("RECIPES_DEBUG"):
             raise
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"recipes {args.command}: error: {message}", file=sys.stderr)
+        line = f"recipes {args.command}: error: {message}\n"
         if isinstance(e, JobLostError):  # leaving the job would wait for the lost process
             sys.stdout.flush()
             sys.stderr.flush()
+            # JAX's coordination client learns of the loss at the same moment and logs fatal
+            # lines of its own from another thread: from here on they go nowhere, so the one
+            # line is the last
+            stderr = os.dup(sys.stderr.fileno())
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+            os.write(stderr, line.encode())
             os._exit(1)
+        sys.stderr.write(line)
         return 2 if not isinstance(e, TrainingError) else 1
     except KeyboardInterrupt:
         print(f"recipes {args.command}: interrupted", file=sys.stderr)
