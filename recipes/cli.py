@@ -90,6 +90,15 @@ def _train_epilog() -> str:
     return "\n".join(lines)
 
 
+def _batch_size(text: str):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto. Received: {text!r}") from None
+
+
 def _train_args(p):
     from recipes.config import DEFAULTS
 
@@ -101,7 +110,13 @@ def _train_args(p):
     )
     p.add_argument("--config", help="YAML file of settings (see scripts/configs/)")
     p.add_argument("--epochs", type=int, help="Default: per recipe (below)")
-    p.add_argument("--batch-size", type=int, dest="batch_size", help="Default: per recipe (below)")
+    p.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        dest="batch_size",
+        help="examples per step, or auto (from the training examples: about 20 steps an epoch, 32 to 128). "
+        "Default: per recipe (below)",
+    )
     p.add_argument(
         "--learning-rate", type=float, dest="learning_rate", help="Default: the recipe's own (its builder's docstring)"
     )

@@ -23,7 +23,7 @@ DEFAULTS = {
     "model": None,
     "dataset": "digits",  # the bundled UCI digits: offline, trains in seconds
     "epochs": 10,
-    "batch_size": 64,
+    "batch_size": 64,  # or "auto": from the training examples (recipes.datasets.auto_batch_size)
     "learning_rate": None,  # None: the recipe's own default
     "optimizer": None,  # None: the recipe's own default
     "validation_split": 0.1,
@@ -186,7 +186,10 @@ def _positive_int(config, key, allow_none=False):
 def validate(config: dict) -> None:
     """Checks the training settings of a resolved configuration (the builder checks its own)."""
     _positive_int(config, "epochs")
-    _positive_int(config, "batch_size")
+    if config["batch_size"] != "auto" and (not is_int(config["batch_size"]) or config["batch_size"] < 1):
+        raise ConfigError(
+            f"batch_size must be a positive integer or 'auto'. Received: batch_size={config['batch_size']!r}"
+        )
     for key in ("early_stopping", "sequence_length", "vocab_size"):
         _positive_int(config, key, allow_none=True)
     seed = config["seed"]

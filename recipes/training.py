@@ -288,7 +288,8 @@ def prepare(config: dict, *, log=print):
 
 
 def _prepare(config: dict, *, log=print):
-    """`prepare`, and the opened data source as a fourth value.
+    """`prepare`, and the opened data source and the configuration with its batch size
+    resolved (`batch_size="auto"` becomes the one the data gave) as a fourth and fifth value.
 
     Raises:
         ConfigError: for invalid settings or data the model cannot take.
@@ -313,8 +314,11 @@ def _prepare(config: dict, *, log=print):
         log(plan.describe())
         source = open_data(config)
         data = load_data(config, source=source)
+        if config["batch_size"] == "auto":
+            config = {**config, "batch_size": data.info.batch_size}
+            log(f"Batch size: {data.info.batch_size} (auto: {data.info.num_train} training examples)")
         model = build_model(config, data.info, plan)
-    return plan, data, model, source
+    return plan, data, model, source, config
 
 
 def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=None):
@@ -345,12 +349,12 @@ def train(config: dict, run_dir=None, *, verbose: int = 1, log=print, overrides=
             rundir.check_usable(run_dir)  # before the data loads: nothing to undo
     from recipes.run_judge import RunJudge
 
-    plan, data, model, source = _prepare(config, log=log)
-    if _spread(plan) and config["batch_size"] % plan.num_replicas:
-        raise ConfigError(
-            f"--batch-size is split evenly among the {plan.num_replicas} devices of keras.distribution."
-            f"DataParallel. Received: batch_size={config['batch_size']}"
-        )
+    asked = config["batch_size"]
+    plan, data, model, source, config = _prepare(config, log=log)  # config.yaml records the batch size used
+    if job.several:
+        _check_split(config, asked, job.num_processes, "processes")
+    if _spread(plan):
+        _check_split(config, asked, plan.num_replicas, "devices of keras.distribution.DataParallel")
     with user_errors():  # a bad --judge is refused before anything is written; a job has none yet
         judge = None if _spread(plan) else RunJudge.plan(config, run_dir, log=log)
     if not job.writes:
@@ -395,15 +399,22 @@ def _check_job(job, config, run_dir) -> None:
             f"A job of {job.num_processes} processes needs --run-dir: one directory every process "
             f"reaches (on a filesystem all hosts share). Received: run_dir=None"
         )
-    if config["batch_size"] % job.num_processes:
-        raise ConfigError(
-            f"--batch-size is the global batch, split evenly among the {job.num_processes} processes. "
-            f"Received: batch_size={config['batch_size']}"
-        )
+    if config["batch_size"] != "auto":  # else once the data has given it
+        _check_split(config, config["batch_size"], job.num_processes, "processes")
     if config.get("judge"):
         raise ConfigError(
             f"--judge is not available in a job of several processes yet; judge the run afterwards with "
             f"`recipes evaluate`. Received: judge={config['judge']!r}"
+        )
+
+
+def _check_split(config, asked, parts: int, what: str) -> None:
+    """Refuses a global batch that does not split evenly into `parts`; `asked` is what the user gave."""
+    if config["batch_size"] % parts:
+        chose = f" (auto chose {config['batch_size']} for this data: give one that does)" if asked == "auto" else ""
+        raise ConfigError(
+            f"--batch-size is the global batch, split evenly among the {parts} {what}{chose}. "
+            f"Received: batch_size={asked}"
         )
 
 

@@ -268,6 +268,15 @@ BAD = [
     ),
     (["train", "mlp", "--epochs", "0"], "recipes train: error: epochs must be a positive integer. Received: epochs=0"),
     (
+        ["train", "mlp", "--batch-size", "big"],
+        "recipes train: error: argument --batch-size: expected a positive integer or auto. Received: 'big' "
+        "(see `recipes train --help`)",
+    ),
+    (
+        ["train", "mlp", "--batch-size", "0"],
+        "recipes train: error: batch_size must be a positive integer or 'auto'. Received: batch_size=0",
+    ),
+    (
         ["train", "mlp", "--epochs", "abc"],
         "recipes train: error: argument --epochs: invalid int value: 'abc' (see `recipes train --help`)",
     ),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from recipes.datasets import NAMED_DATASETS, DatasetInfo, _named, _readers, _remote, load_dataset
+from recipes.datasets import NAMED_DATASETS, DatasetInfo, _named, _readers, _remote, auto_batch_size, load_dataset
 
 
 def _collect(ds):
@@ -69,6 +69,25 @@ def test_digits_shapes_dtypes_range_and_splits():
     x_test, y_test = _collect(test)
     assert x_test.shape == (359, 8, 8, 1) and y_test.shape == (359,)
     assert next(iter(train))[0].shape == (64, 8, 8, 1)
+
+
+def test_auto_batch_size_gives_about_20_steps_an_epoch_from_32_to_128():
+    assert auto_batch_size(0) == auto_batch_size(10) == auto_batch_size(900) == 32
+    assert [auto_batch_size(n) for n in (1000, 1294, 1800, 2000, 5400, 60000)] == [64, 64, 64, 128, 128, 128]
+    with pytest.raises(ValueError, match=r"num_train must be >= 0\. Received: num_train=-1"):
+        auto_batch_size(-1)
+
+
+def test_auto_batch_size_is_chosen_from_the_training_split(tmp_path):
+    train, val, _, info = load_dataset("digits", batch_size="auto")
+    assert (info.num_train, info.batch_size) == (1294, 64)
+    assert [len(x) for x, _ in train][:2] == [64, 64] and len(next(iter(val))[0]) == 64
+    # the same 1,438 digits with 40% held out: 863 training examples, 32 a batch
+    assert load_dataset("digits", batch_size="auto", validation_split=0.4).info.batch_size == 32
+    assert load_dataset("digits", batch_size=16).info.batch_size == 16
+    root = _image_folder(tmp_path / "pets")  # 12 images
+    train, _, _, info = load_dataset(root, batch_size="auto", validation_split=0.25)
+    assert (info.num_train, info.batch_size) == (9, 32) and len(next(iter(train))[0]) == 9
 
 
 def test_digits_train_a_classifier():
@@ -411,6 +430,7 @@ def test_unsupported_file_type(tmp_path):
     [
         (dict(batch_size=0), ValueError, r"batch_size must be >= 1\. Received: batch_size=0"),
         (dict(batch_size=2.5), TypeError, r"batch_size must be an integer\. Received: batch_size=2\.5"),
+        (dict(batch_size="big"), TypeError, r"batch_size must be an integer or 'auto'\. Received: batch_size='big'"),
         (
             dict(validation_split=1.0),
             ValueError,

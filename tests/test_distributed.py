@@ -357,7 +357,7 @@ def test_several_devices_of_one_process_validate_and_test_every_example_once(tmp
     odd = recipes_cli(*args[:-3], "--batch-size", 33, "--run-dir", tmp_path / "odd", env=env)
     assert odd.returncode == 2
     assert odd.stderr.strip().splitlines()[-1] == (
-        "recipes train: error: --batch-size is split evenly among the 2 devices of "
+        "recipes train: error: --batch-size is the global batch, split evenly among the 2 devices of "
         "keras.distribution.DataParallel. Received: batch_size=33"
     )
     assert not (tmp_path / "odd").exists()

@@ -22,6 +22,7 @@ import pytest
 
 from recipes import config as config_lib
 from recipes import rundir, training
+from recipes.registry import get_spec
 
 pytestmark = pytest.mark.slow  # every test here starts the command in subprocesses
 
@@ -257,6 +258,15 @@ def interrupted_run(tmp_path):
     model.save_weights(backup / "latest.weights.h5")
     (backup / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     return run
+
+
+def test_auto_batch_size_is_recorded_and_the_same_command_resumes(interrupted_run):
+    assert get_spec("mlp").defaults["batch_size"] == "auto"
+    assert config_lib.load_yaml(interrupted_run / "config.yaml")["batch_size"] == 64  # of 1,294 digits
+    result = recipes("train", "mlp", "--epochs", 2, "--run-dir", interrupted_run, *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "Batch size: 64 (auto: 1294 training examples)" in result.stdout
+    assert f"Resuming {interrupted_run}" in result.stdout and (interrupted_run / "metrics.json").exists()
 
 
 def test_empty_config_left_by_an_old_crash_is_started_afresh(tmp_path):

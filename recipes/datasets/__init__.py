@@ -18,9 +18,17 @@ import numpy as np
 
 from recipes import _checks as c
 from recipes.datasets import _named, _pipelines, _readers
-from recipes.datasets._pipelines import not_applicable
+from recipes.datasets._pipelines import auto_batch_size, not_applicable
 
-__all__ = ["DatasetInfo", "DatasetSplits", "NAMED_DATASETS", "Source", "load_dataset", "open_source"]
+__all__ = [
+    "DatasetInfo",
+    "DatasetSplits",
+    "NAMED_DATASETS",
+    "Source",
+    "auto_batch_size",
+    "load_dataset",
+    "open_source",
+]
 
 NAMED_DATASETS = ("cifar10", "cifar100", "digits", "fashion_mnist", "imdb", "mnist")
 IMDB_VOCAB_SIZE = 20000
@@ -49,6 +57,7 @@ class DatasetInfo:
         value_range: `(low, high)` of image values; `None` for sequences and tables.
         num_train, num_val, num_test: examples in each split (`num_test` counts the
             test examples the source holds, 0 if none, whether or not returned).
+        batch_size: examples per batch of the pipelines (what `batch_size="auto"` chose).
         vocab_size: token ids are in `[0, vocab_size)`; `None` unless tokens.
         sequence_length: time steps of a sequence example; `None` for images and tables.
         source: the file or folder read.
@@ -64,6 +73,7 @@ class DatasetInfo:
     num_train: int
     num_val: int
     num_test: int
+    batch_size: int = 32
     vocab_size: int | None = None
     sequence_length: int | None = None
     source: str = ""
@@ -73,7 +83,7 @@ class DatasetInfo:
 def load_dataset(
     name_or_path,
     *,
-    batch_size: int = 32,
+    batch_size: int | str = 32,
     image_size=None,
     channels: int | None = None,
     value_range=(0.0, 1.0),
@@ -135,7 +145,9 @@ def load_dataset(
         name_or_path: a name from `NAMED_DATASETS`, the path of a file or folder,
             arrays (see Sources), or a `Source` from `open_source` (read once, loaded
             in the form its first look showed was needed).
-        batch_size: examples per batch. Defaults to `32`.
+        batch_size: examples per batch, or `"auto"`: from the number of training
+            examples, about 20 steps an epoch in a power of two from 32 to 128
+            (`auto_batch_size`; `info.batch_size` says which). Defaults to `32`.
         image_size: `(height, width)` to resize images to (bilinear). Defaults to
             `None`: the native size (for a folder, the size of its first image).
         channels: `1` (grayscale) or `3` (RGB); converts between them. Defaults to
@@ -189,7 +201,10 @@ def load_dataset(
         FileNotFoundError: when a named data set is not cached and cannot be downloaded
             (the message says which file, where it was looked for, and its URL).
     """
-    batch_size = c.check_int("batch_size", batch_size)
+    if isinstance(batch_size, str) and batch_size != "auto":
+        raise TypeError(f"batch_size must be an integer or 'auto'. Received: batch_size={batch_size!r}")
+    if batch_size != "auto":
+        batch_size = c.check_int("batch_size", batch_size)
     image_size = _check_image_size(image_size)
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
         raise ValueError(f"channels must be 1, 3 or None. Received: channels={channels!r}")

@@ -11,17 +11,22 @@ Each builder returns its datasets and the fields of a `DatasetInfo`.
 
 from __future__ import annotations
 
+import math
 import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from recipes import _checks as c
+
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_from_directory reads
 # Images are transformed once and cached (float32) when they take at most this much memory;
 # larger ones are transformed batch by batch on every epoch instead.
 CACHE_BYTES = 2 * 1024**3
 _CHUNK = 1024  # images transformed at once when filling the cache
+# batch_size="auto": about this many steps an epoch, in a power of two from the smallest to the largest
+AUTO_STEPS, AUTO_BATCH_RANGE = 20, (32, 128)
 # The functions the pipelines map are straight-line TensorFlow (their `if`s test Python
 # values): AutoGraph's conversion of them cost 0.15-0.4 s of a run's start, for nothing.
 _graph_as_written = tf.autograph.experimental.do_not_convert
@@ -112,6 +117,22 @@ def with_epoch_counter(ds, counter):
     """Attaches `counter` (from `reshuffled`) to the final pipeline, for `set_epoch`."""
     ds.data_epoch = counter
     return ds
+
+
+def auto_batch_size(num_train: int) -> int:
+    """The batch size `batch_size="auto"` gives `num_train` training examples: the power of two
+    nearest to `num_train / 20` (about 20 steps an epoch), from 32 to 128. Small data sets
+    learn more per second from more steps an epoch, larger ones from bigger batches: the MLP
+    on 1,294 digits reached 0.965 sooner at 64 than at 32 or 128, on 5,400 32x32 shapes
+    twice as soon at 128 as at 32 (`scripts/bench/time_to_accuracy.py`)."""
+    num_train = c.check_int("num_train", num_train, minimum=0)
+    low, high = AUTO_BATCH_RANGE
+    nearest = 2 ** round(math.log2(max(num_train, 1) / AUTO_STEPS))
+    return min(high, max(low, nearest))
+
+
+def _batch_size(batch_size, num_train):
+    return auto_batch_size(num_train) if batch_size == "auto" else batch_size
 
 
 def _pipeline(x, y, transform, *, batch_size, seed, cache):
@@ -216,6 +237,7 @@ def from_arrays(
     kind = "sequence" if a.kind == "sequence" or as_sequence or sequence_length else a.kind
 
     train_idx, val_idx = _split(len(x_train), validation_split, seed, a.source)
+    batch_size = _batch_size(batch_size, len(train_idx))
     y_train, y_test = (a.y_train, a.y_test) if labels else (None, None)
     # Caching the float32 images costs 4x the memory of uint8 but makes an epoch a plain
     # cache -> shuffle -> batch, the cheapest pipeline (see scripts/bench/input_pipeline.py).
@@ -237,6 +259,7 @@ def from_arrays(
         class_names=a.class_names,
         value_range=info_range,
         num_train=len(train_idx),
+        batch_size=batch_size,
         num_val=0 if val_idx is None else len(val_idx),
         num_test=0 if x_test is None else len(x_test),
         vocab_size=a.vocab_size,
@@ -314,6 +337,7 @@ def from_folder(
         _check_classes(root, class_names, folders=True)
     test = read(root / "test", shuffle=False, class_names=list(class_names)) if return_test and split_layout else None
     counts = [int(ds.cardinality()) if ds is not None else 0 for ds in (train, val, test)]
+    batch_size = _batch_size(batch_size, counts[0])
     train, val, test = [ds if name in splits else None for name, ds in zip(SPLITS, (train, val, test))]
     # every file now, not at the first epoch, where TensorFlow's error names none
     _check_images([f for ds in (train, val, test) if ds is not None for f in ds.file_paths], out_channels)
@@ -349,6 +373,7 @@ def from_folder(
         class_names=class_names,
         value_range=value_range,
         num_train=counts[0],
+        batch_size=batch_size,
         num_val=counts[1],
         num_test=counts[2],
         sequence_length=h if as_sequence else None,
