@@ -17,7 +17,6 @@ What its numbers mean is in `recipes.quality`.
 from __future__ import annotations
 
 import hashlib
-import os
 import pathlib
 import time
 import warnings
@@ -26,7 +25,9 @@ import keras
 import numpy as np
 
 from recipes._atomic import atomic_write
+from recipes._home import keras_home
 from recipes.config import ConfigError
+from recipes.models._common import build_optimizer
 
 JUDGE_FILE = "judge.keras"  # in the run directory
 NUM_SAMPLES = 1000  # generated images scored at the end (each epoch: SampleQuality's 500)
@@ -205,8 +206,6 @@ def train_judge(x, y, *, value_range, num_classes=None, epochs: int = JUDGE_EPOC
     Returns:
         `(judge, held_out_accuracy)`.
     """
-    from recipes.training import build_optimizer
-
     x, y = np.asarray(x, dtype="float32"), np.asarray(y).ravel()
     num_classes = num_classes or int(y.max()) + 1
     kept, held = stratified_split(y, JUDGE_HOLDOUT, seed)
@@ -229,8 +228,7 @@ def train_judge(x, y, *, value_range, num_classes=None, epochs: int = JUDGE_EPOC
 
 def judges_dir(cache_dir=None) -> pathlib.Path:
     """`<cache_dir>/recipes/judges`; `cache_dir` defaults to `$KERAS_HOME`, else `~/.keras`."""
-    root = cache_dir or os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
-    return pathlib.Path(root).expanduser() / "recipes" / "judges"
+    return keras_home(cache_dir) / "recipes" / "judges"
 
 
 def judge_key(x, y, *, value_range, num_classes, epochs: int = JUDGE_EPOCHS, seed: int = 0) -> str:

@@ -168,6 +168,8 @@ def builder_kwargs(config: dict, info) -> dict:
 
 def build_model(config: dict, info, plan):
     """Builds and compiles the recipe for this data, inside the plan's distribution scope."""
+    from recipes.models._common import build_optimizer
+
     kwargs = builder_kwargs(config, info)
     with plan.strategy.scope():
         model = get_spec(config["model"]).builder(**kwargs)
@@ -175,24 +177,6 @@ def build_model(config: dict, info, plan):
     model.jit_compile = plan.jit_compile
     model.steps_per_execution = plan.steps_per_execution
     return model
-
-
-def build_optimizer(model) -> None:
-    """Creates a compiled, built model's optimizer variables now, on TensorFlow, rather than in its
-    first training step: a `tf.function` that creates variables is traced twice, and the step is
-    the costliest trace of a run (first epoch of the VAE on the digits 2.4-3.5 s -> 1.7-2.0 s,
-    of the MLP 1.1-1.2 s -> 0.6-1.0 s). JAX and PyTorch build it before their first step anyway."""
-    import keras
-
-    optimizer = getattr(model, "optimizer", None)
-    if (
-        keras.backend.backend() == "tensorflow"
-        and isinstance(optimizer, keras.optimizers.Optimizer)
-        and not optimizer.built
-        and model.built
-        and model.trainable_variables
-    ):
-        optimizer.build(model.trainable_variables)
 
 
 # ---------------------------------------------------------------------- run dirs

