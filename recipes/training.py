@@ -281,10 +281,8 @@ def _prepare(config: dict, *, log=print):
     import keras
 
     from recipes import hardware
-    from recipes.callbacks.checkpoints import remember_saving_skipsets
 
     check_backend(config)
-    remember_saving_skipsets()  # the judge's and the final model's files are read and written faster too
     with user_errors():  # a job joins before JAX computes anything (the plan lists its devices)
         distributed.join(distributed.job_from())
     keras.utils.set_random_seed(config["seed"])
