@@ -25,31 +25,6 @@ from recipes._atomic import atomic_write, atomic_write_text
 from recipes._checks import check_choice
 from recipes.callbacks.monitoring import ResumableState, finite_losses, resolve_mode, resolve_monitor
 
-_SKIPSET_TYPES = ("Operation", "Layer", "Functional", "Sequential", "Metric", "Optimizer", "Loss")
-
-
-def remember_saving_skipsets() -> None:
-    """Makes Keras's saving and loading stop rebuilding the same reference objects each time.
-
-    Keras 3's `saving_lib.get_attr_skipset` reads its cache under one key
-    (`saving_attr_skiplist_<type>`) and writes it under another (`..._skipset_...`), so
-    every `.keras` or `.weights.h5` file written or read builds throwaway Layer, Metric
-    and Optimizer objects again: about a third of a small model's save (the VAE on the
-    digits: `model.save` 40 -> 29 ms, `save_weights` 34 -> 23 ms; the MLP 21 -> 15 and
-    16 -> 9 ms). This stores the very sets it computes under the key it reads, in this
-    thread (Keras's global state is per thread, and `clear_session` empties it). Where
-    Keras has no such function, or fixed it, nothing changes."""
-    try:
-        from keras.src.backend.common import global_state
-        from keras.src.saving import saving_lib
-
-        for obj_type in _SKIPSET_TYPES:
-            key = f"saving_attr_skiplist_{obj_type}"
-            if global_state.get_global_attribute(key) is None:
-                global_state.set_global_attribute(key, saving_lib.get_attr_skipset(obj_type))
-    except Exception:  # another Keras: its own saving, as fast as it is
-        return
-
 
 def _seed_states(model) -> list:
     """The state variables of the model's `SeedGenerator`s: its variables that are not weights."""
@@ -213,7 +188,6 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._first_epoch = True
         self.saved_epoch = None
-        remember_saving_skipsets()
 
     def on_epoch_begin(self, epoch, logs=None):
         if not (self._first_epoch and self.save_best_only):
@@ -294,7 +268,6 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         )
 
     def on_train_begin(self, logs=None):
-        remember_saving_skipsets()
         points = (
             (self._weights_path, self._training_metadata_path),
             (self._prev_weights_path, self._prev_training_metadata_path),
