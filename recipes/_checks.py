@@ -8,6 +8,7 @@ raises `ValueError`/`TypeError` whose message names the argument and the value r
 from __future__ import annotations
 
 import numbers
+import re
 
 # The valid choices of each setting, in one place (config, hardware and callbacks read them).
 BACKENDS = ("tensorflow", "jax", "torch")  # the Keras backends recipes trains on
@@ -85,3 +86,27 @@ def check_shape(name: str, value, rank: int, min_size: int | None = None, allow_
         spatial = "x".join([str(min_size)] * (rank - 1))
         raise ValueError(f"Input size must be at least {spatial}. Received: {name}={tuple(value)!r}")
     return tuple(None if v is None else int(v) for v in value)
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2}
+_UNITS.update({"g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4, "tb": 1000**4, "tib": 1024**4})
+
+
+def parse_bytes(name: str, value) -> int:
+    """A size in bytes from an int (`0`, `2147483648`) or a string (`"2GiB"`, `"512 MB"`, `"0"`)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a size such as 2GiB, 512MiB or 0. Received: {name}={value!r}")
+    if is_int(value) and value >= 0:
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if match is None or match[2].lower() not in _UNITS:
+        raise ValueError(f"{name} must be a size such as 2GiB, 512MiB or 0. Received: {name}={value!r}")
+    return int(float(match[1]) * _UNITS[match[2].lower()])
+
+
+def format_bytes(n: int) -> str:
+    """`2147483648` -> `"2 GiB"`."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} B"

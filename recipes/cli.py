@@ -135,6 +135,19 @@ def _train_args(p):
         help="resize images. Default: the data's size, enlarged to what the recipe needs",
     )
     p.add_argument(
+        "--cache-budget",
+        dest="cache_budget",
+        metavar="SIZE",
+        help="memory for decoded images (e.g. 512MiB, 4GiB; 0: none): a data set that fits is decoded once "
+        f"and kept; a larger one streams from its files (config key cache_budget). Default: {DEFAULTS['cache_budget']}",
+    )
+    p.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="keep the decoded images that do not fit --cache-budget in DIR, for later epochs and runs "
+        "(config key cache). Default: none: decoded every epoch",
+    )
+    p.add_argument(
         "--early-stopping",
         type=int,
         metavar="PATIENCE",
@@ -162,7 +175,8 @@ def _train_args(p):
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue the unfinished run in RUN_DIR; --epochs, --learning-rate and --early-stopping may change",
+        help="continue the unfinished run in RUN_DIR; --epochs, --learning-rate, --early-stopping, --cache-budget "
+        "and --cache may change",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _backend_arg(p, "a resumed run keeps its own")
@@ -319,6 +333,13 @@ def cmd_info(args):
     for reason in plan.reasons:
         print(f"  {reason}")
     print(f"job: {job.describe()}")
+    from recipes.config import DEFAULTS
+
+    print(
+        f"data cache: {DEFAULTS['cache_budget']} of decoded images in memory when a data set fits (else streamed "
+        f"from its files); change it with --cache-budget SIZE or the config key cache_budget, and keep what does "
+        f"not fit on disk with --cache DIR (config key cache)"
+    )
 
 
 def cmd_launch(args):
@@ -361,7 +382,7 @@ def cmd_train(args):
         if fixed:
             raise config_lib.ConfigError(
                 f"--resume continues a run as it was set up; {', '.join(fixed)} cannot change (only --epochs, "
-                f"--learning-rate and --early-stopping can): start a new run instead."
+                f"--learning-rate, --early-stopping, --cache-budget and --cache can): start a new run instead."
             )
         config = training.open_run(args.resume)
         if args.backend and config.get("backend") and args.backend != config["backend"]:
@@ -384,6 +405,8 @@ def cmd_train(args):
                 "learning_rate",
                 "validation_split",
                 "image_size",
+                "cache_budget",
+                "cache",
                 "early_stopping",
                 "seed",
                 "strategy",

@@ -16,7 +16,7 @@ import re
 
 import yaml
 
-from recipes._checks import BACKENDS, PRECISIONS, SCHEDULES, STRATEGIES, is_int, is_real
+from recipes._checks import BACKENDS, PRECISIONS, SCHEDULES, STRATEGIES, is_int, is_real, parse_bytes
 from recipes.registry import get_spec
 
 DEFAULTS = {
@@ -29,6 +29,9 @@ DEFAULTS = {
     "validation_split": 0.1,
     "seed": 0,
     "image_size": None,  # None: the data's size, enlarged to what the recipe needs
+    # decoded images kept in memory when they fit (bytes, or 512MiB, 2GiB; 0: none); see load_dataset
+    "cache_budget": "2GiB",
+    "cache": None,  # a folder for decoded images that do not fit the budget; None: decode every epoch
     "sequence_length": None,  # token datasets: pad/truncate length (None: the loader's)
     "vocab_size": None,  # token datasets: keep the most frequent words
     "early_stopping": None,  # patience in epochs, or None
@@ -218,6 +221,12 @@ def validate(config: dict) -> None:
                 f"image_size must be two positive integers (height, width). Received: image_size={size!r}"
             )
         config["image_size"] = [int(s) for s in size]
+    try:
+        parse_bytes("cache_budget", config["cache_budget"])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    if config["cache"] is not None and (not isinstance(config["cache"], str) or not config["cache"]):
+        raise ConfigError(f"cache must be a folder path or null. Received: cache={config['cache']!r}")
     if not isinstance(config["dataset"], str) or not config["dataset"]:
         raise ConfigError(f"dataset must be a name or a path. Received: dataset={config['dataset']!r}")
     judge = config["judge"]

@@ -93,7 +93,7 @@ def open_data(config: dict, labels=None):
     return source
 
 
-def load_data(config: dict, splits=None, source=None, labels=None):
+def load_data(config: dict, splits=None, source=None, labels=None, process_share=None):
     """Loads the run's dataset once, in the form its model needs: a `DatasetSplits`
     `(train, val, test, info)`. The source is opened first; its kind and example shape
     decide the resizing and the sequence form, then the pipelines are built.
@@ -102,6 +102,8 @@ def load_data(config: dict, splits=None, source=None, labels=None):
         splits: the pipelines to build (see `load_dataset`); `None` builds all.
         source: the source `open_data` returned, if the caller opened it already.
         labels: yield `(x, y)` batches; `None` does as the model needs.
+        process_share: `(num_processes, process_id)`: the training pipeline yields this
+            process's share of every global batch (see `load_dataset`).
     """
     from recipes.datasets import load_dataset  # TensorFlow is imported lazily
 
@@ -125,6 +127,9 @@ def load_data(config: dict, splits=None, source=None, labels=None):
         image_size=image_size,
         as_sequence=as_sequence,
         splits=splits,
+        cache_budget=config["cache_budget"],
+        disk_cache=config["cache"],
+        process_share=process_share,
     )
 
 
@@ -182,7 +187,7 @@ def build_model(config: dict, info, plan):
 # ---------------------------------------------------------------------- run dirs
 
 # Settings `--resume` may change: they do not change what the model or its data are.
-RESUME_SETTINGS = ("epochs", "learning_rate", "early_stopping")
+RESUME_SETTINGS = ("epochs", "learning_rate", "early_stopping", "cache_budget", "cache")
 
 
 def _claim_state(run_dir, config, overrides, log):
@@ -297,10 +302,15 @@ def _prepare(config: dict, *, log=print):
         )
         log(plan.describe())
         source = open_data(config)
-        data = load_data(config, source=source)
+        job = distributed.job_from()
+        # a job's processes each read their own share of every global batch, and only that
+        share = (job.num_processes, job.process_id) if _spread(plan) else None
+        data = load_data(config, source=source, process_share=share)
         if config["batch_size"] == "auto":
             config = {**config, "batch_size": data.info.batch_size}
             log(f"Batch size: {data.info.batch_size} (auto: {data.info.num_train} training examples)")
+        if data.info.cache:
+            log(f"Data cache: {data.info.cache}")
         model = build_model(config, data.info, plan)
     return plan, data, model, source, config
 
@@ -426,10 +436,10 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=No
         return _run_callbacks(config, run_dir, data, changed, train_ds, judge=judge, judge_images=images)
 
     fit = dict(validation_data=val_ds, epochs=config["epochs"], verbose=verbose, shuffle=False)
-    interrupt = InterruptBetweenSteps()
+    interrupt, reading = InterruptBetweenSteps(), _Reading(train_ds, val_ds, run_dir)
     try:
-        with interrupt.installed():
-            history = model.fit(train_ds, callbacks=callbacks() + [interrupt], **fit)
+        with interrupt.installed(), reading:
+            history = model.fit(train_ds, callbacks=callbacks() + [interrupt, reading.position], **fit)
     except BackupError as e:
         model, done = _model_from_last(run_dir, model, plan, train_ds, e)
         log(
@@ -437,8 +447,10 @@ def _fit(config, run_dir, model, plan, data, changed, verbose, log, run_judge=No
             f"in {run_dir / 'backup.unreadable'}."
         )
         os.replace(run_dir / "backup", _free_name(run_dir / "backup.unreadable"))
-        with interrupt.installed():
-            history = model.fit(train_ds, callbacks=callbacks() + [interrupt], initial_epoch=done, **fit)
+        with interrupt.installed(), reading:
+            history = model.fit(
+                train_ds, callbacks=callbacks() + [interrupt, reading.position], initial_epoch=done, **fit
+            )
     losses = [v for k, vs in history.history.items() if "loss" in k for v in vs]
     if any(not np.isfinite(v) for v in losses):
         raise TrainingError(_nan_message(config, run_dir, history))
@@ -479,33 +491,22 @@ def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
     metrics are process 0's, shared with the others."""
     from recipes import multiprocess
     from recipes.callbacks import InterruptBetweenSteps
-    from recipes.datasets._pipelines import with_epoch_counter
 
+    # Each process reads its own share of every global batch (`load_data(process_share=)`): the
+    # epoch's order is the same everywhere (seed and epoch), so the shares are disjoint and
+    # together the batch; the last, partial global batch of an epoch is left out.
     train_ds, val_ds, test_ds, info = data
-    # training batches divide evenly among the processes: the last, partial global batch of an
-    # epoch is left out (other examples each epoch, as the order changes)
-    import tensorflow as tf
-
-    # Each process reads its own slice of every global batch: the epoch's order is the same
-    # everywhere (seed and epoch), so the slices are disjoint and together the batch.
-    counter = getattr(train_ds, "data_epoch", None)
-    steps = info.num_train // config["batch_size"]
-    train_ds = train_ds.rebatch(config["batch_size"], drop_remainder=True)
-    train_ds = train_ds.rebatch(config["batch_size"] // job.num_processes).shard(job.num_processes, job.process_id)
-    train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps))  # rebatch forgets it
-    if counter is not None:
-        train_ds = with_epoch_counter(train_ds, counter)
     twin = multiprocess.Twin(lambda: build_model(config, info, plan), model) if job.writes else None
     callbacks = _run_callbacks(config, run_dir, data, changed, train_ds)
-    interrupt = InterruptBetweenSteps()
+    interrupt, reading = InterruptBetweenSteps(), _Reading(train_ds, val_ds, run_dir)
     try:
-        with interrupt.installed():
+        with interrupt.installed(), reading:
             history = model.fit(
                 train_ds,
                 epochs=config["epochs"],
                 verbose=verbose,
                 shuffle=False,
-                callbacks=multiprocess.arrange(callbacks, twin, val_ds) + [interrupt],
+                callbacks=multiprocess.arrange(callbacks, twin, val_ds) + [interrupt, reading.position],
             )
     except Exception as e:  # jax's XlaRuntimeError or a ValueError from gloo: the peer is in the text
         reason = multiprocess.lost_peer(e)
@@ -531,6 +532,58 @@ def _fit_in_job(config, run_dir, model, plan, data, changed, verbose, job):
         write_json(run_dir / "metrics.json", metrics)
         _remove_backup(run_dir)
     return distributed.share(metrics)
+
+
+class _Reading:
+    """Turns a failed read of a streamed image file during `fit()` into a `TrainingError`
+    naming the file: the pipeline's own error (raised from TensorFlow's iterator, on any
+    backend) names none. `position` is the callback that keeps where training was."""
+
+    def __init__(self, train_ds, val_ds, run_dir):
+        import keras
+
+        class Position(keras.callbacks.Callback):
+            epoch, step, validating = 0, 0, False
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch, self.step = epoch, 0
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self.step = batch
+
+            def on_test_begin(self, logs=None):
+                self.validating = True
+
+            def on_test_end(self, logs=None):
+                self.validating = False
+
+        self.train, self.val, self.run_dir = train_ds, val_ds, run_dir
+        self.position = Position()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None or not _is_data_error(error):
+            return False
+        where = self.position
+        stream = getattr(self.val if where.validating else self.train, "files", None)
+        if stream is None:
+            return False
+        found = stream.unreadable(where.epoch, where.step) if not where.validating else stream.unreadable(0, 0)
+        if found is None:
+            return False
+        raise TrainingError(
+            f"{found} Training stopped in epoch {where.epoch + 1}; the epochs before it are kept: resume with "
+            f"`recipes train --resume {self.run_dir}`."
+        ) from None
+
+
+def _is_data_error(error) -> bool:
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(error, tf.errors.OpError)
 
 
 def _free_name(path: pathlib.Path) -> pathlib.Path:

@@ -233,8 +233,8 @@ def test_resume_refuses_flags_it_cannot_apply_and_changes_nothing(tmp_path, inte
     line = one_error_line(recipes("train", "--resume", interrupted_run, "--batch-size", 8, "--set", "dropout=0.1"))
     assert line == (
         "recipes train: error: --resume continues a run as it was set up; --batch-size, --set "
-        "cannot change (only --epochs, --learning-rate and --early-stopping can): start a new run "
-        "instead."
+        "cannot change (only --epochs, --learning-rate, --early-stopping, --cache-budget and --cache can): start a "
+        "new run instead."
     )
     line = one_error_line(recipes("train", "--resume", interrupted_run, "--epochs", 1))
     assert line == (

@@ -17,10 +17,13 @@ import typing
 import numpy as np
 
 from recipes import _checks as c
-from recipes.datasets import _named, _pipelines, _readers
+from recipes._checks import parse_bytes
+from recipes.datasets import _files, _named, _pipelines, _readers
+from recipes.datasets._files import DEFAULT_CACHE_BUDGET
 from recipes.datasets._pipelines import auto_batch_size, not_applicable
 
 __all__ = [
+    "DEFAULT_CACHE_BUDGET",
     "DatasetInfo",
     "DatasetSplits",
     "NAMED_DATASETS",
@@ -28,6 +31,8 @@ __all__ = [
     "auto_batch_size",
     "load_dataset",
     "open_source",
+    "parse_bytes",
+    "set_epoch",
 ]
 
 NAMED_DATASETS = ("cifar10", "cifar100", "digits", "fashion_mnist", "imdb", "mnist")
@@ -62,6 +67,9 @@ class DatasetInfo:
         sequence_length: time steps of a sequence example; `None` for images and tables.
         source: the file or folder read.
         raw_max: the raw image value mapped to `value_range[1]` (16 for the digits).
+        cache: where the images' decoded or transformed form is kept and why: `"memory: ..."`,
+            `"disk (FOLDER): ..."` or `"none: ..."` (see `cache_budget`); `None` for data
+            with nothing to transform (tokens, tables).
     """
 
     name: str
@@ -78,6 +86,7 @@ class DatasetInfo:
     sequence_length: int | None = None
     source: str = ""
     raw_max: float | None = None
+    cache: str | None = None
 
 
 def load_dataset(
@@ -96,6 +105,9 @@ def load_dataset(
     return_test: bool | str = False,
     cache_dir=None,
     splits=None,
+    cache_budget=DEFAULT_CACHE_BUDGET,
+    disk_cache=None,
+    process_share=None,
 ) -> DatasetSplits:
     """Loads a data set as batched, prefetched `tf.data.Dataset`s and a `DatasetInfo`.
 
@@ -113,11 +125,16 @@ def load_dataset(
       in [0, 1] from 1). A 2-D `x` is a table, or token ids when `vocab_size` is given.
       `y_*` may be left out with `labels=False`. Every array is read and checked at
       once; arrays of Python objects (which need pickle) are refused.
-    - A folder with one sub-folder of images per class (read by
-      `keras.utils.image_dataset_from_directory`, class names from the folders). A
+    - A folder with one sub-folder of images per class (listed as
+      `keras.utils.image_dataset_from_directory` lists it, class names from the folders). A
       folder holding just `train/` and `test/`, each laid out that way, has a test split.
-      Every image is decoded once while loading, so an unreadable or truncated file is
-      reported by name before any pipeline exists (about 0.1 ms a small PNG).
+      The folder is streamed: the pipelines hold file names, shuffle the names and decode
+      in parallel as the steps need them, so memory does not grow with the number of
+      files (see `cache_budget`). Each file's first and last bytes are read while loading
+      (a thread pool, about 40 us a file), so a file that is not an image or is cut short
+      is reported by name before any pipeline exists; one that fails only when decoded
+      stops the pipeline, and `recipes train` names it. A JPEG at least twice the size
+      asked is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) before the resize.
     - A `.csv` of numbers, one example a row: the column named `label` (else the last
       column) holds integer labels, the other columns are float32 features. A first
       row that is not all numbers is a header.
@@ -136,10 +153,12 @@ def load_dataset(
     AVX-512, TensorFlow's fused kernels can turn NaN inputs into finite outputs, so
     such data would otherwise train without any sign of trouble.
 
-    Images are decoded, resized and scaled once and cached in memory (up to 2 GiB of
-    float32; beyond that, transformed batch by batch) before the training pipeline
-    shuffles them with `seed`, again on every epoch; every pipeline is batched and
-    prefetched. CIFAR is also read from a folder Keras extracted when no archive is cached.
+    Arrays are resized and scaled once and cached as float32 when that fits `cache_budget`
+    (beyond it, transformed batch by batch); a folder's images are decoded and resized to
+    uint8 and cached when they fit it (in memory, or in `disk_cache`), and scaled per batch
+    after the cache. The training pipeline is shuffled with `seed`, again on every epoch,
+    each epoch's order a function of `seed` and the epoch alone; every pipeline is batched
+    and prefetched. CIFAR is also read from a folder Keras extracted when no archive is cached.
 
     Args:
         name_or_path: a name from `NAMED_DATASETS`, the path of a file or folder,
@@ -175,6 +194,21 @@ def load_dataset(
             `$KERAS_HOME`, else `~/.keras`.
         splits: the pipelines to build, from `("train", "val", "test")` (the others are
             `None`; `info` counts them all). Defaults to `None`: all.
+        cache_budget: bytes of decoded images the pipelines may keep in memory, an int or a
+            size such as `"512MiB"`; `0` caches nothing. A folder whose training and
+            validation images (uint8, at `image_size`) fit it is cached in memory as the
+            first epoch decodes it; a larger one is streamed from its files every epoch, or
+            from `disk_cache`. `info.cache` says which and why. The test split is never
+            cached (it is read once). Defaults to `DEFAULT_CACHE_BUDGET` (2 GiB).
+        disk_cache: a folder for the decoded images of a folder too large for the budget:
+            each is written there (uint8, raw) the first time it is decoded and read from
+            there after, by this and later runs on the same files at the same size (a
+            sub-folder per listing and size). Defaults to `None`: none.
+        process_share: `(num_processes, process_id)` in a job of several processes: the
+            training pipeline yields this process's share of every global batch of
+            `batch_size` (so `batch_size // num_processes` examples a step, the same number
+            of steps on every process, the last partial global batch left out); a folder's
+            process decodes only the files of its share. Defaults to `None`: the whole batch.
 
     Returns:
         A `DatasetSplits` `(train, val, test, info)` of `tf.data.Dataset`s and a
@@ -219,6 +253,9 @@ def load_dataset(
     if splits is not None:
         if isinstance(splits, str) or not all(name in _pipelines.SPLITS for name in splits):
             raise ValueError(f"splits must be a list of names from {_pipelines.SPLITS}. Received: splits={splits!r}")
+    cache_budget = parse_bytes("cache_budget", cache_budget)
+    if disk_cache is not None and not isinstance(disk_cache, (str, os.PathLike)):
+        raise TypeError(f"disk_cache must be a folder path or None. Received: disk_cache={disk_cache!r}")
     source = (
         name_or_path
         if isinstance(name_or_path, Source)
@@ -238,9 +275,11 @@ def load_dataset(
         sequence_length=source.sequence_length,
         return_test=return_test,
         splits=tuple(splits or _pipelines.SPLITS),
+        cache_budget=cache_budget,
+        process_share=process_share,
     )
     if source.folder is not None:
-        built = _pipelines.from_folder(source.folder, first=source.first_image, **options)
+        built = _files.from_folder(source.folder, disk_cache=disk_cache, **options)
     else:
         built = _pipelines.from_arrays(source.arrays, **options)
     *datasets, info = built
@@ -291,8 +330,7 @@ class Source:
     has_test: bool
     sequence_length: int | None = None
     arrays: object = dataclasses.field(default=None, repr=False)
-    folder: object = dataclasses.field(default=None, repr=False)
-    first_image: object = dataclasses.field(default=None, repr=False)
+    folder: object = dataclasses.field(default=None, repr=False)  # a folder's `_files.Listing`
 
 
 def open_source(
@@ -332,18 +370,16 @@ def open_source(
     if path.is_dir():
         if vocab_size is not None:
             not_applicable("vocab_size", vocab_size, path.name, "image")
-        split_layout = sorted(p.name for p in path.iterdir() if p.is_dir()) == ["test", "train"]
-        first = _pipelines._first_image(path / "train" if split_layout else path)
-        native = 1 if first[0].shape[-1] < 3 else 3
+        listing = _files.open_folder(path)
+        native = 1 if listing.first.shape[-1] < 3 else 3
         return Source(
             name=path.name,
             kind="image",
-            shape=(*(int(d) for d in first[0].shape[:2]), native),
+            shape=(*(int(d) for d in listing.first.shape[:2]), native),
             vocab_size=None,
-            has_test=split_layout,
+            has_test=listing.test_paths is not None,
             sequence_length=sequence_length,
-            folder=path,
-            first_image=first,
+            folder=listing,
         )
     if not path.exists():
         raise ValueError(

@@ -1,12 +1,12 @@
-"""The tf.data side of `load_dataset`: arrays or an image folder -> batched pipelines.
+"""The tf.data side of `load_dataset` for arrays in memory, and what every source's pipelines share.
 
-Built the way the TensorFlow data-performance guide says: images are decoded, resized
-and scaled once and cached (in memory, up to CACHE_BYTES) before the shuffle; the
+Built the way the TensorFlow data-performance guide says: images are resized and scaled
+once and cached (in memory, within the cache budget) before the shuffle; the
 training pipeline is shuffled with a seed and reshuffled on every epoch, each epoch's
 order a function of the seed and the epoch alone (`reshuffled`), so a resumed run reads
 what an uninterrupted one would; maps are vectorised (one call per batch) and parallel;
-every pipeline ends in prefetch.
-Each builder returns its datasets and the fields of a `DatasetInfo`.
+every pipeline ends in prefetch. Image folders stream instead (`_files`), packed shards
+too (`_shards`). Each builder returns its datasets and the fields of a `DatasetInfo`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from recipes import _checks as c
+from recipes._checks import format_bytes
 
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_from_directory reads
-# Images are transformed once and cached (float32) when they take at most this much memory;
-# larger ones are transformed batch by batch on every epoch instead.
-CACHE_BYTES = 2 * 1024**3
 _CHUNK = 1024  # images transformed at once when filling the cache
 # batch_size="auto": about this many steps an epoch, in a power of two from the smallest to the largest
 AUTO_STEPS, AUTO_BATCH_RANGE = 20, (32, 128)
@@ -135,6 +133,40 @@ def _batch_size(batch_size, num_train):
     return auto_batch_size(num_train) if batch_size == "auto" else batch_size
 
 
+def check_share(process_share, batch_size):
+    """`(num_processes, process_id)` checked against the global batch, or `None`."""
+    if process_share is None:
+        return None
+    if (
+        not isinstance(process_share, (tuple, list))
+        or len(process_share) != 2
+        or not all(c.is_int(v) for v in process_share)
+        or not 0 <= process_share[1] < process_share[0]
+    ):
+        raise ValueError(
+            f"process_share must be (num_processes, process_id) with 0 <= process_id < num_processes. "
+            f"Received: process_share={process_share!r}"
+        )
+    count = int(process_share[0])
+    if batch_size % count:
+        raise ValueError(
+            f"batch_size is the global batch, split evenly among the {count} processes. "
+            f"Received: batch_size={batch_size}"
+        )
+    return count, int(process_share[1])
+
+
+def share(ds, batch_size, num_train, process_share):
+    """This process's share of every global batch of a batched training pipeline: the last,
+    partial global batch is left out, so that every process takes the same steps."""
+    count, index = process_share
+    counter = getattr(ds, "data_epoch", None)
+    ds = ds.rebatch(batch_size, drop_remainder=True).rebatch(batch_size // count).shard(count, index)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(num_train // batch_size))  # rebatch forgets it
+    ds.process_share = process_share
+    return ds if counter is None else with_epoch_counter(ds, counter)
+
+
 def _pipeline(x, y, transform, *, batch_size, seed, cache):
     """`x` (and labels `y`) in memory -> batches. `seed=None`: no shuffling."""
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
@@ -187,9 +219,16 @@ def from_arrays(
     sequence_length,
     return_test,
     splits=SPLITS,
+    cache_budget,
+    process_share=None,
 ):
     """An `_readers.Arrays` -> `(train, val, test, info fields)`; only the pipelines named in
-    `splits` are built (the others are `None`); `test` is `None` unless `return_test`."""
+    `splits` are built (the others are `None`); `test` is `None` unless `return_test`.
+
+    Images are transformed (resized, scaled) once and cached when the float32 result fits
+    `cache_budget`, else transformed batch by batch in every epoch. The cache holds float32,
+    not uint8 as a folder's does: the arrays are in memory already, and small value ranges
+    (the digits' 0..16) would lose their levels if rounded to uint8 after a resize."""
     _check_options(
         a.name,
         a.kind,
@@ -239,9 +278,19 @@ def from_arrays(
     train_idx, val_idx = _split(len(x_train), validation_split, seed, a.source)
     batch_size = _batch_size(batch_size, len(train_idx))
     y_train, y_test = (a.y_train, a.y_test) if labels else (None, None)
-    # Caching the float32 images costs 4x the memory of uint8 but makes an epoch a plain
-    # cache -> shuffle -> batch, the cheapest pipeline (see scripts/bench/input_pipeline.py).
-    cache = transform is not None and len(x_train) * 4 * int(np.prod(input_shape)) <= CACHE_BYTES
+    process_share = check_share(process_share, batch_size)
+    # A float32 cache makes an epoch a plain cache -> shuffle -> batch, the cheapest pipeline
+    # (scripts/bench/input_pipeline.py); the budget bounds it.
+    need = sum(len(x) for x in (x_train, x_test) if x is not None) * 4 * int(np.prod(input_shape))
+    cache = transform is not None and need <= cache_budget
+    plan = None
+    if transform is not None:
+        size = f"{format_bytes(need)} of float32 images"
+        plan = (
+            f"memory: {size}, within the cache budget of {format_bytes(cache_budget)}"
+            if cache
+            else f"none: {size}, more than the cache budget of {format_bytes(cache_budget)}; transformed every epoch"
+        )
 
     def build(x, y, idx, shuffle_seed):
         if idx is not None:
@@ -249,6 +298,8 @@ def from_arrays(
         return _pipeline(x, y, transform, batch_size=batch_size, seed=shuffle_seed, cache=cache)
 
     train = build(x_train, y_train, train_idx, seed) if "train" in splits else None
+    if train is not None and process_share is not None:
+        train = share(train, batch_size, len(train_idx), process_share)
     val = None if val_idx is None or "val" not in splits else build(x_train, y_train, val_idx, None)
     test = None if x_test is None or not return_test or "test" not in splits else build(x_test, y_test, None, None)
     info = dict(
@@ -266,140 +317,9 @@ def from_arrays(
         sequence_length=input_shape[0] if kind == "sequence" else None,
         source=a.source,
         raw_max=a.raw_max,
+        cache=plan,
     )
     return train, val, test, info
-
-
-def from_folder(
-    root,
-    *,
-    batch_size,
-    image_size,
-    channels,
-    value_range,
-    validation_split,
-    seed,
-    labels,
-    as_sequence,
-    sequence_length,
-    return_test,
-    splits=SPLITS,
-    first=None,
-):
-    """A folder of class sub-folders of images, through image_dataset_from_directory ->
-    `(train, val, test, info fields)`, as `from_arrays`. `first`: `_first_image` of its
-    training folder, when the caller already has it."""
-    _check_options(
-        root.name,
-        "image",
-        image_size=image_size,
-        channels=channels,
-        as_sequence=as_sequence,
-        sequence_length=sequence_length,
-    )
-    subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
-    split_layout = subfolders == ["test", "train"]
-    train_root = root / "train" if split_layout else root
-    if return_test is True and not split_layout:
-        raise ValueError(
-            f"{root} has no test split: lay it out as {root}/train/<class>/ and "
-            f"{root}/test/<class>/. Received: return_test=True"
-        )
-    first, count = first or _first_image(train_root)
-    if validation_split and int(validation_split * count) == 0:  # Keras would say "No training images"
-        raise ValueError(
-            f"validation_split={validation_split} of the {count} training examples of "
-            f"{train_root} leaves no validation examples."
-        )
-    native = 1 if first.shape[-1] < 3 else 3  # gray+alpha -> gray, RGBA -> RGB
-    out_channels = channels or native
-    size = image_size or tuple(int(d) for d in first.shape[:2])
-
-    def read(folder, **kwargs):
-        return keras.utils.image_dataset_from_directory(
-            folder,
-            labels="inferred",
-            label_mode="int",
-            batch_size=None,
-            image_size=size,
-            color_mode="rgb" if out_channels == 3 else "grayscale",
-            seed=seed,
-            verbose=False,
-            **kwargs,
-        )
-
-    if validation_split:
-        train, val = read(train_root, shuffle=True, validation_split=validation_split, subset="both")
-    else:
-        train, val = read(train_root, shuffle=True), None
-    class_names = tuple(train.class_names)
-    if labels:
-        _check_classes(root, class_names, folders=True)
-    test = read(root / "test", shuffle=False, class_names=list(class_names)) if return_test and split_layout else None
-    counts = [int(ds.cardinality()) if ds is not None else 0 for ds in (train, val, test)]
-    batch_size = _batch_size(batch_size, counts[0])
-    train, val, test = [ds if name in splits else None for name, ds in zip(SPLITS, (train, val, test))]
-    # every file now, not at the first epoch, where TensorFlow's error names none
-    _check_images([f for ds in (train, val, test) if ds is not None for f in ds.file_paths], out_channels)
-
-    transform = _image_transform(
-        255.0, value_range, out_channels, image_size=None, channels=out_channels, as_sequence=as_sequence
-    )
-
-    @_graph_as_written
-    def with_labels(x, y):
-        return transform(x), y
-
-    @_graph_as_written
-    def without_labels(x, y):
-        return transform(x)
-
-    fn = with_labels if labels else without_labels
-
-    def build(ds, shuffle):
-        # decode + resize happen once: the cache keeps the decoded, scaled images
-        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        if not shuffle:
-            return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        ds, counter = reshuffled(ds, int(ds.cardinality()), seed)
-        return with_epoch_counter(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), counter)
-
-    h, w = size
-    info = dict(
-        name=root.name,
-        kind="sequence" if as_sequence else "image",
-        input_shape=(h, w * out_channels) if as_sequence else (h, w, out_channels),
-        num_classes=len(class_names),
-        class_names=class_names,
-        value_range=value_range,
-        num_train=counts[0],
-        batch_size=batch_size,
-        num_val=counts[1],
-        num_test=counts[2],
-        sequence_length=h if as_sequence else None,
-        source=str(root),
-        raw_max=255.0,
-    )
-    return (
-        None if train is None else build(train, True),
-        None if val is None else build(val, False),
-        None if test is None else build(test, False),
-        info,
-    )
-
-
-def _first_image(root):
-    """Decodes the first image (in sorted order) under `root`'s class folders; returns it
-    and the number of images."""
-    classes = sorted(p for p in root.iterdir() if p.is_dir())
-    files = [f for d in classes for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_FORMATS]
-    if not files:
-        where = "its class sub-folders" if classes else "class sub-folders (there are none)"
-        raise ValueError(
-            f"No images found in {root}: expected {', '.join(IMAGE_FORMATS)} files in "
-            f"{where}, one sub-folder per class."
-        )
-    return _decode(files[0]), len(files)
 
 
 def _decode(path, channels=0):
@@ -418,13 +338,6 @@ def _decode(path, channels=0):
         raise ValueError(
             f"Could not decode the image {path}: {reason or type(e).__name__}. Remove or replace it."
         ) from None
-
-
-def _check_images(paths, channels):
-    """Decodes every image once, as the pipeline will (about 0.1 ms a small PNG), so a
-    random, truncated or unreadable file is reported now, by name, not in an epoch."""
-    for path in paths:
-        _decode(path, channels)
 
 
 def _check_classes(source, class_names, folders=False):

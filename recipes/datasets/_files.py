@@ -1,0 +1,490 @@
+"""Image files streamed from a folder: list the names, shuffle the names, decode as the step needs.
+
+The pipeline holds file names and labels, never a whole data set of pixels. An epoch is an
+order of names (a stateless shuffle seeded by the seed and the epoch alone, so a resumed
+run reads what an uninterrupted one would), decoded in parallel as the training step pulls
+batches, resized to the run's size and kept as uint8; scaling to the model's value range
+happens per batch, after any cache. What it caches is decided once, by `plan_cache`,
+against a budget that does not grow with the number of files:
+- `memory`: the decoded uint8 images of the listing fit the budget; each image is decoded
+  once, in the first epoch that meets it, and read from a table in memory after that;
+- `disk`: they do not, and a cache folder was given: each decoded image is written there
+  (one file per image, reused by later runs on the same files and size);
+- `none`: every epoch decodes again (the budget is 0, or the set is larger than it).
+In a job, each process takes its share of every global batch by file name and decodes only
+those: N processes decode each image once per epoch between them.
+
+A file that is not an image or is cut short is found before the first step by looking at
+its first and last bytes (a thread pool; about 40 us a file); one that only fails when
+decoded stops the pipeline, and `unreadable_file` finds which it was.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from recipes._checks import format_bytes
+from recipes.datasets._pipelines import IMAGE_FORMATS, _decode, _graph_as_written
+
+DEFAULT_CACHE_BUDGET = 2 * 1024**3  # bytes of decoded images kept in memory; see plan_cache
+_JPEG, _PNG, _GIF, _BMP = range(4)
+# ------------------------------------------------------------------------- listing
+
+
+def list_images(root, class_names=None):
+    """Image files under `root`'s class folders, in sorted order: `(paths, labels, class_names)`.
+
+    Keras's own lister (the one `image_dataset_from_directory` uses): it walks the class
+    folders in parallel threads and reads no file."""
+    from keras.src.utils import dataset_utils
+
+    paths, labels, names = dataset_utils.index_directory(
+        str(root), "inferred", IMAGE_FORMATS, class_names=class_names, shuffle=False, verbose=False
+    )
+    return list(paths), np.asarray(labels, np.int32), tuple(names)
+
+
+def _looks_whole(path):
+    """`None` if the file starts and ends as a JPEG, PNG, GIF or BMP does, else what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 1024))
+            tail = f.read()
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    if head[:3] == b"\xff\xd8\xff":
+        return None if b"\xff\xd9" in tail else "no end-of-image marker"  # bytes after it are allowed
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return None if b"IEND" in tail[-64:] else "no IEND chunk"
+    if head[:4] == b"GIF8":
+        return None if tail.rstrip(b"\x00")[-1:] == b";" else "no GIF trailer"
+    if head[:2] == b"BM":
+        return None if int.from_bytes(head[2:6], "little") <= size else "shorter than its header says"
+    return "not a JPEG, PNG, GIF or BMP file"
+
+
+def check_files(paths, channels, *, workers=16):
+    """Reports the first file that is not a whole image, in one line naming it, before any step.
+
+    Only the first and last bytes of each file are read (in a thread pool); a file that
+    looks wrong is then decoded, with libjpeg's own messages silenced, so a valid image
+    with unusual endings passes and a broken one is named with the decoder's reason."""
+    if not paths:
+        return
+    with concurrent.futures.ThreadPoolExecutor(min(workers, len(paths))) as pool:
+        suspects = [p for p, problem in zip(paths, pool.map(_looks_whole, paths, chunksize=256)) if problem]
+    for path in suspects:
+        with _quiet_stderr():
+            try:
+                _decode(path, channels)
+                continue
+            except ValueError as e:
+                error = e
+        raise error
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 sent to /dev/null: libjpeg writes its warnings there, not to Python."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+# ------------------------------------------------------------------------- the cache plan
+
+
+@dataclasses.dataclass(frozen=True)
+class CachePlan:
+    """Where the decoded images of a listing are kept: `"memory"`, `"disk"` or `"none"`, and why."""
+
+    kind: str
+    reason: str
+    folder: str | None = None
+
+    def describe(self) -> str:
+        where = f" ({self.folder})" if self.folder else ""
+        return f"{self.kind}{where}: {self.reason}"
+
+
+def plan_cache(num_images: int, shape, budget: int, disk_cache=None, key: str = "") -> CachePlan:
+    """Decides once where `num_images` decoded images of `shape` (uint8) are kept.
+
+    In memory when they fit `budget`; else in `disk_cache` (a folder, one sub-folder per
+    listing and size, named by `key`) when one is given; else nowhere."""
+    need = num_images * int(np.prod(shape))
+    size = f"{num_images:,} images of {'x'.join(map(str, shape))} uint8 take {format_bytes(need)}"
+    if budget and need <= budget:
+        return CachePlan("memory", f"{size}, within the cache budget of {format_bytes(budget)}")
+    over = "the cache budget is 0" if not budget else f"more than the cache budget of {format_bytes(budget)}"
+    if disk_cache is not None:
+        folder = pathlib.Path(disk_cache).expanduser() / key
+        return CachePlan("disk", f"{size}, {over}; decoded once, then read from disk", str(folder))
+    return CachePlan("none", f"{size}, {over}; decoded every epoch (--cache DIR keeps them on disk)")
+
+
+def listing_key(paths, shape) -> str:
+    """A name for a listing at one size: the disk cache of other files or sizes is never read."""
+    digest = hashlib.sha256(f"{shape}".encode())
+    for p in paths:
+        digest.update(p.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------- decoding
+
+
+class ImageReader:
+    """Decodes listed files to uint8 images of one size, through the cache its plan chose.
+
+    Attributes:
+        decoded: `tf.Variable`, the number of images decoded from their files so far
+            (reads from the cache are not counted).
+    """
+
+    def __init__(self, paths, shape, plan: CachePlan):
+        self.paths = list(paths)
+        self.shape = tuple(int(d) for d in shape)
+        self.plan = plan
+        self._paths = tf.constant(self.paths) if self.paths else tf.constant([], tf.string)
+        self.decoded = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_decoded")
+        self._table = None
+        if plan.kind != "none":
+            self._table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, default_value="")
+        self._record = len(tf.io.serialize_tensor(tf.zeros(self.shape, tf.uint8)).numpy())
+        if plan.kind == "disk":
+            self._folder = pathlib.Path(plan.folder)
+            self._folder.mkdir(parents=True, exist_ok=True)
+            done = [
+                int(e.name[:-4])
+                for e in os.scandir(self._folder)
+                if e.name.endswith(".u8t") and e.name[:-4].isdigit() and e.stat().st_size == self._record
+            ]
+            if done:  # the table holds "on disk" marks here, not pixels
+                self._table.insert(tf.constant(done, tf.int64), tf.fill([len(done)], "1"))
+
+    def read(self, i):
+        """The image at position `i` of the listing: uint8 `(H, W, C)`."""
+        i = tf.cast(i, tf.int64)
+        if self._table is None:
+            return self._decode(i)
+        got = self._table.lookup(i)
+        if self.plan.kind == "memory":
+            return tf.cond(tf.strings.length(got) > 0, lambda: self._parse(got), lambda: self._keep(i))
+        return tf.cond(tf.strings.length(got) > 0, lambda: self._from_disk(i), lambda: self._keep(i))
+
+    def _parse(self, record):
+        return tf.ensure_shape(tf.io.parse_tensor(record, tf.uint8), self.shape)
+
+    def _file(self, i):
+        return tf.strings.join([str(self._folder) + os.sep, tf.strings.as_string(i), ".u8t"])
+
+    def _keep(self, i):
+        image = self._decode(i)
+        record = tf.io.serialize_tensor(image)
+        if self.plan.kind == "memory":
+            done = self._table.insert(i, record)
+        else:
+            with tf.control_dependencies([tf.io.write_file(self._file(i), record)]):
+                done = self._table.insert(i, "1")
+        with tf.control_dependencies([done]):
+            return tf.identity(image)
+
+    def _from_disk(self, i):
+        record = tf.io.read_file(self._file(i))
+        # a file another process of a job is rewriting is read short: decode the image instead
+        return tf.cond(tf.strings.length(record) == self._record, lambda: self._parse(record), lambda: self._decode(i))
+
+    def _decode(self, i):
+        """Decodes file `i` as image_dataset_from_directory would, resized (bilinear) to the
+        run's size and rounded to uint8. A JPEG much larger than that is decoded at 1/2, 1/4
+        or 1/8 of its size (libjpeg's DCT scaling): faster, and less aliased than a resize."""
+        h, w, channels = self.shape
+        raw = tf.io.read_file(self._paths[i])
+        head = tf.strings.substr(raw, 0, 4)
+        kind = tf.case(
+            [
+                (tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"), lambda: _JPEG),
+                (tf.equal(head, b"\x89PNG"), lambda: _PNG),
+                (tf.equal(tf.strings.substr(head, 0, 3), b"GIF"), lambda: _GIF),
+            ],
+            default=lambda: _BMP,
+        )
+
+        def jpeg():
+            size = tf.image.extract_jpeg_shape(raw)
+            fits = tf.stack([tf.reduce_all(size[:2] // r >= [h, w]) for r in (8, 4, 2)])
+            branch = tf.reduce_min(tf.where(tf.concat([fits, [True]], 0))[:, 0])  # largest ratio that fits
+            decoders = [lambda r=r: tf.io.decode_jpeg(raw, channels=channels, ratio=r) for r in (8, 4, 2, 1)]
+            return tf.switch_case(tf.cast(branch, tf.int32), decoders)
+
+        def other(colour_only):
+            image = tf.io.decode_image(raw, channels=3 if colour_only else channels, expand_animations=False)
+            if colour_only and channels == 1:
+                image = tf.image.rgb_to_grayscale(image)
+            return tf.ensure_shape(image, [None, None, channels])
+
+        image = tf.switch_case(kind, [jpeg, lambda: other(False), lambda: other(True), lambda: other(True)])
+        image = tf.ensure_shape(image, [None, None, channels])
+        same = tf.reduce_all(tf.shape(image)[:2] == [h, w])
+        image = tf.cond(
+            same,
+            lambda: image,
+            lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, [h, w])), 0, 255), tf.uint8),
+        )
+        with tf.control_dependencies([self.decoded.assign_add(1)]):
+            return tf.ensure_shape(tf.identity(image), self.shape)
+
+
+# ------------------------------------------------------------------------- orders
+
+
+def epoch_order(n: int, seed: int, epoch):
+    """The order of `n` examples in epoch `epoch`: a function of `seed` and `epoch` alone."""
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    )
+
+
+def share_of(order, batch_size: int, process_share):
+    """This process's share of every global batch of `order`; partial global batches are left
+    out so that every process takes the same number of steps."""
+    count, index = process_share
+    per = batch_size // count
+    steps = tf.shape(order, out_type=tf.int64)[0] // batch_size
+    grid = tf.reshape(order[: steps * batch_size], [steps, count, per])
+    return tf.reshape(grid[:, index], [-1])
+
+
+@dataclasses.dataclass
+class FileStream:
+    """What a file pipeline reads, kept so a failed read can be traced to its file."""
+
+    reader: ImageReader
+    ids: np.ndarray  # positions in the listing, in the split's order
+    seed: int | None
+    batch_size: int
+    process_share: tuple[int, int] | None = None
+
+    def order(self, epoch: int) -> np.ndarray:
+        ids = tf.constant(self.ids, tf.int64)
+        if self.seed is None:
+            return self.ids
+        order = tf.gather(ids, epoch_order(len(self.ids), self.seed, epoch))
+        if self.process_share:
+            order = share_of(order, self.batch_size, self.process_share)
+        return order.numpy()
+
+    def unreadable(self, epoch: int, step: int, window: int = 64):
+        """The first file from batch `step` of `epoch` on (and on into the next epoch) that
+        cannot be decoded, as a one-line message; `None` if none in reach."""
+        per = self.batch_size // (self.process_share[0] if self.process_share else 1)
+        ahead = self.order(epoch)[max(0, step - 1) * per :]
+        if self.seed is not None:
+            ahead = np.concatenate([ahead, self.order(epoch + 1)[: window * per]])
+        channels = self.reader.shape[-1]
+        for i in ahead[: (window + 1) * per * 2]:
+            path = self.reader.paths[int(i)]
+            with _quiet_stderr():
+                try:
+                    _decode(path, channels)
+                except ValueError as e:
+                    return str(e)
+        return None
+
+
+def pipeline(stream: FileStream, transform, labels, counter=None):
+    """Batches of `transform(images)` (and labels) read through `stream.reader`.
+
+    `counter` (a `tf.Variable`): the training pipeline's pass number; each pass reads the
+    order of that epoch and advances it. Without it, the files are read in `stream.ids` order."""
+    reader = stream.reader
+    label_of = None if labels is None else tf.constant(labels, tf.int32)
+    n = len(stream.ids)
+    ids = tf.constant(stream.ids, tf.int64)
+    per, steps = stream.batch_size, -(-n // stream.batch_size)
+    if counter is None:
+        ds = tf.data.Dataset.from_tensor_slices(ids)
+    else:
+        seed, share = stream.seed, stream.process_share
+
+        @_graph_as_written
+        def next_pass(_):
+            return counter.assign_add(1) - 1
+
+        @_graph_as_written
+        def one_pass(epoch):
+            order = tf.gather(ids, epoch_order(n, seed, epoch))
+            return tf.data.Dataset.from_tensor_slices(order if share is None else share_of(order, per, share))
+
+        ds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(next_pass).flat_map(one_pass)
+        if share is not None:
+            per, steps = per // share[0], n // per
+
+    @_graph_as_written
+    def load(i):
+        return reader.read(i) if label_of is None else (reader.read(i), tf.gather(label_of, i))
+
+    @_graph_as_written
+    def scale(x, y=None):
+        return transform(x) if y is None else (transform(x), y)
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(per).map(scale, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+    ds.files = stream
+    ds.decoded = reader.decoded
+    return ds
+
+
+# ------------------------------------------------------------------------- a folder
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """A folder of class folders, listed once: what `open_source` found and `from_folder` reads."""
+
+    root: pathlib.Path
+    paths: list  # the training folder's images, sorted
+    labels: np.ndarray
+    class_names: tuple
+    first: object  # the first image, decoded at its native size and channels
+    test_paths: list | None = None  # the test folder's, when the folder holds train/ and test/
+    test_labels: np.ndarray | None = None
+
+    @property
+    def train_root(self) -> pathlib.Path:
+        return self.root / "train" if self.test_paths is not None else self.root
+
+
+def open_folder(root) -> Listing:
+    """Lists a folder of class sub-folders of images (or of `train/` and `test/`, each laid
+    out that way) and decodes its first image; reads no other file."""
+    root = pathlib.Path(root)
+    split_layout = sorted(p.name for p in root.iterdir() if p.is_dir()) == ["test", "train"]
+    train_root = root / "train" if split_layout else root
+    paths, labels, class_names = list_images(train_root)
+    if not paths:
+        classes = [p for p in train_root.iterdir() if p.is_dir()]
+        where = "its class sub-folders" if classes else "class sub-folders (there are none)"
+        raise ValueError(
+            f"No images found in {train_root}: expected {', '.join(IMAGE_FORMATS)} files in "
+            f"{where}, one sub-folder per class."
+        )
+    test_paths = test_labels = None
+    if split_layout:
+        test_paths, test_labels, _ = list_images(root / "test", class_names=list(class_names))
+    with _quiet_stderr():
+        first = _decode(paths[0])
+    return Listing(root, paths, labels, class_names, first, test_paths, test_labels)
+
+
+def from_folder(
+    listing: Listing,
+    *,
+    batch_size,
+    image_size,
+    channels,
+    value_range,
+    validation_split,
+    seed,
+    labels,
+    as_sequence,
+    sequence_length,
+    return_test,
+    splits,
+    cache_budget,
+    disk_cache=None,
+    process_share=None,
+):
+    """A listed folder -> `(train, val, test, info fields)`, as `_pipelines.from_arrays`: the
+    validation split drawn from the sorted file names with `seed`, files checked by their
+    first and last bytes, then streamed through the cache `plan_cache` chose."""
+    from recipes.datasets import _pipelines as p
+
+    root = listing.root
+    options = dict(image_size=image_size, channels=channels, as_sequence=as_sequence, sequence_length=sequence_length)
+    p._check_options(root.name, "image", **options)
+    if return_test is True and listing.test_paths is None:
+        raise ValueError(
+            f"{root} has no test split: lay it out as {root}/train/<class>/ and "
+            f"{root}/test/<class>/. Received: return_test=True"
+        )
+    count = len(listing.paths)
+    if validation_split and int(validation_split * count) == 0:
+        raise ValueError(
+            f"validation_split={validation_split} of the {count} training examples of "
+            f"{listing.train_root} leaves no validation examples."
+        )
+    if labels:
+        p._check_classes(root, listing.class_names, folders=True)
+    native = 1 if listing.first.shape[-1] < 3 else 3  # gray+alpha -> gray, RGBA -> RGB
+    out_channels = channels or native
+    h, w = image_size or tuple(int(d) for d in listing.first.shape[:2])
+    shape = (h, w, out_channels)
+    train_idx, val_idx = p._split(count, validation_split, seed, listing.train_root)
+    batch_size = p._batch_size(batch_size, len(train_idx))
+    process_share = p.check_share(process_share, batch_size)
+    want = {name: name in splits for name in p.SPLITS}
+    want["val"] &= val_idx is not None
+    want["test"] &= bool(return_test) and listing.test_paths is not None
+    used = np.concatenate([idx for name, idx in (("train", train_idx), ("val", val_idx)) if want[name]] or [[]])
+    check_files([listing.paths[i] for i in np.sort(used).astype(int)], out_channels)
+    if want["test"]:
+        check_files(listing.test_paths, out_channels)
+
+    plan = plan_cache(len(used), shape, cache_budget, disk_cache, key=listing_key(listing.paths, shape))
+    reader = ImageReader(listing.paths, shape, plan)
+    transform = p._image_transform(
+        255.0, value_range, out_channels, image_size=None, channels=out_channels, as_sequence=as_sequence
+    )
+    y = listing.labels if labels else None
+    train = val = test = None
+    if want["train"]:
+        counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+        stream = FileStream(reader, train_idx, seed, batch_size, process_share)
+        train = p.with_epoch_counter(pipeline(stream, transform, y, counter), counter)
+        if process_share is not None:
+            train.process_share = process_share
+    if want["val"]:
+        val = pipeline(FileStream(reader, val_idx, None, batch_size), transform, y)
+    if want["test"]:  # read once, at the end: never cached
+        test_reader = ImageReader(listing.test_paths, shape, CachePlan("none", "the test split is read once"))
+        ids = np.arange(len(listing.test_paths))
+        test_labels = listing.test_labels if labels else None
+        test = pipeline(FileStream(test_reader, ids, None, batch_size), transform, test_labels)
+    info = dict(
+        name=root.name,
+        kind="sequence" if as_sequence else "image",
+        input_shape=(h, w * out_channels) if as_sequence else shape,
+        num_classes=len(listing.class_names),
+        class_names=listing.class_names,
+        value_range=value_range,
+        num_train=len(train_idx),
+        batch_size=batch_size,
+        num_val=0 if val_idx is None else len(val_idx),
+        num_test=0 if listing.test_paths is None else len(listing.test_paths),
+        sequence_length=h if as_sequence else None,
+        source=str(root),
+        raw_max=255.0,
+        cache=plan.describe(),
+    )
+    return train, val, test, info
