@@ -271,6 +271,7 @@ def make_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="PNG path (its folder must exist). Default: RUN_DIR/plots/samples.png")
     _backend_arg(sp, "the run's own")
     _predict_export_args(sub)
+    _pack_args(sub)
     launch = sub.add_parser(
         "launch",
         help="run a command as a job of N local processes (try multi-process training on one machine)",
@@ -282,6 +283,24 @@ def make_parser() -> argparse.ArgumentParser:
     launch.add_argument("--port", type=int, help="the coordinator's port on 127.0.0.1. Default: a free one")
     launch.add_argument("job_command", nargs=argparse.REMAINDER, help="-- and the recipes command to run")
     return parser
+
+
+def _pack_args(sub):
+    pk = sub.add_parser(
+        "pack",
+        help="pack a folder of images into TFRecord shards, once, for training from them",
+        description="Decodes every image once, resizes it and stores it JPEG-encoded in shards "
+        "(--dataset OUT then trains from them, each process of a job reading its own). A killed pack "
+        "continues when the same command runs again; a finished one is never overwritten.",
+    )
+    pk.add_argument("folder", nargs="?", help="a folder of class sub-folders of images (or of train/ and test/)")
+    pk.add_argument("--out", required=True, help="the folder of shards to write (new, or a partial pack to continue)")
+    pk.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), dest="image_size", help="the packed size")
+    pk.add_argument("--channels", type=int, choices=(1, 3), help="Default: the first image's (gray or RGB)")
+    pk.add_argument("--images-per-shard", type=int, dest="images_per_shard", help="Default: 2048 (~100 MB at 224x224)")
+    pk.add_argument("--quality", type=int, default=95, help="JPEG quality of the packed images. Default: 95")
+    pk.add_argument("--seed", type=int, default=0, help="seed of the mix of classes in each shard. Default: 0")
+    pk.add_argument("--verify", action="store_true", help="only check a finished pack's counts and checksums")
 
 
 def _predict_export_args(sub):
@@ -340,6 +359,31 @@ def cmd_info(args):
         f"from its files); change it with --cache-budget SIZE or the config key cache_budget, and keep what does "
         f"not fit on disk with --cache DIR (config key cache)"
     )
+
+
+def cmd_pack(args):
+    from recipes.config import ConfigError
+    from recipes.datasets import pack, verify_pack
+    from recipes.training import user_errors
+
+    with user_errors():
+        if args.verify:
+            manifest = verify_pack(args.out)
+            counts = ", ".join(f"{k} {v['num_examples']:,}" for k, v in manifest["splits"].items())
+            print(f"{args.out}: {len(manifest['shards'])} shards verified ({counts} images)")
+            return
+        if args.folder is None or args.image_size is None:
+            raise ConfigError("pack needs the folder of images and --image-size H W (or --verify alone).")
+        options = {"images_per_shard": args.images_per_shard} if args.images_per_shard else {}
+        pack(
+            args.folder,
+            args.out,
+            image_size=tuple(args.image_size),
+            channels=args.channels,
+            quality=args.quality,
+            seed=args.seed,
+            **options,
+        )
 
 
 def cmd_launch(args):
@@ -460,6 +504,7 @@ COMMANDS = {
     "list": cmd_list,
     "info": cmd_info,
     "train": cmd_train,
+    "pack": cmd_pack,
     "evaluate": cmd_evaluate,
     "sample": cmd_sample,
     "predict": cmd_predict,

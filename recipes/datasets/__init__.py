@@ -18,9 +18,11 @@ import numpy as np
 
 from recipes import _checks as c
 from recipes._checks import parse_bytes
-from recipes.datasets import _files, _named, _pipelines, _readers
+from recipes.datasets import _files, _named, _pipelines, _readers, _shards
 from recipes.datasets._files import DEFAULT_CACHE_BUDGET
 from recipes.datasets._pipelines import auto_batch_size, not_applicable
+from recipes.datasets._shards import pack
+from recipes.datasets._shards import verify as verify_pack
 
 __all__ = [
     "DEFAULT_CACHE_BUDGET",
@@ -31,8 +33,10 @@ __all__ = [
     "auto_batch_size",
     "load_dataset",
     "open_source",
+    "pack",
     "parse_bytes",
     "set_epoch",
+    "verify_pack",
 ]
 
 NAMED_DATASETS = ("cifar10", "cifar100", "digits", "fashion_mnist", "imdb", "mnist")
@@ -135,6 +139,9 @@ def load_dataset(
       is reported by name before any pipeline exists; one that fails only when decoded
       stops the pipeline, and `recipes train` names it. A JPEG at least twice the size
       asked is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) before the resize.
+    - A folder of packed shards, written by `recipes pack` (`recipes.datasets.pack`):
+      TFRecord shards of images resized and JPEG-encoded once, read shard by shard
+      (each process of a job its own shards) through a bounded shuffle buffer.
     - A `.csv` of numbers, one example a row: the column named `label` (else the last
       column) holds integer labels, the other columns are float32 features. A first
       row that is not all numbers is a header.
@@ -278,7 +285,9 @@ def load_dataset(
         cache_budget=cache_budget,
         process_share=process_share,
     )
-    if source.folder is not None:
+    if source.shards is not None:
+        built = _shards.from_shards(source.shards, **options)
+    elif source.folder is not None:
         built = _files.from_folder(source.folder, disk_cache=disk_cache, **options)
     else:
         built = _pipelines.from_arrays(source.arrays, **options)
@@ -331,6 +340,7 @@ class Source:
     sequence_length: int | None = None
     arrays: object = dataclasses.field(default=None, repr=False)
     folder: object = dataclasses.field(default=None, repr=False)  # a folder's `_files.Listing`
+    shards: object = dataclasses.field(default=None, repr=False)  # the folder of a pack of shards
 
 
 def open_source(
@@ -370,6 +380,17 @@ def open_source(
     if path.is_dir():
         if vocab_size is not None:
             not_applicable("vocab_size", vocab_size, path.name, "image")
+        if _shards.is_shards(path):
+            manifest = _shards._read_manifest(path)
+            return Source(
+                name=path.name,
+                kind="image",
+                shape=(*manifest["image_size"], manifest["channels"]),
+                vocab_size=None,
+                has_test="test" in manifest["splits"],
+                sequence_length=sequence_length,
+                shards=path,
+            )
         listing = _files.open_folder(path)
         native = 1 if listing.first.shape[-1] < 3 else 3
         return Source(

@@ -35,7 +35,6 @@ from recipes._checks import format_bytes
 from recipes.datasets._pipelines import IMAGE_FORMATS, _decode, _graph_as_written
 
 DEFAULT_CACHE_BUDGET = 2 * 1024**3  # bytes of decoded images kept in memory; see plan_cache
-_JPEG, _PNG, _GIF, _BMP = range(4)
 # ------------------------------------------------------------------------- listing
 
 
@@ -220,15 +219,6 @@ class ImageReader:
         or 1/8 of its size (libjpeg's DCT scaling): faster, and less aliased than a resize."""
         h, w, channels = self.shape
         raw = tf.io.read_file(self._paths[i])
-        head = tf.strings.substr(raw, 0, 4)
-        kind = tf.case(
-            [
-                (tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"), lambda: _JPEG),
-                (tf.equal(head, b"\x89PNG"), lambda: _PNG),
-                (tf.equal(tf.strings.substr(head, 0, 3), b"GIF"), lambda: _GIF),
-            ],
-            default=lambda: _BMP,
-        )
 
         def jpeg():
             size = tf.image.extract_jpeg_shape(raw)
@@ -237,20 +227,20 @@ class ImageReader:
             decoders = [lambda r=r: tf.io.decode_jpeg(raw, channels=channels, ratio=r) for r in (8, 4, 2, 1)]
             return tf.switch_case(tf.cast(branch, tf.int32), decoders)
 
-        def other(colour_only):
-            image = tf.io.decode_image(raw, channels=3 if colour_only else channels, expand_animations=False)
-            if colour_only and channels == 1:
-                image = tf.image.rgb_to_grayscale(image)
-            return tf.ensure_shape(image, [None, None, channels])
+        def other():
+            if channels == 3:
+                return tf.io.decode_image(raw, channels=3, expand_animations=False)
 
-        image = tf.switch_case(kind, [jpeg, lambda: other(False), lambda: other(True), lambda: other(True)])
-        image = tf.ensure_shape(image, [None, None, channels])
-        same = tf.reduce_all(tf.shape(image)[:2] == [h, w])
-        image = tf.cond(
-            same,
-            lambda: image,
-            lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, [h, w])), 0, 255), tf.uint8),
-        )
+            def colour():  # GIF and BMP decode in colour only
+                return tf.image.rgb_to_grayscale(tf.io.decode_image(raw, channels=3, expand_animations=False))
+
+            is_png = tf.equal(tf.strings.substr(raw, 0, 4), b"\x89PNG")
+            return tf.cond(is_png, lambda: tf.io.decode_png(raw, channels=1), colour)
+
+        # one branch per image (each costs a function call in tf.data): JPEG or not
+        is_jpeg = tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff")
+        image = tf.ensure_shape(tf.cond(is_jpeg, jpeg, other), [None, None, channels])
+        image = tf.cast(tf.round(tf.image.resize(image, [h, w])), tf.uint8)  # bilinear stays in 0..255
         with tf.control_dependencies([self.decoded.assign_add(1)]):
             return tf.ensure_shape(tf.identity(image), self.shape)
 
@@ -342,13 +332,11 @@ def pipeline(stream: FileStream, transform, labels, counter=None):
 
     @_graph_as_written
     def load(i):
-        return reader.read(i) if label_of is None else (reader.read(i), tf.gather(label_of, i))
+        # scaled image by image, in the parallel map: one pass over a batch afterwards cost more
+        x = transform(reader.read(i))
+        return x if label_of is None else (x, tf.gather(label_of, i))
 
-    @_graph_as_written
-    def scale(x, y=None):
-        return transform(x) if y is None else (transform(x), y)
-
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(per).map(scale, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(per)
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
     ds.files = stream
     ds.decoded = reader.decoded
