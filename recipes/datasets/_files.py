@@ -72,7 +72,7 @@ def _looks_whole(path):
     return "not a JPEG, PNG, GIF or BMP file"
 
 
-def check_files(paths, channels, *, workers=16):
+def check_files(paths, *, workers=16):
     """Reports the first file that is not a whole image, in one line naming it, before any step.
 
     Only the first and last bytes of each file are read (in a thread pool); a file that
@@ -85,7 +85,7 @@ def check_files(paths, channels, *, workers=16):
     for path in suspects:
         with _quiet_stderr():
             try:
-                _decode(path, channels)
+                _decode(path)  # at its native channels: GIF and BMP decode in colour only
                 continue
             except ValueError as e:
                 error = e
@@ -160,10 +160,11 @@ class ImageReader:
             (reads from the cache are not counted).
     """
 
-    def __init__(self, paths, shape, plan: CachePlan):
+    def __init__(self, paths, shape, plan: CachePlan, dct_scaling: bool = False):
         self.paths = list(paths)
         self.shape = tuple(int(d) for d in shape)
         self.plan = plan
+        self.dct_scaling = dct_scaling
         self._paths = tf.constant(self.paths) if self.paths else tf.constant([], tf.string)
         self.decoded = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_decoded")
         self._table = None
@@ -182,7 +183,8 @@ class ImageReader:
                 self._table.insert(tf.constant(done, tf.int64), tf.fill([len(done)], "1"))
 
     def read(self, i):
-        """The image at position `i` of the listing: uint8 `(H, W, C)`."""
+        """The image at position `i` of the listing: float32 `(H, W, C)` of whole values 0..255,
+        the same bits whether decoded now or read from a cache (which holds them as uint8)."""
         i = tf.cast(i, tf.int64)
         if self._table is None:
             return self._decode(i)
@@ -192,14 +194,14 @@ class ImageReader:
         return tf.cond(tf.strings.length(got) > 0, lambda: self._from_disk(i), lambda: self._keep(i))
 
     def _parse(self, record):
-        return tf.ensure_shape(tf.io.parse_tensor(record, tf.uint8), self.shape)
+        return tf.cast(tf.ensure_shape(tf.io.parse_tensor(record, tf.uint8), self.shape), tf.float32)
 
     def _file(self, i):
         return tf.strings.join([str(self._folder) + os.sep, tf.strings.as_string(i), ".u8t"])
 
     def _keep(self, i):
         image = self._decode(i)
-        record = tf.io.serialize_tensor(image)
+        record = tf.io.serialize_tensor(tf.cast(image, tf.uint8))
         if self.plan.kind == "memory":
             done = self._table.insert(i, record)
         else:
@@ -215,32 +217,39 @@ class ImageReader:
 
     def _decode(self, i):
         """Decodes file `i` as image_dataset_from_directory would, resized (bilinear) to the
-        run's size and rounded to uint8. A JPEG much larger than that is decoded at 1/2, 1/4
-        or 1/8 of its size (libjpeg's DCT scaling): faster, and less aliased than a resize."""
+        run's size and rounded to whole values (what a uint8 cache keeps). A JPEG much larger
+        than that is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling): faster,
+        and less aliased than a resize."""
         h, w, channels = self.shape
         raw = tf.io.read_file(self._paths[i])
 
-        def jpeg():
-            size = tf.image.extract_jpeg_shape(raw)
-            fits = tf.stack([tf.reduce_all(size[:2] // r >= [h, w]) for r in (8, 4, 2)])
-            branch = tf.reduce_min(tf.where(tf.concat([fits, [True]], 0))[:, 0])  # largest ratio that fits
-            decoders = [lambda r=r: tf.io.decode_jpeg(raw, channels=channels, ratio=r) for r in (8, 4, 2, 1)]
-            return tf.switch_case(tf.cast(branch, tf.int32), decoders)
-
-        def other():
+        def any_format():  # one op that tells the formats apart itself
             if channels == 3:
                 return tf.io.decode_image(raw, channels=3, expand_animations=False)
 
             def colour():  # GIF and BMP decode in colour only
                 return tf.image.rgb_to_grayscale(tf.io.decode_image(raw, channels=3, expand_animations=False))
 
-            is_png = tf.equal(tf.strings.substr(raw, 0, 4), b"\x89PNG")
-            return tf.cond(is_png, lambda: tf.io.decode_png(raw, channels=1), colour)
+            is_gray_kind = tf.logical_or(
+                tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff"),
+                tf.equal(tf.strings.substr(raw, 0, 4), b"\x89PNG"),
+            )
+            return tf.cond(is_gray_kind, lambda: tf.io.decode_image(raw, channels=1, expand_animations=False), colour)
 
-        # one branch per image (each costs a function call in tf.data): JPEG or not
-        is_jpeg = tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff")
-        image = tf.ensure_shape(tf.cond(is_jpeg, jpeg, other), [None, None, channels])
-        image = tf.cast(tf.round(tf.image.resize(image, [h, w])), tf.uint8)  # bilinear stays in 0..255
+        def jpeg_scaled():
+            size = tf.image.extract_jpeg_shape(raw)
+            fits = tf.stack([tf.reduce_all(size[:2] // r >= [h, w]) for r in (8, 4, 2)])
+            branch = tf.reduce_min(tf.where(tf.concat([fits, [True]], 0))[:, 0])  # largest ratio that fits
+            decoders = [lambda r=r: tf.io.decode_jpeg(raw, channels=channels, ratio=r) for r in (8, 4, 2)]
+            return tf.switch_case(tf.cast(branch, tf.int32), decoders, default=any_format)
+
+        if self.dct_scaling:  # each branch costs a function call per image: only for large images
+            is_jpeg = tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff")
+            image = tf.cond(is_jpeg, jpeg_scaled, any_format)
+        else:
+            image = any_format()
+        image = tf.ensure_shape(image, [None, None, channels])
+        image = tf.round(tf.image.resize(image, [h, w]))  # bilinear stays in 0..255
         with tf.control_dependencies([self.decoded.assign_add(1)]):
             return tf.ensure_shape(tf.identity(image), self.shape)
 
@@ -291,15 +300,31 @@ class FileStream:
         ahead = self.order(epoch)[max(0, step - 1) * per :]
         if self.seed is not None:
             ahead = np.concatenate([ahead, self.order(epoch + 1)[: window * per]])
-        channels = self.reader.shape[-1]
         for i in ahead[: (window + 1) * per * 2]:
             path = self.reader.paths[int(i)]
             with _quiet_stderr():
                 try:
-                    _decode(path, channels)
+                    _decode(path)
                 except ValueError as e:
                     return str(e)
         return None
+
+
+def scaler(value_range, as_sequence):
+    """Maps images of whole values 0..255 (float32) to `value_range`, one multiply and one add
+    (each pass over the pixels counts: they are most of the pipeline's work after decoding)."""
+    low, high = value_range
+    scale = np.float32((high - low) / 255.0)
+    exact = np.float32(255) * scale + np.float32(low) <= np.float32(high)  # else rounding could pass high
+
+    def fn(x):
+        x = x * scale + low if exact else tf.minimum(x * scale + low, high)
+        if as_sequence:  # rows become time steps: (H, W, C) -> (H, W*C)
+            h, w, c = x.shape
+            x = tf.reshape(x, [h, w * c])
+        return x
+
+    return fn
 
 
 def pipeline(stream: FileStream, transform, labels, counter=None):
@@ -332,8 +357,7 @@ def pipeline(stream: FileStream, transform, labels, counter=None):
 
     @_graph_as_written
     def load(i):
-        # scaled image by image, in the parallel map: one pass over a batch afterwards cost more
-        x = transform(reader.read(i))
+        x = transform(reader.read(i))  # image by image, in the parallel map
         return x if label_of is None else (x, tf.gather(label_of, i))
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(per)
@@ -435,15 +459,15 @@ def from_folder(
     want["val"] &= val_idx is not None
     want["test"] &= bool(return_test) and listing.test_paths is not None
     used = np.concatenate([idx for name, idx in (("train", train_idx), ("val", val_idx)) if want[name]] or [[]])
-    check_files([listing.paths[i] for i in np.sort(used).astype(int)], out_channels)
+    check_files([listing.paths[i] for i in np.sort(used).astype(int)])
     if want["test"]:
-        check_files(listing.test_paths, out_channels)
+        check_files(listing.test_paths)
 
     plan = plan_cache(len(used), shape, cache_budget, disk_cache, key=listing_key(listing.paths, shape))
-    reader = ImageReader(listing.paths, shape, plan)
-    transform = p._image_transform(
-        255.0, value_range, out_channels, image_size=None, channels=out_channels, as_sequence=as_sequence
-    )
+    # libjpeg's DCT scaling pays for its per-image branch when the images are large: judged by the first
+    dct = all(int(d) >= 2 * t for d, t in zip(listing.first.shape[:2], (h, w)))
+    reader = ImageReader(listing.paths, shape, plan, dct_scaling=dct)
+    transform = scaler(value_range, as_sequence)
     y = listing.labels if labels else None
     train = val = test = None
     if want["train"]:
@@ -455,7 +479,7 @@ def from_folder(
     if want["val"]:
         val = pipeline(FileStream(reader, val_idx, None, batch_size), transform, y)
     if want["test"]:  # read once, at the end: never cached
-        test_reader = ImageReader(listing.test_paths, shape, CachePlan("none", "the test split is read once"))
+        test_reader = ImageReader(listing.test_paths, shape, CachePlan("none", "the test split is read once"), dct)
         ids = np.arange(len(listing.test_paths))
         test_labels = listing.test_labels if labels else None
         test = pipeline(FileStream(test_reader, ids, None, batch_size), transform, test_labels)

@@ -29,6 +29,7 @@ from keras.src.utils.dataset_utils import index_directory
 
 from recipes import _atomic
 from recipes import _checks as c
+from recipes.datasets import _files
 from recipes.datasets import _pipelines as p
 
 FORMAT, VERSION = "recipes-shards", 1
@@ -263,10 +264,12 @@ def from_shards(
     packed = (*manifest["image_size"], manifest["channels"])
     out_channels = channels or packed[2]
     h, w = image_size or packed[:2]
-    resize = None if (h, w) == packed[:2] else (h, w)
-    transform = p._image_transform(
-        255.0, value_range, packed[2], image_size=resize, channels=out_channels, as_sequence=as_sequence
-    )
+    if (h, w, out_channels) == packed:  # as packed: one multiply and one add per image
+        transform = _files.scaler(value_range, as_sequence)
+    else:
+        transform = p._image_transform(
+            255.0, value_range, packed[2], image_size=(h, w), channels=out_channels, as_sequence=as_sequence
+        )
     files = {k: [str(root / s["file"]) for s in manifest["shards"] if s["split"] == k] for k in manifest["splits"]}
     lookup = tf.constant(is_val)
 
@@ -278,17 +281,13 @@ def from_shards(
         return p._graph_as_written(lambda r: tf.equal(tf.gather(lookup, r["index"]), in_val))
 
     @p._graph_as_written
-    def decode(r):
-        return tf.ensure_shape(tf.io.decode_jpeg(r["image"], channels=packed[2]), packed), tf.cast(r["label"], tf.int32)
-
-    @p._graph_as_written
-    def scale(x, y):
-        return (transform(x), y) if labels else transform(x)
+    def decode(r):  # decoded and scaled image by image, in the parallel map
+        x = tf.cast(tf.ensure_shape(tf.io.decode_jpeg(r["image"], channels=packed[2]), packed), tf.float32)
+        return (transform(x), tf.cast(r["label"], tf.int32)) if labels else transform(x)
 
     def batches(records, count, batch, drop=False):
         ds = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.apply(tf.data.experimental.assert_cardinality(count)).batch(batch, drop_remainder=drop)
-        return ds.map(scale, num_parallel_calls=tf.data.AUTOTUNE)  # vectorised: one call per batch
+        return ds.apply(tf.data.experimental.assert_cardinality(count)).batch(batch, drop_remainder=drop)
 
     def in_order(names, in_val=None):
         ds = tf.data.TFRecordDataset(names).map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -394,25 +393,16 @@ def _listing(folder):
 
 
 def _encoded(paths, labels, ids, arguments):
-    """`(jpeg bytes, label, index)` of each file, decoded and resized in parallel, in order."""
-    channels, size, quality = arguments["channels"], arguments["image_size"], arguments["quality"]
-
-    def decode(raw, channels):
-        return tf.io.decode_image(raw, channels=channels, expand_animations=False)
+    """`(jpeg bytes, label, index)` of each file, decoded and resized in parallel, in order, as a
+    streamed folder decodes them (`_files.ImageReader`, with libjpeg's DCT scaling for large JPEGs)."""
+    shape, quality = (*arguments["image_size"], arguments["channels"]), arguments["quality"]
+    reader = _files.ImageReader(paths, shape, _files.CachePlan("none", "packing"), dct_scaling=True)
 
     @p._graph_as_written
-    def encode(path, label, index):
-        raw = tf.io.read_file(path)
-        if channels == 1:  # GIF and BMP decode in colour only
-            head = tf.strings.substr(raw, 0, 3)
-            colour_only = tf.logical_or(tf.equal(head, "GIF"), tf.equal(tf.strings.substr(head, 0, 2), "BM"))
-            image = tf.cond(colour_only, lambda: tf.image.rgb_to_grayscale(decode(raw, 3)), lambda: decode(raw, 1))
-        else:
-            image = decode(raw, channels)
-        image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, size)), 0, 255), tf.uint8)
-        return tf.io.encode_jpeg(image, quality=quality), label, index
+    def encode(position, label, index):
+        return tf.io.encode_jpeg(tf.cast(reader.read(position), tf.uint8), quality=quality), label, index
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels, ids))
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), labels, ids))
     return ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(64).as_numpy_iterator()
 
 
