@@ -19,6 +19,7 @@ import contextlib
 import errno
 import os
 import pathlib
+import re
 
 import numpy as np
 
@@ -567,7 +568,15 @@ class _Reading:
         if error is None or not _is_data_error(error):
             return False
         where = self.position
-        stream = getattr(self.val if where.validating else self.train, "files", None)
+        data = self.val if where.validating else self.train
+        stream, shards = getattr(data, "files", None), getattr(data, "shards_root", None)
+        if stream is None and shards is not None:  # a record that is not what its shard was packed with
+            detail = re.search(r"(corrupted|truncated) record at \d+|Invalid JPEG data[\w ]*", error.message)
+            raise TrainingError(
+                f"A shard of {shards} cannot be read{f' ({detail[0]})' if detail else ''}; "
+                f"`recipes pack --verify --out {shards}` names it: pack the images again. Training stopped in "
+                f"epoch {where.epoch + 1}; the epochs before it are kept."
+            ) from None
         if stream is None:
             return False
         found = stream.unreadable(where.epoch, where.step) if not where.validating else stream.unreadable(0, 0)

@@ -41,7 +41,7 @@ def test_a_folder_larger_than_the_budget_is_streamed_not_cached(tmp_path):
     assert info.cache.startswith(
         "none: 30 images of 12x10x3 uint8 take 10.5 KiB, more than the cache budget of 9.8 KiB"
     )
-    assert train.files.reader.plan.kind == "none" and train.files.reader._table is None  # nothing to fill
+    assert train.files.reader.plan.kind == "none" and train.files.reader._filled is None  # nothing to fill
     _epoch(train), _epoch(train)
     assert int(train.decoded.numpy()) == 2 * 24  # every epoch decodes again
 
@@ -190,3 +190,26 @@ def test_a_file_that_fails_mid_epoch_is_named_and_the_run_resumes_once_it_is_rem
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert (run / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_a_damaged_shard_met_in_training_is_one_line_that_says_how_to_find_it(tmp_path):
+    from recipes.datasets import pack
+
+    shards = tmp_path / "imgs.shards"
+    pack(_folder(tmp_path / "imgs", per_class=16), shards, image_size=(8, 8), images_per_shard=16, log=lambda _: None)
+    damaged = shards / "train-00001-of-00003.tfrecord"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    run = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    args = ["train", "mlp", "--dataset", shards, "--epochs", 1, "--run-dir", run, "--quiet"]
+    args += ["--set", "hidden_units=[8]"]
+    done = subprocess.run(
+        [sys.executable, "-m", "recipes.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"recipes train: error: A shard of {shards} cannot be read (")
+    assert f"`recipes pack --verify --out {shards}` names it" in lines[0]

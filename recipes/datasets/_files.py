@@ -167,9 +167,13 @@ class ImageReader:
         self.dct_scaling = dct_scaling
         self._paths = tf.constant(self.paths) if self.paths else tf.constant([], tf.string)
         self.decoded = tf.Variable(0, dtype=tf.int64, trainable=False, name="images_decoded")
-        self._table = None
+        self._filled = None  # which images the cache holds
         if plan.kind != "none":
-            self._table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, default_value="")
+            self._filled = tf.Variable(tf.zeros([len(self.paths)], tf.bool), trainable=False, name="cached")
+        if plan.kind == "memory":
+            # allocated (and its pages touched) once: growing a table image by image cost a
+            # large allocation and its page faults per image in the first epoch
+            self._images = tf.Variable(tf.zeros([len(self.paths), *self.shape], tf.uint8), trainable=False)
         self._record = len(tf.io.serialize_tensor(tf.zeros(self.shape, tf.uint8)).numpy())
         if plan.kind == "disk":
             self._folder = pathlib.Path(plan.folder)
@@ -179,19 +183,22 @@ class ImageReader:
                 for e in os.scandir(self._folder)
                 if e.name.endswith(".u8t") and e.name[:-4].isdigit() and e.stat().st_size == self._record
             ]
-            if done:  # the table holds "on disk" marks here, not pixels
-                self._table.insert(tf.constant(done, tf.int64), tf.fill([len(done)], "1"))
+            done = [i for i in done if i < len(self.paths)]
+            if done:
+                self._filled.scatter_update(tf.IndexedSlices(tf.ones([len(done)], tf.bool), tf.constant(done)))
 
     def read(self, i):
         """The image at position `i` of the listing: float32 `(H, W, C)` of whole values 0..255,
         the same bits whether decoded now or read from a cache (which holds them as uint8)."""
         i = tf.cast(i, tf.int64)
-        if self._table is None:
+        if self._filled is None:
             return self._decode(i)
-        got = self._table.lookup(i)
-        if self.plan.kind == "memory":
-            return tf.cond(tf.strings.length(got) > 0, lambda: self._parse(got), lambda: self._keep(i))
-        return tf.cond(tf.strings.length(got) > 0, lambda: self._from_disk(i), lambda: self._keep(i))
+        cached = self._from_memory if self.plan.kind == "memory" else self._from_disk
+        # gathers, not slices: a slice would hold the whole variable and make every write copy it
+        return tf.cond(tf.gather(self._filled, i), lambda: cached(i), lambda: self._keep(i))
+
+    def _from_memory(self, i):
+        return tf.cast(tf.gather(self._images, i), tf.float32)
 
     def _parse(self, record):
         return tf.cast(tf.ensure_shape(tf.io.parse_tensor(record, tf.uint8), self.shape), tf.float32)
@@ -201,12 +208,13 @@ class ImageReader:
 
     def _keep(self, i):
         image = self._decode(i)
-        record = tf.io.serialize_tensor(tf.cast(image, tf.uint8))
+        pixels = tf.cast(image, tf.uint8)
         if self.plan.kind == "memory":
-            done = self._table.insert(i, record)
+            kept = self._images.scatter_update(tf.IndexedSlices(pixels[None], i[None]))
         else:
-            with tf.control_dependencies([tf.io.write_file(self._file(i), record)]):
-                done = self._table.insert(i, "1")
+            kept = tf.io.write_file(self._file(i), tf.io.serialize_tensor(pixels))
+        with tf.control_dependencies([kept]):
+            done = self._filled.scatter_update(tf.IndexedSlices(tf.constant([True]), i[None]))
         with tf.control_dependencies([done]):
             return tf.identity(image)
 
@@ -463,7 +471,10 @@ def from_folder(
     if want["test"]:
         check_files(listing.test_paths)
 
-    plan = plan_cache(len(used), shape, cache_budget, disk_cache, key=listing_key(listing.paths, shape))
+    if len(used):  # the cache covers the training folder's listing: training and validation images
+        plan = plan_cache(len(listing.paths), shape, cache_budget, disk_cache, key=listing_key(listing.paths, shape))
+    else:
+        plan = CachePlan("none", "neither the training nor the validation split is read")
     # libjpeg's DCT scaling pays for its per-image branch when the images are large: judged by the first
     dct = all(int(d) >= 2 * t for d, t in zip(listing.first.shape[:2], (h, w)))
     reader = ImageReader(listing.paths, shape, plan, dct_scaling=dct)

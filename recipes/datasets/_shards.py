@@ -307,6 +307,9 @@ def from_shards(
     num_test = manifest["splits"].get("test", {}).get("num_examples", 0)
     if return_test and num_test and "test" in splits:
         test = batches(in_order(files["test"]), num_test, batch_size).prefetch(tf.data.AUTOTUNE)
+    for ds in (train, val, test):
+        if ds is not None:
+            ds.shards_root = root  # where a record that fails to read came from
     info = dict(
         name=root.name,
         kind="sequence" if as_sequence else "image",
