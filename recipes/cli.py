@@ -338,6 +338,7 @@ def cmd_info(args):
     import keras
 
     from recipes import distributed, hardware
+    from recipes.config import DEFAULTS
     from recipes.registry import get_spec
     from recipes.training import user_errors
 
@@ -351,14 +352,12 @@ def cmd_info(args):
     print(plan.describe())
     for reason in plan.reasons:
         print(f"  {reason}")
-    print(f"job: {job.describe()}")
-    from recipes.config import DEFAULTS
-
     print(
         f"data cache: {DEFAULTS['cache_budget']} of decoded images in memory when a data set fits (else streamed "
         f"from its files); change it with --cache-budget SIZE or the config key cache_budget, and keep what does "
         f"not fit on disk with --cache DIR (config key cache)"
     )
+    print(f"job: {job.describe()}")
 
 
 def cmd_pack(args):

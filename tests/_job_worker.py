@@ -1,5 +1,6 @@
 """One process of a job in tests/test_distributed.py: `recipes.training.train` as the command
-runs it, then this process's copy of the trained weights saved to `<out>/weights<process>.npz`.
+runs it, then this process's copy of the trained weights saved to `<out>/weights<process>.npz`
+(and, for an image folder, the number of files it decoded to `<out>/decoded<process>.txt`).
 
     python tests/_job_worker.py OUT RUN_DIR MODEL EPOCHS BATCH VALIDATION_SPLIT [KEY=VALUE ...]
 
@@ -25,7 +26,14 @@ def build_and_keep(config, info, plan):
     return built
 
 
+def load_and_keep(*args, **kwargs):
+    data = original_load(*args, **kwargs)
+    captured.setdefault("train", data.train)
+    return data
+
+
 training.build_model = build_and_keep
+original_load, training.load_data = training.load_data, load_and_keep
 config = config_lib.resolve(
     model,
     flags={"epochs": int(epochs), "batch_size": int(batch), "validation_split": float(split)},
@@ -34,3 +42,7 @@ config = config_lib.resolve(
 training.train(config, run_dir, verbose=0, log=lambda *a: None)
 weights = [multiprocess.local_value(v) for v in captured["model"].weights]
 np.savez(os.path.join(out, f"weights{distributed.joined().process_id}.npz"), *weights)
+decoded = getattr(captured["train"], "decoded", None)  # image files this process decoded (a folder's pipeline)
+if decoded is not None:
+    with open(os.path.join(out, f"decoded{distributed.joined().process_id}.txt"), "w") as f:
+        f.write(str(int(decoded.numpy())))

@@ -237,6 +237,38 @@ def test_two_processes_train_as_one_with_the_same_global_batch(model, sets, tmp_
 
 
 @pytest.mark.slow
+def test_a_jobs_processes_each_decode_their_share_of_an_image_folder(tmp_path):
+    """On a streamed folder each process decodes only the files of its share of every global
+    batch: between them, each image once per epoch; and they end with the same weights."""
+    root = tmp_path / "imgs"
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(30):
+            pixels = np.clip(rng.normal(60 * c + 40, 30, (10, 10, 3)), 0, 255).astype(np.uint8)
+            (root / f"c{c}" / f"{i}.png").write_bytes(tf_png(pixels))
+    sets = (f"dataset={root}", "cache_budget=0", "hidden_units=[16]")
+    out = tmp_path / "job"
+    run, (first, second) = _job(tmp_path, "mlp", 2, batch=16, split=0.2, sets=sets)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    decoded = [int((tmp_path / "mlp-2" / f"decoded{i}.txt").read_text()) for i in (0, 1)]
+    steps = 72 // 16  # 72 training images (18 validation), whole global batches only
+    # process 1 reads training batches alone: its share, 8 images a step for 2 epochs (and one
+    # batch JAX's trainer reads to build the model), not the 2 x 72 a process reading every file would
+    assert decoded[1] in (2 * steps * 8, 2 * steps * 8 + 8), decoded
+    assert decoded[0] > decoded[1]  # process 0 also validates, on every validation image
+    assert json.loads((run / "metrics.json").read_text())["split"] == "validation"
+    assert not out.exists()
+
+
+def tf_png(pixels):
+    import tensorflow as tf
+
+    return tf.io.encode_png(pixels).numpy()
+
+
+@pytest.mark.slow
 def test_launch_stops_the_job_when_a_process_dies_and_the_rerun_resumes(tmp_path):
     run = tmp_path / "run"
     args = ["train", "mlp", "--backend", "jax", "--epochs", 4, "--batch-size", 8, "--run-dir", run, "--quiet"]
