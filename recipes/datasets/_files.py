@@ -3,11 +3,11 @@
 The pipeline holds file names and labels, never a whole data set of pixels. An epoch is an
 order of names (a stateless shuffle seeded by the seed and the epoch alone, so a resumed
 run reads what an uninterrupted one would), decoded in parallel as the training step pulls
-batches, resized to the run's size and kept as uint8; scaling to the model's value range
-happens per batch, after any cache. What it caches is decided once, by `plan_cache`,
-against a budget that does not grow with the number of files:
+batches, resized to the run's size and rounded to whole values (kept as uint8 by a cache);
+scaling to the model's value range comes after any cache, image by image. What is cached
+is decided once, by `plan_cache`, against a budget that does not grow with the number of files:
 - `memory`: the decoded uint8 images of the listing fit the budget; each image is decoded
-  once, in the first epoch that meets it, and read from a table in memory after that;
+  once, in the first epoch that meets it, and read from one preallocated variable after that;
 - `disk`: they do not, and a cache folder was given: each decoded image is written there
   (one file per image, reused by later runs on the same files and size);
 - `none`: every epoch decodes again (the budget is 0, or the set is larger than it).
@@ -16,7 +16,8 @@ those: N processes decode each image once per epoch between them.
 
 A file that is not an image or is cut short is found before the first step by looking at
 its first and last bytes (a thread pool; about 40 us a file); one that only fails when
-decoded stops the pipeline, and `unreadable_file` finds which it was.
+decoded stops the pipeline, and `FileStream.unreadable` finds which it was (`recipes train`
+then names it in one line).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def plan_cache(num_images: int, shape, budget: int, disk_cache=None, key: str = 
     if disk_cache is not None:
         folder = pathlib.Path(disk_cache).expanduser() / key
         return CachePlan("disk", f"{size}, {over}; decoded once, then read from disk", str(folder))
-    return CachePlan("none", f"{size}, {over}; decoded every epoch (--cache DIR keeps them on disk)")
+    return CachePlan("none", f"{size}, {over}; decoded every epoch (--cache DIR, disk_cache= in Python, keeps them on disk)")
 
 
 def listing_key(paths, shape) -> str:
@@ -319,14 +320,18 @@ class FileStream:
 
 
 def scaler(value_range, as_sequence):
-    """Maps images of whole values 0..255 (float32) to `value_range`, one multiply and one add
-    (each pass over the pixels counts: they are most of the pipeline's work after decoding)."""
+    """Maps images of whole values 0..255 (float32) to `value_range` with one multiply (and an add
+    unless it starts at 0): each pass over the pixels counts, they are most of the work after decoding."""
     low, high = value_range
     scale = np.float32((high - low) / 255.0)
     exact = np.float32(255) * scale + np.float32(low) <= np.float32(high)  # else rounding could pass high
 
     def fn(x):
-        x = x * scale + low if exact else tf.minimum(x * scale + low, high)
+        x = x * scale
+        if low:  # (0, 1): the multiply alone
+            x = x + low
+        if not exact:
+            x = tf.minimum(x, high)
         if as_sequence:  # rows become time steps: (H, W, C) -> (H, W*C)
             h, w, c = x.shape
             x = tf.reshape(x, [h, w * c])
