@@ -139,7 +139,8 @@ def plan_cache(num_images: int, shape, budget: int, disk_cache=None, key: str = 
     if disk_cache is not None:
         folder = pathlib.Path(disk_cache).expanduser() / key
         return CachePlan("disk", f"{size}, {over}; decoded once, then read from disk", str(folder))
-    return CachePlan("none", f"{size}, {over}; decoded every epoch (--cache DIR, disk_cache= in Python, keeps them on disk)")
+    keep = "--cache DIR, disk_cache= in Python, keeps them on disk"
+    return CachePlan("none", f"{size}, {over}; decoded every epoch ({keep})")
 
 
 def listing_key(paths, shape) -> str:
