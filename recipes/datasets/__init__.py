@@ -135,7 +135,7 @@ def load_dataset(
       The folder is streamed: the pipelines hold file names, shuffle the names and decode
       in parallel as the steps need them, so memory does not grow with the number of
       files (see `cache_budget`). Each file's first and last bytes are read while loading
-      (a thread pool, about 40 us a file), so a file that is not an image or is cut short
+      (a thread pool, about 60 us a file), so a file that is not an image or is cut short
       is reported by name before any pipeline exists; one that fails only when decoded
       stops the pipeline, and `recipes train` names it. A JPEG at least twice the size
       asked is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) before the resize.

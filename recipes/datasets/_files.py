@@ -15,7 +15,7 @@ In a job, each process takes its share of every global batch by file name and de
 those: N processes decode each image once per epoch between them.
 
 A file that is not an image or is cut short is found before the first step by looking at
-its first and last bytes (a thread pool; about 40 us a file); one that only fails when
+its first and last bytes (a thread pool; about 60 us a file); one that only fails when
 decoded stops the pipeline, and `FileStream.unreadable` finds which it was (`recipes train`
 then names it in one line).
 """
