@@ -124,8 +124,10 @@ def test_info_prints_the_plan_with_cpu_extensions_and_reasons():
 
     result = recipes("info", "vgg16")
     assert result.returncode == 0, result.stderr
-    plan, *reasons, job = result.stdout.strip().splitlines()
+    plan, *reasons, cache, job = result.stdout.strip().splitlines()
     assert job == "job: one process"
+    assert cache.startswith("data cache: 2GiB of decoded images in memory when a data set fits")
+    assert "--cache-budget SIZE" in cache and "--cache DIR" in cache
     assert plan.startswith("backend: tensorflow | devices: CPU:0 (") and f"; {describe_cpu_extensions()})" in plan
     assert "precision:" in plan
     assert [r.split()[0] for r in reasons] == ["strategy", "precision", "jit", "steps_per_execution", "determinism"]
