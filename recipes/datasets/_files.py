@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from recipes._checks import format_bytes
-from recipes.datasets._pipelines import IMAGE_FORMATS, _decode, _graph_as_written
+from recipes.datasets._pipelines import IMAGE_FORMATS, _decode, _graph_as_written, by_epoch, with_epoch_counter
 
 DEFAULT_CACHE_BUDGET = 2 * 1024**3  # bytes of decoded images kept in memory; see plan_cache
 # ------------------------------------------------------------------------- listing
@@ -176,8 +176,8 @@ class ImageReader:
             # allocated (and its pages touched) once: growing a table image by image cost a
             # large allocation and its page faults per image in the first epoch
             self._images = tf.Variable(tf.zeros([len(self.paths), *self.shape], tf.uint8), trainable=False)
-        self._record = len(tf.io.serialize_tensor(tf.zeros(self.shape, tf.uint8)).numpy())
         if plan.kind == "disk":
+            self._record = len(tf.io.serialize_tensor(tf.zeros(self.shape, tf.uint8)).numpy())
             self._folder = pathlib.Path(plan.folder)
             self._folder.mkdir(parents=True, exist_ok=True)
             done = [
@@ -295,10 +295,9 @@ class FileStream:
     process_share: tuple[int, int] | None = None
 
     def order(self, epoch: int) -> np.ndarray:
-        ids = tf.constant(self.ids, tf.int64)
         if self.seed is None:
             return self.ids
-        order = tf.gather(ids, epoch_order(len(self.ids), self.seed, epoch))
+        order = tf.gather(tf.constant(self.ids, tf.int64), epoch_order(len(self.ids), self.seed, epoch))
         if self.process_share:
             order = share_of(order, self.batch_size, self.process_share)
         return order.numpy()
@@ -341,31 +340,28 @@ def scaler(value_range, as_sequence):
     return fn
 
 
-def pipeline(stream: FileStream, transform, labels, counter=None):
+def pipeline(stream: FileStream, transform, labels):
     """Batches of `transform(images)` (and labels) read through `stream.reader`.
 
-    `counter` (a `tf.Variable`): the training pipeline's pass number; each pass reads the
-    order of that epoch and advances it. Without it, the files are read in `stream.ids` order."""
+    With `stream.seed`, the training pipeline: each pass reads the order of its epoch
+    (`_pipelines.by_epoch`, whose counter `set_epoch` sets). Without, the files are read in
+    `stream.ids` order."""
     reader = stream.reader
     label_of = None if labels is None else tf.constant(labels, tf.int32)
     n = len(stream.ids)
     ids = tf.constant(stream.ids, tf.int64)
     per, steps = stream.batch_size, -(-n // stream.batch_size)
-    if counter is None:
+    counter = None
+    if stream.seed is None:
         ds = tf.data.Dataset.from_tensor_slices(ids)
     else:
         seed, share = stream.seed, stream.process_share
 
-        @_graph_as_written
-        def next_pass(_):
-            return counter.assign_add(1) - 1
-
-        @_graph_as_written
         def one_pass(epoch):
             order = tf.gather(ids, epoch_order(n, seed, epoch))
             return tf.data.Dataset.from_tensor_slices(order if share is None else share_of(order, per, share))
 
-        ds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(next_pass).flat_map(one_pass)
+        ds, counter = by_epoch(one_pass)
         if share is not None:
             per, steps = per // share[0], n // per
 
@@ -378,7 +374,7 @@ def pipeline(stream: FileStream, transform, labels, counter=None):
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
     ds.files = stream
     ds.decoded = reader.decoded
-    return ds
+    return ds if counter is None else with_epoch_counter(ds, counter)
 
 
 # ------------------------------------------------------------------------- a folder
@@ -488,9 +484,7 @@ def from_folder(
     y = listing.labels if labels else None
     train = val = test = None
     if want["train"]:
-        counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-        stream = FileStream(reader, train_idx, seed, batch_size, process_share)
-        train = p.with_epoch_counter(pipeline(stream, transform, y, counter), counter)
+        train = pipeline(FileStream(reader, train_idx, seed, batch_size, process_share), transform, y)
         if process_share is not None:
             train.process_share = process_share
     if want["val"]:

@@ -92,11 +92,6 @@ def reshuffled(ds, n: int, seed: int):
     Returns:
         `(dataset, counter)`: the counter is the `tf.Variable` holding the next pass's number.
     """
-    counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-
-    @_graph_as_written
-    def next_pass(_):
-        return counter.assign_add(1) - 1
 
     @_graph_as_written
     def shuffled(epoch):
@@ -107,8 +102,22 @@ def reshuffled(ds, n: int, seed: int):
         op_seed = (tf.constant(seed, tf.int64) * 1_000_003 + epoch) % (2**31 - 1)
         return ds.shuffle(n, seed=op_seed, reshuffle_each_iteration=False)
 
-    passes = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(next_pass).flat_map(shuffled)
+    passes, counter = by_epoch(shuffled)
     return passes.apply(tf.data.experimental.assert_cardinality(n)), counter
+
+
+def by_epoch(one_pass):
+    """A pipeline whose every pass is `one_pass(epoch)` (a function of the epoch number, an int64
+    tensor, to a dataset), the number kept in a variable that each pass advances and that
+    `set_epoch` sets: `(dataset, counter)`. Every reshuffling pipeline of `load_dataset` is one."""
+    counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    @_graph_as_written
+    def next_pass(_):
+        return counter.assign_add(1) - 1
+
+    passes = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(next_pass)
+    return passes.flat_map(_graph_as_written(one_pass)), counter
 
 
 def with_epoch_counter(ds, counter):

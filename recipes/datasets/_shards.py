@@ -351,14 +351,8 @@ def _training(root, manifest, files, is_val, batch_size, seed, process_share, pa
         if steps == 0:
             raise ValueError(f"{root}: a process has fewer than {batch} training examples. Received: {process_share=}")
         files = files[process_id::processes]
-    counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
     names = tf.constant(files)
 
-    @p._graph_as_written
-    def next_pass(_):
-        return counter.assign_add(1) - 1
-
-    @p._graph_as_written
     def one_pass(epoch):
         tf.random.set_seed(1)  # as in `_pipelines.reshuffled`: the op seeds alone decide
         shard_order = tf.random.experimental.stateless_shuffle(names, tf.stack([tf.constant(seed, tf.int64), epoch]))
@@ -372,7 +366,7 @@ def _training(root, manifest, files, is_val, batch_size, seed, process_share, pa
         op_seed = (tf.constant(seed, tf.int64) * 1_000_003 + epoch) % (2**31 - 1)
         return records.shuffle(SHUFFLE_BUFFER, seed=op_seed, reshuffle_each_iteration=False)
 
-    passes = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(next_pass).flat_map(one_pass)
+    passes, counter = p.by_epoch(one_pass)
     return passes, count, batch, steps, counter
 
 
