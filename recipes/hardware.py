@@ -44,7 +44,6 @@ What "auto" picks, and why:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 
@@ -52,6 +51,33 @@ import keras
 import tensorflow as tf
 
 from recipes._checks import PRECISIONS, STRATEGIES, check_choice, is_int
+from recipes._hardware_plan import HardwarePlan, LocalDistribution, _plan, determinism, make_deterministic
+from recipes._tf_devices import _enable_memory_growth, _gpu_details, _make_strategy, has_gpu, split_cpu
+
+# The public names, in the order of the reference (the plan and the devices' set-up live in
+# recipes._hardware_plan and recipes._tf_devices).
+__all__ = [
+    "CPU_STEPS_PER_EXECUTION",
+    "JAX_CPU_STEPS_PER_EXECUTION",
+    "JAX_CPU_STEPS_WHY",
+    "CPU_BF16_RECIPES",
+    "CPU_EXTENSIONS",
+    "MIN_FLOAT16_COMPUTE_CAPABILITY",
+    "HardwarePlan",
+    "configure",
+    "make_deterministic",
+    "determinism",
+    "LocalDistribution",
+    "has_gpu",
+    "split_cpu",
+    "cpu_flags",
+    "has_amx",
+    "has_bf16_units",
+    "cpu_extensions",
+    "describe_cpu_extensions",
+    "cpu_model",
+    "describe_machine",
+]
 
 # Measured (table above): 8 steps per tf.function call beat 1 and 32 on both models.
 CPU_STEPS_PER_EXECUTION = 8
@@ -70,55 +96,6 @@ CPU_BF16_RECIPES = frozenset({"vgg16"})
 CPU_EXTENSIONS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
 # Tensor Cores (Volta and newer) make float16 matmuls/convolutions several times faster.
 MIN_FLOAT16_COMPUTE_CAPABILITY = (7, 0)
-
-
-@dataclasses.dataclass
-class HardwarePlan:
-    """What `configure()` decided. Use it to build and compile a model:
-
-    ```python
-    with plan.strategy.scope():
-        model = build(...)
-        model.compile(..., jit_compile=plan.jit_compile,
-                      steps_per_execution=plan.steps_per_execution)
-    ```
-
-    Attributes:
-        devices: the devices found, e.g. `["CPU:0 (2 cores)", "GPU:0 (NVIDIA A100, compute 8.0)"]`.
-        strategy: the `tf.distribute.Strategy` to build models under; on JAX and PyTorch a
-            `LocalDistribution` with the same `scope()` and `num_replicas_in_sync`.
-        precision: the Keras dtype policy name set globally, e.g. `"mixed_float16"`.
-        jit_compile: pass to `model.compile(jit_compile=...)`.
-        steps_per_execution: pass to `model.compile(steps_per_execution=...)`.
-        num_replicas: model replicas trained in sync (the global batch is split between them).
-        reasons: short explanations of each choice, e.g. `"jit off: XLA measured 0.2x on this CPU"`.
-        memory_growth: `"on"`, `"n/a"` (no GPU), or why it could not be set.
-        backend: the Keras backend the plan is for: `"tensorflow"`, `"jax"` or `"torch"`.
-    """
-
-    devices: list
-    strategy: tf.distribute.Strategy
-    precision: str
-    jit_compile: bool
-    steps_per_execution: int
-    num_replicas: int
-    reasons: list = dataclasses.field(default_factory=list)
-    memory_growth: str = "n/a"
-    backend: str = "tensorflow"
-
-    @property
-    def strategy_name(self) -> str:
-        return _strategy_name(self.strategy)
-
-    def describe(self) -> str:
-        """One line: backend, devices, strategy, precision, jit, steps_per_execution, GPU memory growth."""
-        replicas = f"{self.num_replicas} replica{'s' if self.num_replicas != 1 else ''}"
-        return (
-            f"backend: {self.backend} | devices: {', '.join(self.devices)} | "
-            f"strategy: {self.strategy_name} ({replicas}) | "
-            f"precision: {self.precision} | jit: {'on' if self.jit_compile else 'off'} | "
-            f"steps_per_execution: {self.steps_per_execution} | GPU memory growth: {self.memory_growth}"
-        )
 
 
 def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution="auto", recipe=None) -> HardwarePlan:
@@ -225,73 +202,6 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
     )
 
 
-def make_deterministic() -> str:
-    """Makes the same seed repeat a run exactly on this machine and backend (what `recipes
-    train` does after seeding); returns `determinism(backend)`.
-
-    tf.data feeds every backend, so TensorFlow's op determinism is on for all of them
-    (TensorFlow's random ops then need a seed: `keras.utils.set_random_seed`).
-    """
-    backend = keras.backend.backend()
-    tf.config.experimental.enable_op_determinism()
-    if backend == "torch":
-        import torch
-
-        torch.use_deterministic_algorithms(True, warn_only=True)  # warn, not fail, for an op without one
-        torch.backends.cudnn.benchmark = False
-    return determinism(backend)
-
-
-def determinism(backend) -> str:
-    """How `make_deterministic` makes `backend` repeat a run (one line for the plan)."""
-    if backend == "tensorflow":
-        return "tf.config.experimental.enable_op_determinism"
-    if backend == "jax":
-        flag = "--xla_gpu_deterministic_ops=true"
-        if flag in os.environ.get("XLA_FLAGS", ""):
-            return f"XLA's CPU ops are deterministic; GPU ops by {flag} (XLA_FLAGS)"
-        return f"XLA's CPU ops are deterministic; GPU ops only with XLA_FLAGS={flag} (`recipes` sets it)"
-    return "torch.use_deterministic_algorithms (CUBLAS_WORKSPACE_CONFIG=:4096:8 on GPU, set by `recipes`)"
-
-
-def _plan(backend, devices, strategy, precision, jit, steps_per_execution, strategy_why, memory_growth):
-    """The `HardwarePlan` of `configure`'s choices, each `(value, why)`, with its reasons."""
-    (precision, precision_why), (jit, jit_why), (steps, steps_why) = precision, jit, steps_per_execution
-    reasons = [
-        f"strategy {_strategy_name(strategy)}: {strategy_why}",
-        f"precision {precision}: {precision_why}",
-        f"jit {'on' if jit else 'off'}: {jit_why}",
-        f"steps_per_execution {steps}: {steps_why}",
-        f"determinism under a seed: {determinism(backend)}",
-    ]
-    return HardwarePlan(
-        devices=devices,
-        strategy=strategy,
-        precision=precision,
-        jit_compile=jit,
-        steps_per_execution=int(steps),
-        num_replicas=strategy.num_replicas_in_sync,
-        reasons=reasons,
-        memory_growth=memory_growth,
-        backend=backend,
-    )
-
-
-class LocalDistribution:
-    """A plan's distribution on JAX or PyTorch, with the `scope()` and `num_replicas_in_sync`
-    of a `tf.distribute.Strategy`. On JAX a `keras.distribution.DataParallel` over several
-    devices is set globally by `configure` (Keras reads it in `fit()`), so `scope()` has
-    nothing more to do."""
-
-    def __init__(self, name: str, num_replicas: int = 1, distribution=None):
-        self.name, self.num_replicas_in_sync, self.distribution = name, num_replicas, distribution
-
-    def scope(self):
-        import contextlib
-
-        return contextlib.nullcontext()
-
-
 def _configure_other(backend, strategy, precision, jit, steps_per_execution, recipe):
     """`configure` on JAX and PyTorch (the arguments are checked already)."""
     if backend == "jax":
@@ -388,37 +298,6 @@ def _memory_note(backend) -> str:
     return "off: JAX preallocates 75% (set XLA_PYTHON_CLIENT_PREALLOCATE=false before JAX starts)"
 
 
-def has_gpu() -> bool:
-    """Whether TensorFlow sees a GPU (this does not initialise the devices)."""
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def split_cpu(n: int) -> None:
-    """Splits the CPU into `n` logical devices, so `configure(strategy="mirrored")` runs `n` replicas.
-
-    For testing multi-device code on a machine without several GPUs. It must run
-    before TensorFlow initialises its devices (before any tensor, model or
-    `configure(strategy="mirrored")`); calling it again with the same `n` is harmless.
-
-    Raises:
-        ValueError: if `n` is not an integer >= 1.
-        RuntimeError: if TensorFlow has already initialised its devices with another split.
-    """
-    if not is_int(n) or n < 1:
-        raise ValueError(f"n must be an integer >= 1. Received: n={n!r}")
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    current = tf.config.get_logical_device_configuration(cpu)
-    if len(current or [None]) == n:
-        return
-    try:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
-    except RuntimeError:
-        raise RuntimeError(
-            "split_cpu must be called before TensorFlow initialises its devices "
-            f"(before any tensor or model is created). Received: n={n}"
-        ) from None
-
-
 @functools.lru_cache(maxsize=1)
 def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset:
     """The CPU feature flags the kernel reports (`avx2`, `amx_bf16`, ...); empty where there is no /proc/cpuinfo."""
@@ -480,30 +359,6 @@ def describe_machine() -> str:
     )
 
 
-def _enable_memory_growth(gpus) -> str:
-    if not gpus:
-        return "n/a"
-    for gpu in gpus:
-        if tf.config.experimental.get_memory_growth(gpu):
-            continue
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # TF has initialised the GPUs already; growth can no longer change
-            return "unchanged (TF already initialised)"
-        except ValueError:  # the GPU was split into logical devices with a memory limit
-            return "unchanged (GPU has a logical device configuration)"
-    return "on"
-
-
-def _gpu_details(gpu):
-    """(name, compute capability tuple or None) of a physical GPU."""
-    try:
-        details = tf.config.experimental.get_device_details(gpu)
-    except Exception:  # some builds/devices give no details; treat as unknown
-        details = {}
-    return details.get("device_name", gpu.name.split("device:")[-1]), details.get("compute_capability")
-
-
 def _describe_cpu(split=None) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if split is None:
@@ -511,34 +366,6 @@ def _describe_cpu(split=None) -> str:
         split = len(tf.config.get_logical_device_configuration(cpu) or [None])
     logical = f", {split} logical devices" if split > 1 else ""
     return f"CPU:0 ({cores} cores{logical}; {describe_cpu_extensions()})"
-
-
-def _make_strategy(name, num_gpus):
-    if isinstance(name, tf.distribute.Strategy):
-        return name, "given"
-    if name == "auto":
-        if num_gpus > 1:
-            return tf.distribute.MirroredStrategy(), f"{num_gpus} GPUs"
-        return tf.distribute.get_strategy(), "one device"
-    if name in ("default", "none"):
-        return tf.distribute.get_strategy(), "requested"
-    kind = "GPU" if num_gpus else "CPU"
-    devices = [d.name for d in tf.config.list_logical_devices(kind)]
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices), f"requested, over {len(devices)} {kind} devices"
-    return tf.distribute.OneDeviceStrategy(devices[0]), f"requested, on {devices[0]}"
-
-
-def _strategy_name(strategy) -> str:
-    if isinstance(strategy, LocalDistribution):
-        return strategy.name
-    if isinstance(strategy, tf.distribute.MirroredStrategy):
-        return "mirrored"
-    if isinstance(strategy, tf.distribute.OneDeviceStrategy):
-        return "onedevice"
-    if type(strategy).__name__ == "_DefaultDistributionStrategy":
-        return "default"
-    return type(strategy).__name__
 
 
 def _auto_precision(details, recipe=None):

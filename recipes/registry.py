@@ -1,122 +1,25 @@
-"""Name -> builder registry: `list_models()`, `get_model()`, `register_model()`."""
+"""Name -> recipe: `list_models()`, `get_spec()`, `get_model()`; `register_model()` adds one.
+
+The bundled families (`recipes.models`) register themselves with `recipes.spec` when they
+are imported; the lookups here import them on first use, because they import Keras,
+which must not load before the command has picked its backend.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-from typing import Callable
-
-# The forms of data a recipe can train on, as `load_dataset` gives them, with how they read.
-DATA_FORMS = {
-    "image": "images",
-    "table": "tables of features",
-    "sequence": "real-valued sequences",
-    "tokens": "token ids",
-}
+from recipes import spec as _spec
+from recipes.spec import DATA_FORMS, ModelSpec, register_model  # noqa: F401  (the registry's public names)
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """Everything about one recipe, kept beside its builder (as timm keeps `default_cfgs`).
+def _load_recipes() -> dict:
+    import recipes.models  # noqa: F401  (Keras: each family module registers its builders)
 
-    Attributes:
-        name: registry name, e.g. `"vgg16"`.
-        builder: the `build_*` function; its input argument is `input_shape`.
-        description: one line, shown by `recipes list`.
-        task: `"classification"` (trains on labels) or `"generation"` (images alone).
-        inputs: `"image"`, `"sequence"` or `"any"`: what the builder's input is.
-        data: the forms of data the command trains it on, from `DATA_FORMS`.
-        defaults: its training settings over `config.DEFAULTS` (and `model_args`,
-            builder arguments), chosen for small data.
-        reasons: for each default chosen by measurement, the one-line measured reason,
-            keyed like `defaults` (a `model_args` entry by its own name); shown by
-            `recipes train --help`.
-        value_range: the range images are scaled to for it.
-        image_side: images smaller than this (either side) are enlarged to it by
-            the command; `None` leaves them as they are.
-        images_as_rows: the command reads images as sequences of rows (the LSTM).
-    """
-
-    name: str
-    builder: Callable
-    description: str
-    task: str
-    inputs: str
-    data: tuple = ("image",)
-    defaults: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
-    reasons: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
-    value_range: tuple = (0.0, 1.0)
-    image_side: int | None = None
-    images_as_rows: bool = False
-
-    @property
-    def uses_labels(self) -> bool:
-        return self.task == "classification"
-
-
-_REGISTRY: dict[str, ModelSpec] = {}
-_TASKS = ("classification", "generation")
-_INPUTS = ("image", "sequence", "any")
-
-
-def register_model(
-    name: str,
-    *,
-    description: str,
-    task: str,
-    inputs: str,
-    data=("image",),
-    defaults=None,
-    reasons=None,
-    value_range=(0.0, 1.0),
-    image_side=None,
-    images_as_rows=False,
-):
-    """Decorator that registers a `build_*` function under `name`, with its facts (see `ModelSpec`)."""
-    if task not in _TASKS:
-        raise ValueError(f"task must be one of {_TASKS}. Received: task={task!r}")
-    if inputs not in _INPUTS:
-        raise ValueError(f"inputs must be one of {_INPUTS}. Received: inputs={inputs!r}")
-    unknown = [form for form in data if form not in DATA_FORMS]
-    if unknown or not data:
-        raise ValueError(f"data must name forms from {tuple(DATA_FORMS)}. Received: data={data!r}")
-
-    defaults = dict(defaults or {})
-    reasons = dict(reasons or {})
-    settable = set(defaults) | set(defaults.get("model_args", {}))
-    unexplained = [k for k, v in reasons.items() if k not in settable or not isinstance(v, str) or "\n" in v]
-    if unexplained:
-        raise ValueError(f"reasons must explain settings of defaults, one line each. Received: {unexplained!r}")
-
-    def decorator(builder):
-        if name in _REGISTRY:
-            raise ValueError(f"A model named {name!r} is already registered.")
-        _REGISTRY[name] = ModelSpec(
-            name,
-            builder,
-            description,
-            task,
-            inputs,
-            data=tuple(data),
-            defaults=types.MappingProxyType(defaults),
-            reasons=types.MappingProxyType(reasons),
-            value_range=tuple(value_range),
-            image_side=image_side,
-            images_as_rows=images_as_rows,
-        )
-        return builder
-
-    return decorator
-
-
-def _load_recipes():
-    import recipes.models  # noqa: F401  (each family module registers its builders)
+    return _spec._REGISTRY
 
 
 def list_models() -> list[str]:
     """Returns the names of all registered recipes, sorted."""
-    _load_recipes()
-    return sorted(_REGISTRY)
+    return sorted(_load_recipes())
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -125,9 +28,8 @@ def get_spec(name: str) -> ModelSpec:
     Raises:
         ValueError: if `name` is not a registered recipe; the message lists the valid names.
     """
-    _load_recipes()
     try:
-        return _REGISTRY[name]
+        return _load_recipes()[name]
     except (KeyError, TypeError):
         raise ValueError(f"Unknown model {name!r}. Valid names: {', '.join(list_models())}") from None
 

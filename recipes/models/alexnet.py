@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from recipes.models import _common as c
-from recipes.registry import register_model
+from recipes.spec import register_model
 
 # Smallest input side each stem accepts: pool5 must still see a 3x3 map.
 MIN_SIZE = {"imagenet": 67, "small": 15}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from recipes.models import _common as c
-from recipes.registry import register_model
+from recipes.spec import register_model
 
 # On a CPU, an unrolled LSTM of 8 steps trained 1.5x faster than the symbolic loop
 # (2 cores, TF 2.21; scripts/bench/train_throughput.py); long sequences would blow up

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from recipes.models import _common as c
-from recipes.registry import register_model
+from recipes.spec import register_model
 
 
 @register_model(

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from recipes.models import _common as c
-from recipes.registry import register_model
+from recipes.spec import register_model
 
 
 @keras.saving.register_keras_serializable(package="recipes")

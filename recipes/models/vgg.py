@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from recipes.models import _common as c
-from recipes.registry import register_model
+from recipes.spec import register_model
 
 # keras.applications.vgg16's files: include_top -> (file name, URL, md5).
 _KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
