@@ -5,17 +5,7 @@ from recipes import build_vgg16, list_models, get_model, load_dataset, default_c
 model = build_vgg16(input_shape=(32, 32, 3), num_classes=10)   # compiled
 ```
 
-Where each part lives:
-
-- `recipes.models`: one module per family (`mlp`, `alexnet`, `vgg`, `lstm`, `dcgan`, `vae`),
-  each registered by name in `recipes.registry` (`list_models`, `get_model`).
-- `recipes.datasets`: `load_dataset`, tf.data pipelines for named data sets, files and arrays.
-- `recipes.callbacks`: `default_callbacks`, checkpoints, history, TensorBoard, resume.
-- `recipes.plots`: the pictures of a run (curves, grids, confusion matrix).
-- `recipes.hardware`: devices, strategy, precision and compile settings (`configure`).
-- `recipes.config`, `recipes.training`, `recipes.runs`, `recipes.rundir`, `recipes.cli`:
-  the `recipes` command: layered settings, one run from data to run directory, using a
-  trained run (evaluate, sample), run-directory markers and locks.
+The layers, and what each may import, are described once, in docs/design/layout.md.
 
 Everything here is loaded on first use, so `import recipes` itself does not start
 TensorFlow (the `recipes` command quiets TensorFlow's start-up notices first).
@@ -33,7 +23,7 @@ _LAZY = {
     "list_models": "recipes.registry",
     "load_dataset": "recipes.datasets",
     "default_callbacks": "recipes.callbacks",
-    "train": "recipes.training",
+    "train": "recipes.run",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -17,11 +17,11 @@ RECIPES_DEBUG=1 for the full traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 from recipes._checks import BACKENDS
+from recipes.errors import ConfigError, JobLostError, TrainingError, first_line
 
 # TensorFlow's C++ log lines (notices about absent CUDA drivers, op-version skew) are
 # noise for the command's users; set TF_CPP_MIN_LOG_LEVEL yourself to see them.
@@ -209,10 +209,10 @@ def _select_backend(args) -> None:
         args.run_dir if args.command in ("evaluate", "sample", "predict") else None
     )
     if args.command == "export":
-        wanted = "tensorflow"  # every export format goes through TensorFlow (recipes/export.py)
+        wanted = "tensorflow"  # every export format goes through TensorFlow (recipes/trained/export.py)
     if wanted is None and run_dir:
         try:
-            from recipes.rundir import read_config
+            from recipes.run_directory import read_config
 
             wanted = read_config(run_dir).get("backend")
         except Exception:  # not a run, or unreadable: the command says so itself
@@ -237,8 +237,6 @@ def _select_backend(args) -> None:
         import keras
 
         if keras.backend.backend() != wanted:
-            from recipes.config import ConfigError
-
             raise ConfigError(
                 f"Keras already runs on {keras.backend.backend()} in this process. Received: backend={wanted!r}"
             )
@@ -325,205 +323,17 @@ def _predict_export_args(sub):
     ex.add_argument("--tolerance", type=float, help="largest difference from Keras allowed. Default: 1e-4")
 
 
-def cmd_list(args):
-    from recipes.registry import get_spec, list_models
-
-    names = list_models()
-    width = max(map(len, names))
-    for name in names:
-        print(f"{name:<{width}}  {get_spec(name).description}")
-
-
-def cmd_info(args):
-    import keras
-
-    from recipes import distributed, hardware
-    from recipes.config import DEFAULTS
-    from recipes.registry import get_spec
-    from recipes.training import user_errors
-
-    with user_errors():
-        if args.model is not None:
-            get_spec(args.model)
-        job = distributed.job_from()
-        distributed.check_backend(job, keras.backend.backend())
-        distributed.join(job)
-        plan = hardware.configure(strategy=args.strategy, precision=args.precision, recipe=args.model)
-    print(plan.describe())
-    for reason in plan.reasons:
-        print(f"  {reason}")
-    print(
-        f"data cache: {DEFAULTS['cache_budget']} of decoded images in memory when a data set fits (else streamed "
-        f"from its files); change it with --cache-budget SIZE or the config key cache_budget, and keep what does "
-        f"not fit on disk with --cache DIR (config key cache)"
-    )
-    print(f"job: {job.describe()}")
-
-
-def cmd_pack(args):
-    from recipes.config import ConfigError
-    from recipes.datasets import pack, verify_pack
-    from recipes.training import user_errors
-
-    with user_errors():
-        if args.verify:
-            manifest = verify_pack(args.out)
-            counts = ", ".join(f"{k} {v['num_examples']:,}" for k, v in manifest["splits"].items())
-            print(f"{args.out}: {len(manifest['shards'])} shards verified ({counts} images)")
-            return
-        if args.folder is None or args.image_size is None:
-            raise ConfigError("pack needs the folder of images and --image-size H W (or --verify alone).")
-        options = {"images_per_shard": args.images_per_shard} if args.images_per_shard else {}
-        pack(
-            args.folder,
-            args.out,
-            image_size=tuple(args.image_size),
-            channels=args.channels,
-            quality=args.quality,
-            seed=args.seed,
-            **options,
-        )
-
-
-def cmd_launch(args):
-    from recipes import launch
-
-    sys.exit(launch.launch(args.num_processes, args.job_command, port=args.port))
-
-
-def cmd_train(args):
-    import warnings
-
-    from recipes import config as config_lib
-    from recipes import training
-
-    # the run's final error says so, with what to do: the per-checkpoint notices add nothing
-    warnings.filterwarnings("ignore", message=r"Epoch \d+: a loss is NaN or inf")
-    overrides = {}
-    if args.resume:
-        if args.model or args.run_dir:
-            raise config_lib.ConfigError(
-                "--resume takes the run directory alone; its config.yaml holds the model and settings."
-            )
-        fixed = [
-            flag
-            for flag, given in (
-                ("--dataset", args.dataset),
-                ("--config", args.config),
-                ("--batch-size", args.batch_size),
-                ("--validation-split", args.validation_split),
-                ("--image-size", args.image_size),
-                ("--seed", args.seed),
-                ("--strategy", args.strategy),
-                ("--precision", args.precision),
-                ("--jit", args.jit),
-                ("--judge", args.judge),
-                ("--set", args.set),
-            )
-            if given not in (None, [])
-        ]
-        if fixed:
-            raise config_lib.ConfigError(
-                f"--resume continues a run as it was set up; {', '.join(fixed)} cannot change (only --epochs, "
-                f"--learning-rate, --early-stopping, --cache-budget and --cache can): start a new run instead."
-            )
-        config = training.open_run(args.resume)
-        if args.backend and config.get("backend") and args.backend != config["backend"]:
-            raise training.other_backend(args.resume, config["backend"], args.backend)
-        if training.run_state(args.resume) != "unfinished":
-            raise config_lib.ConfigError(f"Run {args.resume!r} has finished; nothing to resume.")
-        overrides = {k: getattr(args, k) for k in training.RESUME_SETTINGS if getattr(args, k) is not None}
-        config = {**config, **overrides}
-        config_lib.validate(config)
-        run_dir = args.resume
-    else:
-        if not args.model:
-            raise config_lib.ConfigError("train needs a model name (see `recipes list`) or --resume RUN_DIR.")
-        flags = {
-            k: getattr(args, k)
-            for k in (
-                "dataset",
-                "epochs",
-                "batch_size",
-                "learning_rate",
-                "validation_split",
-                "image_size",
-                "cache_budget",
-                "cache",
-                "early_stopping",
-                "seed",
-                "strategy",
-                "precision",
-                "judge",
-                "backend",
-            )
-        }
-        flags["jit"] = {"on": True, "off": False}.get(args.jit, args.jit)
-        file = config_lib.load_yaml(args.config) if args.config else None
-        config = config_lib.resolve(args.model, file=file, flags=flags, sets=config_lib.parse_sets(args.set))
-        run_dir = args.run_dir
-    run_dir, metrics = training.train(
-        config, run_dir, overrides=overrides, verbose=0 if args.quiet else 2 if not sys.stdout.isatty() else 1
-    )
-    print(f"Test metrics: {json.dumps(metrics)}")
-    print(f"Run directory: {run_dir}  (tensorboard --logdir {run_dir.parent})")
-
-
-def cmd_evaluate(args):
-    from recipes import runs
-
-    print(json.dumps(runs.evaluate(args.run_dir), indent=2))
-
-
-def cmd_sample(args):
-    from recipes import runs
-
-    print(runs.sample(args.run_dir, n=args.n, out=args.out, seed=args.seed))
-
-
-def cmd_predict(args):
-    from recipes import predict
-    from recipes.preprocessing import terminal_progress
-
-    progress = None if args.quiet else terminal_progress()
-    predict.predict_command(
-        args.run_dir, args.inputs, top_k=args.top_k, out=args.out, batch_size=args.batch_size, progress=progress
-    )
-
-
-def cmd_export(args):
-    from recipes import export
-
-    export.export_command(
-        args.run_dir, args.format, args.out, include_preprocessing=args.include_preprocessing, tolerance=args.tolerance
-    )
-
-
-COMMANDS = {
-    "list": cmd_list,
-    "info": cmd_info,
-    "train": cmd_train,
-    "pack": cmd_pack,
-    "evaluate": cmd_evaluate,
-    "sample": cmd_sample,
-    "predict": cmd_predict,
-    "export": cmd_export,
-    "launch": cmd_launch,
-}
-
-
 def _select_job(args) -> None:
     """Checks --coordinator/--num-processes/--process-id and hands them on as the variables
     Keras reads, so every part of the command (and Python code it runs) sees one job."""
     if not hasattr(args, "num_processes") or args.command == "launch":
         return
-    from recipes import distributed
-    from recipes.config import ConfigError
+    from recipes import job as job_lib
 
     flags = (args.coordinator, args.num_processes, args.process_id)
     try:
-        job = distributed.job_from(*flags)
-    except distributed.JobError as e:
+        job = job_lib.job_from(*flags)
+    except job_lib.JobError as e:
         raise ConfigError(str(e)) from None
     if any(f is not None for f in flags):
         os.environ.update(job.environment())
@@ -534,11 +344,9 @@ def main(argv=None) -> int:
     import warnings
 
     def one_line(message, category, filename, lineno, line=None):
-        return f"recipes {args.command}: warning: {str(message).strip().splitlines()[0]}\n"
+        return f"recipes {args.command}: warning: {first_line(message)}\n"
 
     warnings.formatwarning = one_line
-    from recipes.config import ConfigError
-
     try:
         _select_backend(args)
         _select_job(args)
@@ -546,15 +354,14 @@ def main(argv=None) -> int:
         print(f"recipes {args.command}: error: {e}", file=sys.stderr)
         return 2
     _import_tensorflow_quietly()
-    from recipes.training import JobLostError, TrainingError
+    from recipes.commands import COMMANDS  # Keras: once the backend is chosen
 
     try:
         COMMANDS[args.command](args)
     except (ConfigError, TrainingError) as e:
         if os.environ.get("RECIPES_DEBUG"):
             raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        line = f"recipes {args.command}: error: {message}\n"
+        line = f"recipes {args.command}: error: {first_line(e)}\n"
         if isinstance(e, JobLostError):  # leaving the job would wait for the lost process
             sys.stdout.flush()
             sys.stderr.flush()

@@ -17,6 +17,7 @@ import re
 import yaml
 
 from recipes._checks import BACKENDS, PRECISIONS, SCHEDULES, STRATEGIES, is_int, is_real, parse_bytes
+from recipes.errors import ConfigError
 from recipes.registry import get_spec
 
 DEFAULTS = {
@@ -45,6 +46,9 @@ DEFAULTS = {
     "model_args": {},
 }
 
+# Settings `--resume` may change: they do not change what the model or its data are.
+RESUME_SETTINGS = ("epochs", "learning_rate", "early_stopping", "cache_budget", "cache")
+
 _CHOICES = {
     "lr_schedule": (None, *SCHEDULES),
     "strategy": STRATEGIES,
@@ -52,10 +56,6 @@ _CHOICES = {
     "jit": ("auto", True, False),
     "backend": (None, *BACKENDS),
 }
-
-
-class ConfigError(ValueError):
-    """A configuration the user gave is invalid; the message is one line for the CLI."""
 
 
 class _Loader(yaml.SafeLoader):

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from recipes import distributed
+from recipes import job as job_lib
 
 # After one process fails, the others get SIGTERM, then SIGKILL after this many seconds.
 STOP_GRACE_S = 10
@@ -75,7 +75,7 @@ def launch(num_processes, command, *, port=None, stream=sys.stderr) -> int:
     shares = core_shares(num_processes)
     procs = []
     for index in range(num_processes):
-        job = distributed.Job(coordinator=f"127.0.0.1:{port}", num_processes=num_processes, process_id=index)
+        job = job_lib.Job(coordinator=f"127.0.0.1:{port}", num_processes=num_processes, process_id=index)
         threads = str(len(shares[index]))
         env = {
             **os.environ,

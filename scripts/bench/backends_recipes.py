@@ -106,10 +106,10 @@ def epoch_seconds(run_dir):
 
 def training_examples(run_dir):
     """Examples `fit()` trained on per epoch: the run's configuration through the command's own loader."""
-    from recipes import training
+    from recipes import recipe, run_directory
 
-    config = training.read_config(run_dir)
-    return training.load_data(config, splits=("train",)).info.num_train
+    config = run_directory.read_config(run_dir)
+    return recipe.load_data(config, splits=("train",)).info.num_train
 
 
 def held_out(metrics):

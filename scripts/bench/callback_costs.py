@@ -3,7 +3,7 @@
     python scripts/bench/callback_costs.py                        # mlp, lstm, vae on the digits (~3 min)
     python scripts/bench/callback_costs.py --recipes vgg16 --epochs 3
 
-Runs `recipes.training.train` on each recipe's default configuration, with every callback
+Runs `recipes.run.train` on each recipe's default configuration, with every callback
 the run builds wrapped so that the seconds spent in each of its hooks are added up. Prints,
 per recipe, the mean seconds per epoch of each callback (all hooks but the first epoch's,
 which also builds and traces), the whole epoch (from `on_epoch_begin` to the end of the
@@ -25,15 +25,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from recipes import config as config_lib  # noqa: E402
-from recipes import training  # noqa: E402
+from recipes import run as run_lib  # noqa: E402
+from recipes.run import fit as run_fit  # noqa: E402
 
 HOOKS = ("on_epoch_begin", "on_epoch_end", "on_test_begin", "on_test_end", "on_train_batch_end")
 
 
 def timed_callbacks(costs, clock):
-    """Wraps `training._run_callbacks` so each callback's hooks add their seconds to `costs`,
+    """Wraps `recipes.run.fit.callbacks` so each callback's hooks add their seconds to `costs`,
     between `clock`'s two callbacks."""
-    build = training._run_callbacks
+    build = run_fit.callbacks
 
     def wrapped(*args, **kwargs):
         callbacks = build(*args, **kwargs)
@@ -55,7 +56,7 @@ def timed_callbacks(costs, clock):
                 setattr(callback, hook, timed)
         return [clock.begin, *callbacks, clock.end]
 
-    training._run_callbacks = wrapped
+    run_fit.callbacks = wrapped
     return build
 
 
@@ -86,9 +87,9 @@ def measure(recipe, epochs, work):
     original = timed_callbacks(costs, clock)
     try:
         config = config_lib.resolve(recipe, flags={"epochs": epochs})
-        training.train(config, pathlib.Path(work) / recipe, verbose=0, log=lambda *a, **k: None)
+        run_lib.train(config, pathlib.Path(work) / recipe, verbose=0, log=lambda *a, **k: None)
     finally:
-        training._run_callbacks = original
+        run_fit.callbacks = original
     walls = clock.walls
     per_epoch = {name: seconds / len(walls) for name, seconds in costs.items()}
     return per_epoch, sum(walls) / len(walls)

@@ -200,11 +200,14 @@ BF16_QUALITY_TOLERANCE = 0.01  # accuracy points, or 1% of the VAE's negative EL
 
 def recipe_side(name, precision):
     """The command's own setup for `name` on the digits, at `precision`: (model, train, test, info)."""
-    from recipes import training
+    from recipes import run as run_lib
+    from recipes._log import forwarded_to
     from recipes.config import resolve
 
     config = resolve(name, flags={"dataset": "digits", "precision": precision})
-    plan, (train, val, test, info), model = training.prepare(config, log=lambda *_: None)
+    with forwarded_to(lambda line: None):  # quiet
+        run = run_lib.prepare(config)
+    (train, val, test, info), model = run.data, run.model
     keras.mixed_precision.set_global_policy("float32")
     return model, train, test if test is not None else val, info
 

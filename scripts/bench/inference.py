@@ -31,8 +31,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from recipes import build_mlp, build_vgg16  # noqa: E402
-from recipes.export import litert_interpreter  # noqa: E402
 from recipes.hardware import describe_machine  # noqa: E402
+from recipes.trained import litert_interpreter  # noqa: E402
 
 MODELS = {
     "mlp": lambda: build_mlp(input_shape=(8, 8, 1), num_classes=10),

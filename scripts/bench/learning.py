@@ -9,10 +9,10 @@ Three comparisons, each run in this one process on the same data splits (the bun
 digits: 1,438 training images, 10% of them held out for validation, 359 test images):
 
 Classifiers, on the digits resized to 32x32 (what `recipes train vgg16` trains on):
-- VGG16 default: `recipes.training.train` with `recipes train vgg16`'s configuration
+- VGG16 default: `recipes.run.train` with `recipes train vgg16`'s configuration
   (preset "small", batch 128, Adam 1e-3, the CPU's automatic precision); read from the
   run's history.csv and metrics.json. Its callbacks include `BatchNormCalibration`.
-- VGG16 without calibration: the same model, data and seed (`recipes.training.prepare`),
+- VGG16 without calibration: the same model, data and seed (`recipes.run.prepare`),
   trained by a plain `model.fit` with no callbacks: batch norm's moving statistics lag.
 - The keras-io MNIST convnet (examples/vision/mnist_convnet.py), written here plainly, in
   float32: Conv 32, pool, Conv 64, pool, Flatten, Dropout 0.5, softmax; batch 128, Adam.
@@ -65,14 +65,17 @@ import numpy as np  # noqa: E402
 from generative import KerasIOSampling, KerasIOVAE, as_array, negative_elbo  # noqa: E402
 from keras import ops  # noqa: E402
 
-from recipes import build_vae, run_judge  # noqa: E402
+from recipes import build_vae  # noqa: E402
 from recipes import config as config_lib  # noqa: E402
 from recipes import judge as judge_lib  # noqa: E402
+from recipes._log import forwarded_to  # noqa: E402
 from recipes.callbacks import default_callbacks  # noqa: E402
 from recipes.hardware import describe_machine  # noqa: E402
+from recipes.judge import real_images  # noqa: E402
 from recipes.plots import read_history, save_figure, save_image_grid  # noqa: E402
 from recipes.quality import gaussian, sample_quality  # noqa: E402
-from recipes.training import prepare, train  # noqa: E402
+from recipes.run import prepare as prepare_run  # noqa: E402
+from recipes.run import train  # noqa: E402
 
 SEED = 0
 PRIOR_SAMPLES = 64  # decoded for the spread and the sample grids
@@ -81,6 +84,13 @@ GAN_EPOCH_SAMPLES = 500  # as the recipe's SampleQuality scores each epoch
 
 def quiet(*args, **kwargs):
     pass
+
+
+def prepare(config):
+    """`recipes.run.prepare`, quietly: (plan, data, model)."""
+    with forwarded_to(quiet):
+        run = prepare_run(config)
+    return run.plan, run.data, run.model
 
 
 def run_recipe(model, flags, work, name, sets=None):
@@ -132,7 +142,7 @@ def keras_io_convnet(input_shape, num_classes):
 def bench_classifiers(epochs, work):
     sides = {}
     config, run_dir, history, metrics, seconds = run_recipe("vgg16", {"epochs": epochs}, work, "vgg16")
-    plan, data, model = prepare(config, log=quiet)  # same seed, weights and data; no callbacks
+    plan, data, model = prepare(config)  # same seed, weights and data; no callbacks
     last = keras.models.load_model(run_dir / "last.keras")
     sides["VGG16 default (recipes train)"] = dict(
         train=history["accuracy"],
@@ -261,7 +271,7 @@ def bench_vaes(epochs, work, out):
          {"free_bits": 0.0}),
     ):  # fmt: skip
         config, _, history, metrics, seconds = run_recipe("vae", flags, work, f"vae-{len(sides)}", sets=sets)
-        _, data, model = prepare(config, log=quiet)  # the replay: train()'s fit and callbacks, and the probe
+        _, data, model = prepare(config)  # the replay: train()'s fit and callbacks, and the probe
         x_test = as_array(data.test)
         log = EpochLog(vae_probe(x_test, z))
         callbacks = default_callbacks(
@@ -436,7 +446,7 @@ def bench_gans(epochs, work, out):
     save_image_grid(recipe.generate(64, seed=judge_lib.SAMPLE_SEED), out / "learning_gan_recipes.png", (-1.0, 1.0))
 
     judge = judge_lib.Judge.load(run_dir / judge_lib.JUDGE_FILE)
-    images = run_judge.real_images(config)  # in the recipe's [-1, 1]; the same canonical order as its run
+    images = real_images(config)  # in the recipe's [-1, 1]; the same canonical order as its run
     real = gaussian(judge.predict(images.epoch_reference)[1])
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(SEED)

@@ -142,7 +142,7 @@ def export_splits(recipe, dataset, path):
     """The recipe's own splits (its loader, sizes, scaling) as the .npz the plain script reads."""
     from recipes import config as config_lib
     from recipes.callbacks.images import take_examples
-    from recipes.training import load_data
+    from recipes.recipe import load_data
 
     config = config_lib.resolve(recipe, flags={"dataset": dataset})
     data = load_data(config, labels=True)

@@ -6,7 +6,7 @@
 
 For each recipe, side by side in one process, on the bundled digits:
 
-- recipes: the command's own code path, `recipes.training.prepare(config)` with the
+- recipes: the command's own code path, `recipes.run.prepare(config)` with the
   configuration `recipes train <name>` resolves (automatic hardware settings from
   `recipes.hardware.configure`, the `load_dataset` pipeline, the recipe's builder),
   then `model.fit(train, validation_data=val, shuffle=False)` as `training.train` calls it;
@@ -60,7 +60,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.framework import config as tf_config  # noqa: E402
 
-from recipes import training  # noqa: E402
+from recipes import recipe  # noqa: E402
+from recipes import run as run_lib  # noqa: E402
+from recipes._log import forwarded_to  # noqa: E402
 from recipes.config import resolve  # noqa: E402
 from recipes.hardware import describe_machine  # noqa: E402
 from recipes.models._common import make_optimizer  # noqa: E402
@@ -131,7 +133,9 @@ def quality(model, task, name, test, history):
 
 def fit_recipes(config, epochs, max_batches):
     """One fit through the command's code path; returns (samples/s, quality, model, plan)."""
-    plan, (train, val, test, info), model = training.prepare(config, log=lambda *_: None)
+    with forwarded_to(lambda line: None):  # quiet
+        run = run_lib.prepare(config)
+    plan, (train, val, test, info), model = run.plan, run.data, run.model
     n = info.num_train
     if max_batches is not None:
         train = train.take(max_batches)
@@ -146,7 +150,7 @@ def fit_recipes(config, epochs, max_batches):
 def plain_model(config, info):
     """The recipe's architecture, compiled the plain Keras way (default compile settings)."""
     spec = get_spec(config["model"])
-    kwargs = training.builder_kwargs(config, info)
+    kwargs = recipe.builder_kwargs(config, info)
     tf_config.disable_op_determinism()  # plain Keras does not turn it on; recipes train does
     keras.utils.set_random_seed(config["seed"])
     if config["model"] == "lstm":
@@ -183,7 +187,7 @@ def fit_plain(config, data, epochs, max_batches):
 
 def numpy_data(config):
     """The examples `recipes train` trains on, as arrays: (train, val, test, info)."""
-    train, val, test, info = training.load_data(config)
+    train, val, test, info = recipe.load_data(config)
     return (arrays(train), None if val is None else arrays(val), None if test is None else arrays(test), info)
 
 

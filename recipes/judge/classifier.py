@@ -26,8 +26,11 @@ import numpy as np
 
 from recipes._atomic import atomic_write
 from recipes._home import keras_home
-from recipes.config import ConfigError
+from recipes.errors import ConfigError, user_errors
 from recipes.models._common import build_optimizer
+from recipes.recipe import open_data
+from recipes.registry import get_spec
+from recipes.run_directory import load_model_file, model_path, run_state, stored_config
 
 JUDGE_FILE = "judge.keras"  # in the run directory
 NUM_SAMPLES = 1000  # generated images scored at the end (each epoch: SampleQuality's 500)
@@ -132,8 +135,6 @@ class Judge:
 
     @classmethod
     def load(cls, path) -> Judge:
-        from recipes.runs import load_model_file
-
         return cls(load_model_file(path))
 
 
@@ -296,15 +297,11 @@ def judge_from_run(run_dir, *, image_shape, value_range, generator: str) -> Judg
         ConfigError: one line, when `run_dir` is not a finished run, not a classifier,
             not trained on images, or reads another number of channels.
     """
-    from recipes.registry import get_spec
-    from recipes.rundir import run_state
-    from recipes.runs import load_model_file, model_path, open_run
-
     name = str(run_dir)
     needs = "--judge needs a finished classifier run"
     if not (pathlib.Path(run_dir) / "config.yaml").is_file():
         raise ConfigError(f"--judge {name!r} is not a run directory (no config.yaml); {needs}.")
-    config = open_run(run_dir)
+    config = stored_config(run_dir)
     spec = get_spec(config["model"])
     if spec.task != "classification":
         raise ConfigError(f"--judge {name!r} trained {config['model']!r}, not a classifier; {needs}.")
@@ -335,7 +332,5 @@ def judge_from_run(run_dir, *, image_shape, value_range, generator: str) -> Judg
 
 def _trained_on_images(config) -> bool:
     """Whether a sequence model's run read images as rows (its input alone cannot tell)."""
-    from recipes.training import open_data, user_errors
-
     with user_errors():
         return open_data(config).kind == "image"
