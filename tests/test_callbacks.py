@@ -729,6 +729,22 @@ def test_cosine_schedule_sets_and_logs_each_epochs_rate(tmp_path):
     )
 
 
+def test_cosine_schedule_reads_the_epochs_fit_was_given(tmp_path):
+    """`epochs=` of `default_callbacks` is deprecated and ignored: the schedule follows `fit(epochs=...)`."""
+    x, y = blobs()
+    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * e / 3)) for e in range(3)]
+    for run, kwargs in (("a", {}), ("b", {"epochs": 10})):
+        history = classifier().fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=3,
+            verbose=0,
+            callbacks=default_callbacks(str(tmp_path / run), lr_schedule="cosine", **kwargs),
+        )
+        assert history.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_callable_schedule_and_plateau_use_keras_callbacks(tmp_path):
     x, y = blobs()
     history = classifier().fit(
@@ -826,11 +842,6 @@ def test_mode_follows_the_monitored_name(monitor, mode, expected):
             ValueError,
             r"lr_schedule must be None, 'plateau', 'cosine' or a callable \(epoch, lr\) -> lr\. "
             r"Received: lr_schedule='cos'",
-        ),
-        (
-            dict(lr_schedule="cosine"),
-            ValueError,
-            r"lr_schedule='cosine' needs the total number of epochs\. Received: epochs=None",
         ),
         (dict(lr_schedule="cosine", epochs=0), ValueError, r"epochs must be >= 1\. Received: epochs=0"),
         (dict(samples="yes"), ValueError, r"samples must be one of \('auto', True, False\)\. Received: samples='yes'"),

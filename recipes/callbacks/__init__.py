@@ -3,7 +3,7 @@
 ```python
 from recipes.callbacks import default_callbacks
 model.fit(train, validation_data=val, epochs=20,
-          callbacks=default_callbacks("runs/vgg16", validation_data=val, epochs=20))
+          callbacks=default_callbacks("runs/vgg16", validation_data=val))
 ```
 
 A run directory then holds:
@@ -17,7 +17,9 @@ A run directory then holds:
     history.csv                   one row per epoch; a resumed run continues it
     plots/curves.png              loss and metrics, train against validation
     plots/<images>.png            the latest picture, and <images>_epoch_NNN.png per epoch
-    backup/                       BackupAndRestore state; removed when fit() completes
+    backup/                       the resume point (`RunBackup`): weights and optimizers, and
+                                  the epoch, random-number and callback state they belong
+                                  to, tied by one token; removed when fit() completes
 
 Epochs count from 1, as Keras prints "Epoch 1/10": TensorBoard's step, history.csv's
 `epoch` column and `<images>_epoch_001.png` all say 1 for the first epoch.
@@ -170,10 +172,12 @@ def default_callbacks(
             `ValueError` at the end of the first epoch. Defaults to `None`.
         lr_schedule: `None`, `"plateau"` (halve the rate after 3 epochs without
             improvement), `"cosine"` (cosine decay from the compiled rate towards 0
-            over `epochs`, every optimizer of the model), or a callable
+            over the epochs given to `fit()`, every optimizer of the model), or a callable
             `(epoch, lr) -> lr` for `keras.callbacks.LearningRateScheduler`.
             `"plateau"` and a callable act on `model.optimizer` only. Defaults to `None`.
-        epochs: total epochs of the run; required by `"cosine"`. Defaults to `None`.
+        epochs: deprecated and ignored: the callbacks read the number of epochs from
+            `fit()` (`self.params["epochs"]`). Still accepted (and checked, when given)
+            so existing callers keep working. Defaults to `None`.
         samples: sample grid from `model.generate`: `"auto"` (when the model has
             `generate`), `True` (required) or `False`. Defaults to `"auto"`.
         reconstructions: originals against `model.decode(model.encode(x))` for a
@@ -217,10 +221,8 @@ def default_callbacks(
             f"lr_schedule must be None, 'plateau', 'cosine' or a callable (epoch, lr) -> lr. "
             f"Received: lr_schedule={lr_schedule!r}"
         )
-    if lr_schedule == "cosine" or epochs is not None:
-        if lr_schedule == "cosine" and epochs is None:
-            raise ValueError("lr_schedule='cosine' needs the total number of epochs. Received: epochs=None")
-        epochs = check_int("epochs", epochs)
+    if epochs is not None:  # deprecated and unused (fit() tells the callbacks), but a bad value is still a mistake
+        check_int("epochs", epochs)
     for name, value in (
         ("samples", samples),
         ("reconstructions", reconstructions),
@@ -251,7 +253,7 @@ def default_callbacks(
     if training_data is not None:  # before anything validates or saves the model
         callbacks += [EpochOrder(training_data), BatchNormCalibration(training_data)]
     if lr_schedule == "cosine":  # first: it reads the compiled rate before the backup restores a decayed one
-        callbacks.append(CosineDecay(epochs))
+        callbacks.append(CosineDecay())  # over fit()'s epochs
     best = AtomicModelCheckpoint(
         os.path.join(run_dir, "best.keras"), monitor=monitor, mode=mode, save_best_only=True, history_file=history_file
     )

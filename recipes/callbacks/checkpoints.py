@@ -10,11 +10,12 @@ each epoch in the order an uninterrupted run would."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
 import shutil
+import tempfile
+import uuid
 import warnings
 
 import keras
@@ -24,123 +25,14 @@ from recipes import plots
 from recipes._atomic import atomic_write, atomic_write_text
 from recipes._checks import check_choice
 from recipes.callbacks.monitoring import ResumableState, finite_losses, resolve_mode, resolve_monitor
-
-
-def _seed_states(model) -> list:
-    """The state variables of the model's `SeedGenerator`s: its variables that are not weights."""
-    weights = {id(v) for v in model.weights}
-    return [v for v in model.variables if id(v) not in weights]
-
-
-def random_state(model) -> dict:
-    """The random-number state training draws from: each `SeedGenerator` of `model` and its
-    layers (dropout, sampling...), in the model's order, and on PyTorch the global generators
-    (Keras's torch dropout draws from them when the layer has no seed of its own). Keras's
-    `.keras` and `.weights.h5` files leave these out, so a rebuilt model draws anew."""
-    state = {
-        "seed_generators": [
-            {"path": v.path, "value": np.asarray(keras.ops.convert_to_numpy(v)).tolist()} for v in _seed_states(model)
-        ]
-    }
-    if keras.backend.backend() == "torch":
-        import torch
-
-        state["torch"] = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["torch_cuda"] = [
-                base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()
-            ]
-    return state
-
-
-def restore_random_state(model, state: dict) -> None:
-    """Sets the random-number state of `model` (and PyTorch's) to `state`, from `random_state`.
-
-    Raises:
-        ValueError: when `state` is not one of this model's: another count or shape of generators.
-    """
-    variables = _seed_states(model)
-    generators = state["seed_generators"]
-    shapes = [tuple(np.shape(s["value"])) for s in generators]
-    if shapes != [tuple(v.shape) for v in variables]:
-        raise ValueError(
-            f"the saved random state holds {len(generators)} generator(s) of shapes {shapes}, but the model has "
-            f"{len(variables)} of shapes {[tuple(v.shape) for v in variables]}"
-        )
-    for variable, s in zip(variables, generators):
-        variable.assign(np.asarray(s["value"], dtype=variable.dtype))
-    if keras.backend.backend() == "torch" and "torch" in state:
-        import torch
-
-        def as_tensor(text):
-            return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy())
-
-        torch.set_rng_state(as_tensor(state["torch"]))
-        if "torch_cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([as_tensor(s) for s in state["torch_cuda"]])
-
-
-class KeepRandomState(keras.callbacks.Callback):
-    """What runs between training epochs leaves the model's random-number state as it found it.
-
-    Validation (the VAE evaluates with a sampled code) and the callbacks that run the model
-    (reconstructions encode with the sampling layer) would otherwise move its training
-    stream, so training would depend on whether and how often they run, and a job of
-    several processes (where they run on a copy of the model) would train otherwise than
-    one process. `keep_random_state()` returns the two ends: the first callback notes the
-    state when an epoch's training ends and before each validation; the second, placed
-    after everything else but the backup, puts it back.
-    """
-
-    def __init__(self, shared: dict, restores: bool):
-        super().__init__()
-        self.shared, self.restores = shared, restores
-
-    def on_train_begin(self, logs=None):
-        self.shared.clear()
-
-    def on_test_begin(self, logs=None):
-        if not self.restores and self.model is not None:
-            self.shared["test"] = random_state(self.model)
-
-    def on_test_end(self, logs=None):
-        if not self.restores and "test" in self.shared:
-            restore_random_state(self.model, self.shared.pop("test"))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.restores:
-            if "epoch" in self.shared:
-                restore_random_state(self.model, self.shared.pop("epoch"))
-        else:
-            self.shared["epoch"] = random_state(self.model)
-
-
-def keep_random_state() -> tuple[KeepRandomState, KeepRandomState]:
-    """`KeepRandomState`'s two ends: put the first before every callback, the second last but the backup."""
-    shared = {}
-    return KeepRandomState(shared, restores=False), KeepRandomState(shared, restores=True)
-
-
-class EpochOrder(keras.callbacks.Callback):
-    """Makes each epoch read the training data in its own order, the one an uninterrupted
-    run reads in that epoch, also after a resume (`recipes.datasets.set_epoch`).
-
-    `tf.data`'s reshuffling starts again from the first order in a new process; the
-    pipelines of `load_dataset` take each epoch's order from the seed and the epoch
-    alone, and this callback tells them the epoch. It does nothing for other data.
-
-    Args:
-        data: the training data given to `fit()`.
-    """
-
-    def __init__(self, data):
-        super().__init__()
-        self.data = data
-
-    def on_epoch_begin(self, epoch, logs=None):
-        from recipes.datasets import set_epoch
-
-        set_epoch(self.data, epoch)
+from recipes.callbacks.random_state import (  # noqa: F401  (EpochOrder and keep_random_state: their old home)
+    EpochOrder,
+    KeepRandomState,
+    keep_random_state,
+    random_state,
+    restore_random_state,
+)
+from recipes.errors import first_line
 
 
 class AtomicModelCheckpoint(keras.callbacks.Callback):
@@ -232,18 +124,63 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
 
 
 class BackupError(RuntimeError):
-    """Every resume point in a backup folder is unreadable."""
+    """No resume point in a backup folder is usable: each is unreadable or incomplete."""
+
+
+# The attribute of a resume point's weights file that holds the point's token; its metadata holds the same.
+TOKEN_ATTRIBUTE = "recipes_resume_token"
+
+
+def weights_token(path) -> str | None:
+    """The token of a resume point's weights file (`None` for one written before tokens existed).
+
+    Raises:
+        OSError (or h5py's errors): when the file is not a readable HDF5 file.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        token = f.attrs.get(TOKEN_ATTRIBUTE)
+    if isinstance(token, bytes):
+        token = token.decode()
+    return None if token is None else str(token)
+
+
+def _replace(source, target) -> None:
+    """Renames `source` onto `target` and makes the rename durable (where the platform can)."""
+    os.replace(source, target)
+    with contextlib.suppress(OSError):
+        fd = os.open(os.path.dirname(os.path.abspath(target)), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class RunBackup(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` (two resume points) that a crash or a NaN cannot spoil.
 
-    - Every file is written atomically (a temporary file, then a rename), so a kill
-      mid-write leaves the previous resume point whole.
+    A resume point is one unit: the weights and optimizers (`latest.weights.h5`) and the
+    metadata (`training_metadata.json`: the epoch, the random-number state, the state of
+    the callbacks that count epochs), tied by a token that both hold (an attribute of the
+    weights file, `"token"` in the metadata). The previous point is `*.bkp` beside them.
+
+    - A save keeps the previous point until the new one is complete: it copies the
+      current metadata to `training_metadata.json.bkp`, renames the current weights to
+      `latest.weights.h5.bkp`, then writes the new weights and, last, the new metadata,
+      each atomically (a temporary file, then a rename). A kill at any moment leaves a
+      complete point, and `training_metadata.json` names the epoch of the newest one
+      (what `recipes.rundir.completed_epochs` reads).
+    - On restore, each metadata file, newest epoch first, is paired with the weights file
+      that holds its token (either name: a save cut short leaves the pair under two
+      names). Weights without their metadata (a kill between the two writes) are never
+      used; a point whose parts disagree, or that cannot be read, is passed over for the
+      previous one. When every point is unusable, `BackupError` names them (Keras would
+      crash in h5py, or resume weights an epoch ahead of the epoch they claim).
+    - Points written before tokens existed (metadata without `"token"`) still resume:
+      their metadata pairs with the weights file of its own name that has no token either.
     - An epoch whose losses are NaN or inf is not backed up: a resume goes back to
       the last good epoch.
-    - On restore, an unreadable latest point falls back to the previous one; when
-      both are unreadable, `BackupError` names them (Keras would crash in h5py).
     - Each point also holds the model's random-number state (`random_state`) and the
       state of `callbacks` that count epochs (early stopping, the plateau schedule:
       `ResumableState`), so the resumed epochs draw and decide as an uninterrupted run.
@@ -257,6 +194,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.delete_at_end = delete_at_end
         self.callbacks = [c for c in callbacks if isinstance(c, ResumableState)]
         self._stopped_on_nan = False
+        self._kept = None  # (metadata, weights) of the newest complete point, which a save must keep
 
     @property
     def files(self):
@@ -267,46 +205,111 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             self._prev_training_metadata_path,
         )
 
-    def on_train_begin(self, logs=None):
-        points = (
-            (self._weights_path, self._training_metadata_path),
-            (self._prev_weights_path, self._prev_training_metadata_path),
+    def points(self):
+        """The complete resume points in the folder, newest first, and what is wrong with the rest.
+
+        Returns:
+            `(points, problems)`: `points` a list of `(metadata path, weights path, metadata)`
+            whose parts hold the same token, not yet loaded; `problems` a list of `(epoch or
+            None, text)` for the metadata files that are unreadable or whose weights are
+            missing, unreadable or of another point.
+        """
+        slots = (
+            (self._training_metadata_path, self._weights_path),
+            (self._prev_training_metadata_path, self._prev_weights_path),
         )
-        errors = []
-        for weights, metadata in points:
-            if not os.path.exists(weights):
+        tokens, unreadable = {}, {}
+        for _, weights in slots:
+            if os.path.exists(weights):
+                try:
+                    tokens[weights] = weights_token(weights)
+                except Exception as e:  # h5py's own errors as well as OSError
+                    unreadable[weights] = first_line(e)
+        metas, problems = [], []
+        for metadata, own in slots:
+            if not os.path.exists(metadata):
                 continue
             try:
-                self._restore(weights, metadata)
-            except Exception as e:  # h5py, OSError, JSON: any of them means this point is unusable
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                errors.append(f"{os.path.basename(weights)} ({reason})")
+                with open(metadata) as f:
+                    meta = json.load(f)
+                epoch = int(meta["epoch"])
+            except Exception as e:  # OSError, JSON, a missing or odd epoch
+                problems.append((None, f"{os.path.basename(metadata)} ({first_line(e)})"))
                 continue
-            if errors:
+            metas.append((epoch, metadata, own, meta))
+        metas.sort(key=lambda m: m[0], reverse=True)  # stable: the current slot first among equals
+        points, used = [], set()
+        for epoch, metadata, own, meta in metas:
+            token = meta.get("token")
+            # a point written before tokens pairs by name, as it was written; a token finds its weights by itself
+            options = [own] if token is None else [own] + [w for _, w in slots if w != own]
+            match = next((w for w in options if w in tokens and tokens[w] == token), None)
+            if match is None:
+                problems.append((epoch, self._mismatch(metadata, own, token, options, tokens, unreadable)))
+            elif match not in used:  # the same point under both metadata names: once
+                used.add(match)
+                points.append((metadata, match, meta))
+        if not metas and not problems and (tokens or unreadable):
+            names = ", ".join(os.path.basename(w) for w in (*tokens, *unreadable))
+            problems.append((None, f"{names} (no metadata: the backup of its epoch was cut short)"))
+        return points, problems
+
+    @staticmethod
+    def _mismatch(metadata, own, token, options, tokens, unreadable) -> str:
+        name = os.path.basename(metadata)
+        broken = [w for w in options if w in unreadable]
+        if broken:
+            return "; ".join(f"{os.path.basename(w)} ({unreadable[w]})" for w in broken)
+        if token is None:
+            if own not in tokens:
+                return f"{name} (its weights file {os.path.basename(own)} is missing)"
+            return f"{name} ({os.path.basename(own)} belongs to a later point)"
+        return f"{name} (no weights file holds its token: the parts of this point disagree)"
+
+    def on_train_begin(self, logs=None):
+        self._kept = None
+        points, problems = self.points()
+        for metadata, weights, meta in points:
+            try:
+                self._restore(weights, meta)
+            except Exception as e:  # h5py, OSError, another model's shapes: this point is unusable
+                problems.append((int(meta["epoch"]), f"{os.path.basename(weights)} ({first_line(e)})"))
+                continue
+            self._kept = (metadata, weights)
+            epoch = int(meta["epoch"])
+            lost = list(dict.fromkeys(text for at, text in problems if at is None or at > epoch))
+            if lost:
                 warnings.warn(
-                    f"The latest resume point in {self.backup_dir} is unreadable ({errors[0]}); "
-                    f"resumed from the previous one.",
+                    f"The latest resume point in {self.backup_dir} is unreadable or incomplete: "
+                    f"{'; '.join(lost)}; resumed from the previous one (epoch {epoch}).",
                     stacklevel=2,
                 )
             return
-        if errors:
-            raise BackupError(f"Every resume point in {self.backup_dir} is unreadable: {'; '.join(errors)}.")
+        if problems:
+            raise BackupError(
+                f"Every resume point in {self.backup_dir} is unreadable or incomplete: "
+                f"{'; '.join(dict.fromkeys(text for _, text in problems))}."
+            )
 
-    def _restore(self, weights, metadata):
+    def _restore(self, weights, meta):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        with open(metadata) as f:
-            meta = json.load(f)
         epoch = int(meta["epoch"])
         if weights.endswith(".weights.h5"):
             self.model.load_weights(weights)
-        else:  # Keras reads weights only from a file named *.weights.h5
-            copy = os.path.join(self.backup_dir, ".previous.weights.h5")
-            shutil.copyfile(weights, copy)
+        else:  # Keras reads weights only from a file named *.weights.h5: a link (or copy) of that name
+            fd, alias = tempfile.mkstemp(dir=self.backup_dir, prefix=".previous.", suffix=".tmp.weights.h5")
+            os.close(fd)
+            os.remove(alias)
             try:
-                self.model.load_weights(copy)
+                try:
+                    os.link(weights, alias)
+                except OSError:
+                    shutil.copyfile(weights, alias)
+                self.model.load_weights(alias)
             finally:
-                os.remove(copy)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(alias)
         if "random_state" in meta:  # points written before 2026-11 have none: a fresh draw, as then
             restore_random_state(self.model, meta["random_state"])
         states = meta.get("callbacks", {})
@@ -327,20 +330,35 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        for current, previous in (
-            (self._weights_path, self._prev_weights_path),
-            (self._training_metadata_path, self._prev_training_metadata_path),
-        ):
-            if os.path.exists(current):
-                atomic_write(previous, lambda tmp, src=current: shutil.copyfile(src, tmp))
-        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+        kept = self._kept
+        if kept is None or not all(os.path.exists(p) for p in kept):
+            points, _ = self.points()
+            kept = points[0][:2] if points else None
+        if kept is not None:  # make the kept point the previous one, by name, before anything new is written
+            metadata, weights = kept
+            if metadata != self._prev_training_metadata_path:
+                atomic_write(self._prev_training_metadata_path, lambda tmp: shutil.copyfile(metadata, tmp))
+            if weights != self._prev_weights_path:
+                _replace(weights, self._prev_weights_path)  # its token goes with it
+        token = uuid.uuid4().hex
+
+        def write_weights(tmp):
+            import h5py
+
+            self.model.save_weights(tmp, overwrite=True)
+            with h5py.File(tmp, "r+") as f:
+                f.attrs[TOKEN_ATTRIBUTE] = token
+
+        atomic_write(self._weights_path, write_weights)
         meta = {
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
+            "token": token,
             "random_state": random_state(self.model),
             "callbacks": {key: c.resume_state() for key, c in self._keyed_callbacks().items()},
         }
-        atomic_write_text(self._training_metadata_path, json.dumps(meta))
+        atomic_write_text(self._training_metadata_path, json.dumps(meta))  # last: this completes the point
+        self._kept = (self._training_metadata_path, self._weights_path)
 
     def on_train_end(self, logs=None):
         if self.delete_at_end and not self._stopped_on_nan:

@@ -50,21 +50,35 @@ class ReduceLROnPlateau(ResumableState, _AutoMonitor, keras.callbacks.ReduceLROn
 class CosineDecay(keras.callbacks.Callback):
     """Sets the learning rate of epoch `e` to `base * (1 + cos(pi * e / epochs)) / 2`.
 
-    `base` is the rate the optimizer has when training first begins. Put it before
+    `base` is the rate the optimizer has when training first begins; `epochs` is the
+    number of epochs `fit()` was given (Keras's `self.params["epochs"]`, the total: a
+    resume with `initial_epoch` keeps the curve of the whole run). Put it before
     `BackupAndRestore`, which restores the optimizer's (decayed) rate on resume.
+
+    Args:
+        epochs: decay over this many epochs instead, and hold the rate at 0 after them.
+            Rarely needed: leave it out and the schedule follows `fit(epochs=...)`.
+            Defaults to `None`.
     """
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int | None = None):
         super().__init__()
-        self.epochs = check_int("epochs", epochs)
+        self.epochs = None if epochs is None else check_int("epochs", epochs)
         self.base = None
+        self._epochs = self.epochs
 
     def on_train_begin(self, logs=None):
         if self.base is None:
             self.base = learning_rates(self.model)
+        self._epochs = self.epochs if self.epochs is not None else (self.params or {}).get("epochs")
+        if not isinstance(self._epochs, int) or self._epochs < 1:
+            raise ValueError(
+                f"CosineDecay needs the number of epochs: fit() gave none (params={self.params!r}); "
+                f"pass CosineDecay(epochs=...). Received: epochs={self.epochs!r}"
+            )
 
     def on_epoch_begin(self, epoch, logs=None):
-        factor = 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.epochs) / self.epochs))
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(epoch, self._epochs) / self._epochs))
         for name, optimizer in optimizers(self.model).items():
             optimizer.learning_rate = self.base[name] * factor
 
