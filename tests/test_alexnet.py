@@ -9,7 +9,7 @@ from recipes.models.alexnet import LocalResponseNormalization
 TINY = dict(filters=(8, 8, 8, 8, 8), fc_units=(16, 16))
 
 
-@pytest.mark.slow
+@pytest.mark.full_model
 def test_single_tower_imagenet_model_is_the_default():
     model = build_alexnet(compile=False)
     assert model.count_params() == 62_378_344
@@ -37,7 +37,7 @@ def test_single_tower_imagenet_model_is_the_default():
     assert model.output_shape == (None, 1000)
 
 
-@pytest.mark.slow
+@pytest.mark.full_model
 def test_two_tower_variant_groups_conv2_conv4_conv5():
     model = build_alexnet(groups=2, compile=False)
     assert model.count_params() == 60_965_224

@@ -16,7 +16,7 @@ from _backend import run_in_backend
 
 from recipes import build_mlp
 from recipes import config as config_lib
-from recipes.training import check_backend
+from recipes.run import backend_for as check_backend
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def test_backend_setting_is_checked_and_must_match_the_process():
 # ------------------------------------------------------------ the plan per backend
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_the_hardware_plan_is_per_backend():
     code = """
         from recipes import hardware
@@ -107,7 +107,7 @@ def test_the_hardware_plan_is_per_backend():
 # --------------------------------------------------------------- the command
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_recipes_train_on_jax_and_torch_records_the_backend_and_refuses_another_on_resume(tmp_path):
     for backend in ("jax", "torch"):
         run = tmp_path / backend
@@ -136,7 +136,7 @@ def test_recipes_train_on_jax_and_torch_records_the_backend_and_refuses_another_
 # ---------------------------------------------------------- models on each backend
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_a_classifier_file_loads_on_every_backend_with_the_same_predictions(tmp_path):
     x = np.random.default_rng(0).random((16, 12), dtype=np.float32)
     model = build_mlp(input_shape=(12,), num_classes=3, hidden_units=(8,))
@@ -160,7 +160,7 @@ def test_a_classifier_file_loads_on_every_backend_with_the_same_predictions(tmp_
         assert result["difference"] < 1e-5, (source, backend, result)
 
 
-@pytest.mark.slow
+@pytest.mark.process
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_vae_and_lstm_train_evaluate_save_and_load(backend):
     result = run_in_backend(
@@ -195,7 +195,7 @@ def test_vae_and_lstm_train_evaluate_save_and_load(backend):
     assert result["vae_same"] < 1e-6 and result["lstm_same"] < 1e-6
 
 
-@pytest.mark.slow
+@pytest.mark.process
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_recipe_builds_trains_evaluates_saves_and_loads(backend):
     # the tiny configurations of test_models.py, on the other backends

@@ -7,7 +7,7 @@ from _backend import backend_params, run_in_backend
 
 from recipes import build_dcgan
 
-pytestmark = pytest.mark.slow  # every test here starts Python under another backend
+pytestmark = pytest.mark.process  # every test here starts Python under another backend
 
 SETUP = """
 from recipes import build_dcgan

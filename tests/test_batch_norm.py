@@ -65,7 +65,7 @@ def test_default_callbacks_calibrate_only_with_training_data(tmp_path):
     assert [type(c).__name__ for c in callbacks[1:3]] == ["EpochOrder", "BatchNormCalibration"]
 
 
-@pytest.mark.slow
+@pytest.mark.long_training
 def test_vgg16_default_configuration_validates_well_above_chance_from_the_first_epochs(tmp_path):
     # the bundled digits at 32x32: ~10 steps an epoch, where Keras's momentum of 0.99 leaves the
     # statistics of the initial weights in place and validation stayed at 0.07-0.15 for 6 epochs

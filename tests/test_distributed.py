@@ -125,7 +125,7 @@ def recipes_cli(*args, env=None, timeout=600):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_the_command_refuses_a_job_it_cannot_run_and_writes_nothing(tmp_path):
     run = tmp_path / "run"
     job = ["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "0"]
@@ -208,7 +208,7 @@ def _files_once(run, sessions=1):
     return names
 
 
-@pytest.mark.slow
+@pytest.mark.job
 @pytest.mark.parametrize("model, sets", [("mlp", ()), ("vae", ())])
 def test_two_processes_train_as_one_with_the_same_global_batch(model, sets, tmp_path):
     """Both processes end with identical weights, equal (within float32 summation order) to
@@ -236,7 +236,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(model, sets, tmp_
     assert metrics["split"] == "test" and np.isfinite(metrics["loss"])
 
 
-@pytest.mark.slow
+@pytest.mark.job
 def test_a_jobs_processes_each_decode_their_share_of_an_image_folder(tmp_path):
     """On a streamed folder each process decodes only the files of its share of every global
     batch: between them, each image once per epoch; and they end with the same weights."""
@@ -268,7 +268,7 @@ def tf_png(pixels):
     return tf.io.encode_png(pixels).numpy()
 
 
-@pytest.mark.slow
+@pytest.mark.job
 def test_launch_stops_the_job_when_a_process_dies_and_the_rerun_resumes(tmp_path):
     run = tmp_path / "run"
     args = ["train", "mlp", "--backend", "jax", "--epochs", 4, "--batch-size", 8, "--run-dir", run, "--quiet"]
@@ -353,7 +353,7 @@ def two_hosts():
         shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
 
 
-@pytest.mark.slow
+@pytest.mark.job
 def test_two_hosts_train_the_mlp_together(two_hosts, tmp_path):
     (host0, address0), (host1, _) = two_hosts
     run = tmp_path / "run"
@@ -368,7 +368,7 @@ def test_two_hosts_train_the_mlp_together(two_hosts, tmp_path):
     _files_once(run)
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_several_devices_of_one_process_validate_and_test_every_example_once(tmp_path):
     """Two CPU devices in one process take the job's path: the 359 test digits end in a batch
     of 39, which a DataParallel over 2 devices cannot split (IndivisibleError); the twin
@@ -395,7 +395,7 @@ def test_several_devices_of_one_process_validate_and_test_every_example_once(tmp
     assert not (tmp_path / "odd").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.job
 def test_info_in_a_job_shows_the_processes_and_every_device():
     done = recipes_cli("launch", "--num-processes", "2", "--", "info", "mlp", "--backend", "jax")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -407,7 +407,7 @@ def test_info_in_a_job_shows_the_processes_and_every_device():
     assert lines[-1].startswith("job: process 0 of 2 (coordinator 127.0.0.1:")
 
 
-@pytest.mark.slow
+@pytest.mark.job
 def test_without_launch_a_lost_process_ends_the_other_in_one_line(tmp_path):
     """Hosts of a job run on their own: when one dies, the other's next exchange fails and it
     stops with one line (exit 1) instead of waiting forever."""

@@ -299,7 +299,7 @@ print(json.dumps(dict(auto_replicas=auto.num_replicas, auto_strategy=auto.strate
 """
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_mirrored_over_two_logical_cpus_in_a_subprocess():
     env = {
         **os.environ,

@@ -1,10 +1,7 @@
 """Image folders streamed with bounded memory: the cache plan, exact epoch orders whatever is
 cached, a job's processes decoding disjoint shares, unreadable files named in one line."""
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,8 +9,6 @@ import tensorflow as tf
 
 from recipes.config import ConfigError, resolve
 from recipes.datasets import load_dataset, parse_bytes, set_epoch
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _folder(root, classes=3, per_class=10, size=(12, 10), fmt="png"):
@@ -161,19 +156,15 @@ def test_a_truncated_jpeg_is_named_up_front_with_nothing_from_libjpeg(tmp_path, 
     assert load_dataset(root, validation_split=0)[3].num_train == 30
 
 
-@pytest.mark.slow
-def test_a_file_that_fails_mid_epoch_is_named_and_the_run_resumes_once_it_is_removed(tmp_path):
+def test_a_file_that_fails_mid_epoch_is_named_and_the_run_resumes_once_it_is_removed(recipes_main, tmp_path):
     root = _folder(tmp_path / "imgs", per_class=16)
     bad = root / "c2" / "9.png"
     data = bytearray(bad.read_bytes())
     data[45:60] = b"\x07" * 15  # inside the image data: its start and end look whole
     bad.write_bytes(bytes(data))
     run = tmp_path / "run"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
     args = ["train", "mlp", "--dataset", root, "--epochs", 2, "--run-dir", run, "--quiet", "--set", "hidden_units=[8]"]
-    done = subprocess.run(
-        [sys.executable, "-m", "recipes.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=300
-    )
+    done = recipes_main(*args)
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stderr.strip().splitlines() == [
         f"recipes train: error: Could not decode the image {bad}: Invalid PNG data, size {len(data)}. Remove or "
@@ -181,19 +172,12 @@ def test_a_file_that_fails_mid_epoch_is_named_and_the_run_resumes_once_it_is_rem
         f"`recipes train --resume {run}`."
     ]
     bad.unlink()
-    resumed = subprocess.run(
-        [sys.executable, "-m", "recipes.cli", "train", "--resume", str(run), "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = recipes_main("train", "--resume", run, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert (run / "metrics.json").exists()
 
 
-@pytest.mark.slow
-def test_a_damaged_shard_met_in_training_is_one_line_that_says_how_to_find_it(tmp_path):
+def test_a_damaged_shard_met_in_training_is_one_line_that_says_how_to_find_it(recipes_main, tmp_path):
     from recipes.datasets import pack
 
     shards = tmp_path / "imgs.shards"
@@ -203,12 +187,9 @@ def test_a_damaged_shard_met_in_training_is_one_line_that_says_how_to_find_it(tm
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))
     run = tmp_path / "run"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
     args = ["train", "mlp", "--dataset", shards, "--epochs", 1, "--run-dir", run, "--quiet"]
     args += ["--set", "hidden_units=[8]"]
-    done = subprocess.run(
-        [sys.executable, "-m", "recipes.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=300
-    )
+    done = recipes_main(*args)
     assert done.returncode == 1, done.stderr[-2000:]
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"recipes train: error: A shard of {shards} cannot be read (")

@@ -205,7 +205,6 @@ def fake_classifier_run(path, *, model="mlp", input_shape=(8, 8, 1), finished=Tr
     return path
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "case, message",
     [
@@ -238,7 +237,6 @@ def test_an_unusable_judge_is_refused_in_one_line_and_nothing_is_written(tmp_pat
     assert not run.exists() and sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
-@pytest.mark.slow
 def test_judge_is_for_generative_recipes_only(capsys):
     assert cli.main(["train", "mlp", "--judge", "runs/x"]) == 2
     assert capsys.readouterr().err.strip() == (
@@ -268,7 +266,7 @@ def digest(path):
 QUALITY = ("judge_confidence", "class_entropy", "frechet_distance", "judge_accuracy", "frechet_distance_real")
 
 
-@pytest.mark.slow
+@pytest.mark.long_training
 def test_dcgan_run_scores_samples_each_epoch_keeps_the_best_and_reports_quality(tmp_path, recwarn):
     run_dir, metrics = training.train(tiny_dcgan(2), tmp_path / "gan", verbose=0, log=lambda *a: None)
     rows = history(run_dir)
@@ -288,7 +286,7 @@ def test_dcgan_run_scores_samples_each_epoch_keeps_the_best_and_reports_quality(
     assert {k: evaluated[k] for k in QUALITY} == pytest.approx({k: metrics[k] for k in QUALITY}, rel=1e-6)
 
 
-@pytest.mark.slow
+@pytest.mark.long_training
 def test_a_resumed_run_reuses_its_judge_and_repeats_the_numbers(tmp_path, monkeypatch):
     quiet = dict(verbose=0, log=lambda *a: None)
     whole, _ = training.train(tiny_dcgan(2), tmp_path / "whole", **quiet)

@@ -67,9 +67,9 @@ def test_unknown_model_lists_valid_names():
 
 
 def test_a_default_reason_must_explain_a_default_in_one_line(monkeypatch):
-    from recipes import registry
+    from recipes import registry, spec
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(spec, "_REGISTRY", dict(spec._REGISTRY))
     defaults = {"batch_size": 32, "model_args": {"units": [128]}}
     with pytest.raises(
         ValueError, match=r"^reasons must explain settings of defaults, one line each\. Received: \['epochs'\]$"
@@ -87,12 +87,12 @@ def test_a_default_reason_must_explain_a_default_in_one_line(monkeypatch):
 
 
 def test_list_models_is_sorted_and_exported(monkeypatch):
-    from recipes import registry
+    from recipes import spec
 
-    specs = dict(registry._REGISTRY)
+    specs = dict(spec._REGISTRY)
     # registration order is no help: list_models must sort whatever order the modules ran in
-    monkeypatch.setattr(registry, "_REGISTRY", dict(reversed(list(specs.items()))))
-    assert list(registry._REGISTRY) != sorted(specs)
+    monkeypatch.setattr(spec, "_REGISTRY", dict(reversed(list(specs.items()))))
+    assert list(spec._REGISTRY) != sorted(specs)
     assert list_models() == sorted(specs)
     for name in list_models():
         assert callable(getattr(recipes, f"build_{name}"))
@@ -115,7 +115,7 @@ def test_every_classifier_binary_head_and_optimizer_override(name):
     assert isinstance(model.optimizer, keras.optimizers.Adam)
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_public_api_in_one_hop_without_starting_tensorflow():
     import subprocess
     import sys
@@ -127,7 +127,7 @@ def test_public_api_in_one_hop_without_starting_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["recipes.datasets", "recipes.callbacks", "recipes.training", "6"]
+    assert result.stdout.split() == ["recipes.datasets", "recipes.callbacks", "recipes.run.train", "6"]
     with pytest.raises(AttributeError, match="module 'recipes' has no attribute 'nothing'"):
         _ = recipes.nothing
 
@@ -215,7 +215,7 @@ def test_mixed_bfloat16_trains_with_finite_losses(name):
         assert np.all(np.isfinite(values))
 
 
-@pytest.mark.slow
+@pytest.mark.process
 @pytest.mark.parametrize(
     "module, absent",
     [

@@ -1,10 +1,8 @@
-"""`recipes predict` and `recipes export` on tiny runs trained by the command itself (once per module)."""
+"""`recipes predict` and `recipes export` (in this process, `recipes.cli.main`) on tiny runs trained in
+this process: conftest.py's shared ones and a few more once per module."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -15,20 +13,10 @@ from recipes import export, preprocessing
 from recipes.config import ConfigError
 from recipes.predict import load_run
 
-pytestmark = [
-    pytest.mark.slow,  # trains its runs through the command, in subprocesses
-    pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="export runs on TensorFlow"),
-]
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="export runs on TensorFlow")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
 DIGITS = np.load(ROOT / "data" / "digits.npz")
-
-
-def recipes(*args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "recipes.cli", *map(str, args)], env=ENV, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def stderr_line(done):
@@ -36,8 +24,9 @@ def stderr_line(done):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """One epoch of each recipe on small data, shrunk with --set: name -> run directory."""
+def runs(tmp_path_factory, train_quietly, tiny_run, tiny_dcgan_run, tiny_vae_run):
+    """One epoch of each recipe on small data, shrunk with --set: name -> run directory (the MLP,
+    DCGAN and VAE runs are conftest.py's, shared with other modules: copy one to change it)."""
     root = tmp_path_factory.mktemp("runs")
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, size=80).astype("uint8")
@@ -45,20 +34,14 @@ def runs(tmp_path_factory):
     binary = root / "binary.npz"
     np.savez(binary, x_train=x[:60], y_train=y[:60], x_test=x[60:], y_test=y[60:], class_names=np.array(["cat", "dog"]))
     settings = {
-        "mlp": ["mlp", "--set", "hidden_units=[32]"],
-        "binary": ["mlp", "--dataset", binary, "--set", "hidden_units=[8]"],
-        "alexnet": ["alexnet", "--set", "filters=[8,8,8,8,8]", "--set", "fc_units=[16,16]"],
-        "vgg16": ["vgg16", "--set", "filters=[4,8,8,16,16]", "--set", "fc_units=[16]"],
-        "lstm": ["lstm", "--set", "units=[8]"],
-        "dcgan": ["dcgan", "--set", "base_filters=4", "--set", "latent_dim=8"],
-        "vae": ["vae"],
+        "binary": ("mlp", {"dataset": str(binary)}, {"hidden_units": [8]}),
+        "alexnet": ("alexnet", {}, {"filters": [8, 8, 8, 8, 8], "fc_units": [16, 16]}),
+        "vgg16": ("vgg16", {}, {"filters": [4, 8, 8, 16, 16], "fc_units": [16]}),
+        "lstm": ("lstm", {}, {"units": [8]}),
     }
-    made = {}
-    for name, args in settings.items():
-        judge = ["--judge", made["mlp"]] if name in ("dcgan", "vae") else []
-        done = recipes("train", *args, "--epochs", 1, "--run-dir", root / name, "--quiet", *judge)
-        assert done.returncode == 0, done.stderr[-3000:]
-        made[name] = root / name
+    made = {"mlp": tiny_run, "dcgan": tiny_dcgan_run, "vae": tiny_vae_run}  # latent_dim 8: the DCGAN's
+    for name, (model, flags, sets) in settings.items():
+        made[name] = train_quietly(model, root / name, flags={"epochs": 1, **flags}, sets=sets)
     return made
 
 
@@ -86,10 +69,10 @@ def test_run_predict_gives_model_predict_of_the_training_pipeline(runs):
         assert run.class_names == tuple(str(i) for i in range(10))
 
 
-def test_predict_png_folder_matches_model_on_the_same_pixels(runs, tmp_path):
+def test_predict_png_folder_matches_model_on_the_same_pixels(recipes_main, runs, tmp_path):
     images = digits_png_folder(tmp_path / "pngs")
     out = tmp_path / "preds.json"
-    done = recipes("predict", runs["vgg16"], tmp_path / "pngs", "--top-k", 3, "--out", out)
+    done = recipes_main("predict", runs["vgg16"], tmp_path / "pngs", "--top-k", 3, "--out", out)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     model = keras.models.load_model(runs["vgg16"] / "best.keras")
@@ -102,14 +85,14 @@ def test_predict_png_folder_matches_model_on_the_same_pixels(runs, tmp_path):
     assert len(first["top_k"]) == 3 and first["predicted"] == str(int(np.argmax(expected[0])))
 
 
-def test_predict_table_and_csv(runs, tmp_path):
-    done = recipes("predict", runs["mlp"], ROOT / "data" / "digits.npz", "--top-k", 2)
+def test_predict_table_and_csv(recipes_main, runs, tmp_path):
+    done = recipes_main("predict", runs["mlp"], ROOT / "data" / "digits.npz", "--top-k", 2)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines[0].split() == ["input", "top1", "prob", "top2", "prob"]
     assert len(lines) == 1 + len(DIGITS["x_test"])
     out = tmp_path / "preds.csv"
-    done = recipes("predict", runs["mlp"], ROOT / "data" / "digits.npz", "--out", out)
+    done = recipes_main("predict", runs["mlp"], ROOT / "data" / "digits.npz", "--out", out)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = out.read_text().splitlines()
     assert rows[0] == "input,predicted,probability," + ",".join(f"p_{c}" for c in range(10))
@@ -119,7 +102,7 @@ def test_predict_table_and_csv(runs, tmp_path):
     np.testing.assert_allclose([float(v) for v in cells[3:]], expected[0], rtol=1e-5)
 
 
-def test_binary_model_reports_both_classes(runs, tmp_path):
+def test_binary_model_reports_both_classes(recipes_main, runs, tmp_path):
     run = load_run(runs["binary"])
     assert run.class_names == ("cat", "dog") and run.model.output_shape[-1] == 1
     x = np.load(runs["binary"].parent / "binary.npz")["x_test"]
@@ -128,7 +111,7 @@ def test_binary_model_reports_both_classes(runs, tmp_path):
     np.testing.assert_allclose(p[:, 1], sigmoid, atol=1e-7)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
     out = tmp_path / "binary.json"
-    done = recipes("predict", runs["binary"], runs["binary"].parent / "binary.npz", "--top-k", 2, "--out", out)
+    done = recipes_main("predict", runs["binary"], runs["binary"].parent / "binary.npz", "--top-k", 2, "--out", out)
     assert done.returncode == 0, done.stderr[-3000:]
     first = json.loads(out.read_text())["predictions"][0]
     assert set(first["probabilities"]) == {"cat", "dog"} and len(first["top_k"]) == 2
@@ -175,14 +158,14 @@ def test_recorded_preprocessing_needs_no_data_set(runs, tmp_path):
         ),
     ],
 )
-def test_predict_refuses_bad_flags_in_one_line(runs, tmp_path, args, line):
+def test_predict_refuses_bad_flags_in_one_line(recipes_main, runs, tmp_path, args, line):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    done = recipes("predict", runs["mlp"], ROOT / "data" / "digits.npz", *args)
+    done = recipes_main("predict", runs["mlp"], ROOT / "data" / "digits.npz", *args)
     assert done.returncode == 2
     assert done.stderr.strip() == line.replace("{tmp}", str(tmp_path))
 
 
-def test_predict_refusals_leave_the_out_file_as_it_was(runs, tmp_path):
+def test_predict_refusals_leave_the_out_file_as_it_was(recipes_main, runs, tmp_path):
     out = tmp_path / "preds.csv"
     out.write_text("keep me\n")
     bright = tmp_path / "bright.npz"
@@ -206,7 +189,7 @@ def test_predict_refusals_leave_the_out_file_as_it_was(runs, tmp_path):
         ),
     ]
     for args, line in cases:
-        done = recipes("predict", *args, "--out", out)
+        done = recipes_main("predict", *args, "--out", out)
         assert done.returncode == 2, done.stderr
         assert stderr_line(done) == line
         assert out.read_text() == "keep me\n"
@@ -255,9 +238,9 @@ def onnx_outputs(path, x):
 
 
 @pytest.mark.parametrize("format, name", [("tf_saved_model", "sm"), ("onnx", "m.onnx"), ("litert", "m.tflite")])
-def test_export_gives_keras_predictions_in_its_runtime(runs, tmp_path, format, name):
+def test_export_gives_keras_predictions_in_its_runtime(recipes_main, runs, tmp_path, format, name):
     out = tmp_path / name
-    done = recipes("export", runs["mlp"], "--format", format, "--out", out)
+    done = recipes_main("export", runs["mlp"], "--format", format, "--out", out)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "largest difference from Keras" in done.stdout
     run = load_run(runs["mlp"])
@@ -271,11 +254,11 @@ def test_export_gives_keras_predictions_in_its_runtime(runs, tmp_path, format, n
 
 @pytest.mark.parametrize("format", ["tf_saved_model", "onnx"])
 @pytest.mark.parametrize("name", ["alexnet", "vgg16", "lstm", "binary"])
-def test_every_classifier_recipe_exports_what_keras_computes(runs, tmp_path, name, format):
+def test_every_classifier_recipe_exports_what_keras_computes(recipes_main, runs, tmp_path, name, format):
     """SavedModel and ONNX of each classifier recipe, read back here in their own runtime:
     the float32 Keras model's outputs (a bf16-trained VGG16 exports in float32)."""
     out = tmp_path / ("m.onnx" if format == "onnx" else "sm")
-    done = recipes("export", runs[name], "--format", format, "--out", out)
+    done = recipes_main("export", runs[name], "--format", format, "--out", out)
     assert done.returncode == 0, done.stderr[-3000:]
     run = load_run(runs[name])
     raw = np.load(runs["binary"].parent / "binary.npz")["x_test"] if name == "binary" else DIGITS["x_test"][:20]
@@ -286,9 +269,9 @@ def test_every_classifier_recipe_exports_what_keras_computes(runs, tmp_path, nam
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_export_with_preprocessing_takes_raw_images_of_any_size(runs, tmp_path):
+def test_export_with_preprocessing_takes_raw_images_of_any_size(recipes_main, runs, tmp_path):
     out = tmp_path / "vgg_sm"
-    done = recipes("export", runs["vgg16"], "--format", "tf_saved_model", "--out", out, "--include-preprocessing")
+    done = recipes_main("export", runs["vgg16"], "--format", "tf_saved_model", "--out", out, "--include-preprocessing")
     assert done.returncode == 0, done.stderr[-3000:]
     run = load_run(runs["vgg16"])
     float32 = export.as_float32(run.model)  # exports compute in float32; the run may train in bfloat16
@@ -303,15 +286,15 @@ def test_export_with_preprocessing_takes_raw_images_of_any_size(runs, tmp_path):
             np.testing.assert_allclose(got, run.predict(raw, raw_max=255), atol=1e-5)
 
 
-def test_export_of_generative_runs(runs, tmp_path):
-    done = recipes("export", runs["dcgan"], "--format", "onnx", "--out", tmp_path / "gan.onnx")
+def test_export_of_generative_runs(recipes_main, runs, tmp_path):
+    done = recipes_main("export", runs["dcgan"], "--format", "onnx", "--out", tmp_path / "gan.onnx")
     assert done.returncode == 0, done.stderr[-3000:]
     gan = keras.models.load_model(runs["dcgan"] / "best.keras")
     z = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
     np.testing.assert_allclose(
         onnx_outputs(tmp_path / "gan.onnx", z)[0], gan.generator.predict(z, verbose=0), atol=1e-5
     )
-    done = recipes("export", runs["vae"], "--format", "onnx", "--out", tmp_path / "vae.onnx")
+    done = recipes_main("export", runs["vae"], "--format", "onnx", "--out", tmp_path / "vae.onnx")
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gan.onnx", "vae-decoder.onnx", "vae-encoder.onnx"]
     vae = keras.models.load_model(runs["vae"] / "best.keras")
@@ -325,7 +308,7 @@ def test_export_of_generative_runs(runs, tmp_path):
     )
 
 
-def test_export_refusals_are_one_line_and_touch_nothing(runs, tmp_path):
+def test_export_refusals_are_one_line_and_touch_nothing(recipes_main, runs, tmp_path):
     existing = tmp_path / "model.onnx"
     existing.write_bytes(b"mine")
     cases = [
@@ -355,7 +338,7 @@ def test_export_refusals_are_one_line_and_touch_nothing(runs, tmp_path):
         ),
     ]
     for args, line in cases:
-        done = recipes("export", *args)
+        done = recipes_main("export", *args)
         assert done.returncode == 2, done.stderr
         assert stderr_line(done) == line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"] and existing.read_bytes() == b"mine"

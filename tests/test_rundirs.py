@@ -1,8 +1,9 @@
 """Run directories a user can trust: foreign folders, two trainings, stuck runs, kills, one-line errors.
 
-Written as a user meets them: the real `recipes` command in subprocesses, on files the
-tests make, asserting the exit status, the one line on stderr, and that the user's
-files are byte-for-byte unchanged.
+Written as a user meets them: the `recipes` command (in this process, `recipes.cli.main`; in
+subprocesses where a process is the point: two trainings, locks, kills), on files the tests
+make, asserting the exit status, the one line on stderr, and that the user's files are
+byte-for-byte unchanged.
 """
 
 import contextlib
@@ -12,6 +13,7 @@ import os
 import pathlib
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,19 +26,14 @@ from recipes import config as config_lib
 from recipes import rundir, training
 from recipes.registry import get_spec
 
-pytestmark = pytest.mark.slow  # every test here starts the command in subprocesses
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
 FAST = ["--set", "hidden_units=[16]", "--quiet"]
+TINY = ["--set", "hidden_units=[32]", "--quiet"]  # the settings of conftest.py's tiny_run
 
 
 def command(*args, cwd=None, timeout=300):
     return [sys.executable, "-m", "recipes.cli", *map(str, args)]
-
-
-def recipes(*args, cwd=None, timeout=300):
-    return subprocess.run(command(*args), cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def one_error_line(result, code=2):
@@ -78,13 +75,13 @@ def mounted_tmpfs(path, options):
 # ------------------------------------------------------------ folders that are not runs
 
 
-def test_a_folder_that_is_not_a_run_is_refused_and_left_untouched(tmp_path):
+def test_a_folder_that_is_not_a_run_is_refused_and_left_untouched(recipes_main, tmp_path):
     d = tmp_path / "d"
     (d / "backup").mkdir(parents=True)
     (d / "history.csv").write_text("my,own\n1,2\n")
     (d / "backup" / "important.txt").write_text("days of work")
     before = snapshot(d)
-    line = one_error_line(recipes("train", "mlp", "--epochs", 1, "--run-dir", d, *FAST))
+    line = one_error_line(recipes_main("train", "mlp", "--epochs", 1, "--run-dir", d, *FAST))
     assert line == (
         f"recipes train: error: Run directory '{d}' holds files recipes did not write "
         f"(backup/, history.csv); choose a new or empty folder for --run-dir."
@@ -92,26 +89,27 @@ def test_a_folder_that_is_not_a_run_is_refused_and_left_untouched(tmp_path):
     assert snapshot(d) == before and sorted(os.listdir(d)) == ["backup", "history.csv"]
 
 
-def test_run_dir_that_is_a_file_or_cannot_be_made(tmp_path):
+def test_run_dir_that_is_a_file_or_cannot_be_made(recipes_main, tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("keep me")
-    line = one_error_line(recipes("train", "mlp", "--epochs", 1, "--run-dir", f, *FAST))
+    line = one_error_line(recipes_main("train", "mlp", "--epochs", 1, "--run-dir", f, *FAST))
     assert line == f"recipes train: error: Run directory '{f}' is a file, not a folder; choose another --run-dir."
     assert f.read_text() == "keep me"
     inside = f / "run"
-    line = one_error_line(recipes("train", "mlp", "--epochs", 1, "--run-dir", inside, *FAST))
+    line = one_error_line(recipes_main("train", "mlp", "--epochs", 1, "--run-dir", inside, *FAST))
     assert line.startswith(f"recipes train: error: Cannot create run directory '{inside}': ")
 
 
-def test_read_only_location_is_one_line(tmp_path):
+def test_read_only_location_is_one_line(recipes_main, tmp_path):
     with mounted_tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
-        line = one_error_line(recipes("train", "mlp", "--epochs", 1, "--run-dir", ro / "run", *FAST))
+        line = one_error_line(recipes_main("train", "mlp", "--epochs", 1, "--run-dir", ro / "run", *FAST))
         assert line == f"recipes train: error: Cannot create run directory '{ro / 'run'}': Read-only file system."
 
 
 # ------------------------------------------------------------------ two trainings
 
 
+@pytest.mark.process
 def test_two_trainings_started_together_one_is_refused(tmp_path):
     """The issue's `$C & $C & wait`: one trains, the other is refused in one line."""
     run = tmp_path / "runs" / "same"
@@ -130,7 +128,8 @@ def test_two_trainings_started_together_one_is_refused(tmp_path):
     assert epochs_of(run) == [1, 2, 3]
 
 
-def test_a_second_training_while_one_runs_is_refused_with_the_holders_pid(tmp_path):
+@pytest.mark.process
+def test_a_second_training_while_one_runs_is_refused_with_the_holders_pid(recipes_main, tmp_path):
     run = tmp_path / "run"
     args = command("train", "mlp", "--epochs", 400, "--run-dir", run, *FAST)
     first = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -139,14 +138,14 @@ def test_a_second_training_while_one_runs_is_refused_with_the_holders_pid(tmp_pa
         while not ((run / "history.csv").exists() and rundir.is_live(run)):
             assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
             time.sleep(0.05)
-        second = recipes("train", "mlp", "--epochs", 400, "--run-dir", run, *FAST)
+        second = recipes_main("train", "mlp", "--epochs", 400, "--run-dir", run, *FAST)
         line = one_error_line(second)
         assert line == (
             f"recipes train: error: Run directory '{run}' is in use by another training "
             f"(pid {first.pid} on {socket.gethostname()}); wait for it to end or choose another --run-dir."
         )
         assert first.poll() is None  # the live run goes on
-        resumed = recipes("train", "--resume", run)
+        resumed = recipes_main("train", "--resume", run)
         assert one_error_line(resumed).endswith(
             "is in use by another training "
             f"(pid {first.pid} on {socket.gethostname()}); wait for it to end "
@@ -173,6 +172,7 @@ def test_automatic_resume_never_picks_a_live_run_and_default_names_never_collide
     assert training.find_unfinished(config, root=root) == unfinished
 
 
+@pytest.mark.process
 def test_a_killed_holder_releases_its_directory(tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen(
@@ -204,9 +204,9 @@ with rundir.claim({str(run)!r}):
 # ------------------------------------------------------------------ stuck runs
 
 
-def test_nan_run_says_what_to_do_and_resume_applies_the_new_learning_rate(tmp_path):
+def test_nan_run_says_what_to_do_and_resume_applies_the_new_learning_rate(recipes_main, tmp_path):
     run = tmp_path / "nan"
-    result = recipes(
+    result = recipes_main(
         "train", "mlp", "--epochs", 3, "--learning-rate", 1e12, "--set", "optimizer=sgd", "--run-dir", run, *FAST
     )
     line = one_error_line(result, code=1)
@@ -216,7 +216,7 @@ def test_nan_run_says_what_to_do_and_resume_applies_the_new_learning_rate(tmp_pa
         f"--learning-rate 1e+11"
     )
     assert not (run / "best.keras").exists()
-    result = recipes("train", "--resume", run, "--learning-rate", "3e-2", "--quiet")
+    result = recipes_main("train", "--resume", run, "--learning-rate", "3e-2", "--quiet")
     assert result.returncode == 0, result.stderr
     assert f"Resuming {run} at epoch 1 with learning_rate=0.03" in result.stdout
     stored = config_lib.load_yaml(run / "config.yaml")
@@ -228,15 +228,15 @@ def test_nan_run_says_what_to_do_and_resume_applies_the_new_learning_rate(tmp_pa
     assert (run / "metrics.json").exists() and not (run / "backup").exists()
 
 
-def test_resume_refuses_flags_it_cannot_apply_and_changes_nothing(tmp_path, interrupted_run):
+def test_resume_refuses_flags_it_cannot_apply_and_changes_nothing(recipes_main, interrupted_run):
     before = snapshot(interrupted_run)
-    line = one_error_line(recipes("train", "--resume", interrupted_run, "--batch-size", 8, "--set", "dropout=0.1"))
+    line = one_error_line(recipes_main("train", "--resume", interrupted_run, "--batch-size", 8, "--set", "dropout=0.1"))
     assert line == (
         "recipes train: error: --resume continues a run as it was set up; --batch-size, --set "
         "cannot change (only --epochs, --learning-rate, --early-stopping, --cache-budget and --cache can): start a "
         "new run instead."
     )
-    line = one_error_line(recipes("train", "--resume", interrupted_run, "--epochs", 1))
+    line = one_error_line(recipes_main("train", "--resume", interrupted_run, "--epochs", 1))
     assert line == (
         f"recipes train: error: Run '{interrupted_run}' has completed 2 epochs already; --epochs "
         f"must be at least that. Received: epochs=1"
@@ -245,11 +245,11 @@ def test_resume_refuses_flags_it_cannot_apply_and_changes_nothing(tmp_path, inte
 
 
 @pytest.fixture
-def interrupted_run(tmp_path):
-    """A run killed after its second epoch: two epochs in history and backup, not finished."""
+def interrupted_run(tmp_path, tiny_run):
+    """A run killed after its second epoch: two epochs in history and backup, not finished
+    (conftest.py's tiny_run, `train mlp --epochs 2` with TINY, copied)."""
     run = tmp_path / "interrupted"
-    result = recipes("train", "mlp", "--epochs", 2, "--run-dir", run, *FAST)
-    assert result.returncode == 0, result.stderr
+    shutil.copytree(tiny_run, run)
     # make it unfinished again, as a kill after the last epoch's backup would leave it
     (run / "metrics.json").unlink()
     backup = run / "backup"
@@ -260,31 +260,31 @@ def interrupted_run(tmp_path):
     return run
 
 
-def test_auto_batch_size_is_recorded_and_the_same_command_resumes(interrupted_run):
+def test_auto_batch_size_is_recorded_and_the_same_command_resumes(recipes_main, interrupted_run):
     assert get_spec("mlp").defaults["batch_size"] == "auto"
     assert config_lib.load_yaml(interrupted_run / "config.yaml")["batch_size"] == 64  # of 1,294 digits
-    result = recipes("train", "mlp", "--epochs", 2, "--run-dir", interrupted_run, *FAST)
+    result = recipes_main("train", "mlp", "--epochs", 2, "--run-dir", interrupted_run, *TINY)
     assert result.returncode == 0, result.stderr
     assert "Batch size: 64 (auto: 1294 training examples)" in result.stdout
     assert f"Resuming {interrupted_run}" in result.stdout and (interrupted_run / "metrics.json").exists()
 
 
-def test_empty_config_left_by_an_old_crash_is_started_afresh(tmp_path):
+def test_empty_config_left_by_an_old_crash_is_started_afresh(recipes_main, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / rundir.MARKER).write_text("{}")
     (run / "config.yaml").write_text("")
-    result = recipes("train", "mlp", "--epochs", 1, "--run-dir", run, *FAST)
+    result = recipes_main("train", "mlp", "--epochs", 1, "--run-dir", run, *FAST)
     assert result.returncode == 0, result.stderr
     assert config_lib.load_yaml(run / "config.yaml")["model"] == "mlp" and epochs_of(run) == [1]
 
 
-def test_damaged_config_of_a_run_with_checkpoints_says_what_to_do(tmp_path, interrupted_run):
+def test_damaged_config_of_a_run_with_checkpoints_says_what_to_do(recipes_main, interrupted_run):
     (interrupted_run / "config.yaml").write_text("model: [unclosed\n")
     before = snapshot(interrupted_run)
-    line = one_error_line(recipes("train", "--resume", interrupted_run))
+    line = one_error_line(recipes_main("train", "--resume", interrupted_run))
     assert line.startswith(f"recipes train: error: {interrupted_run / 'config.yaml'}")
-    line = one_error_line(recipes("train", "mlp", "--run-dir", interrupted_run, *FAST))
+    line = one_error_line(recipes_main("train", "mlp", "--run-dir", interrupted_run, *FAST))
     assert line == (
         f"recipes train: error: {interrupted_run / 'config.yaml'} is damaged (Config file "
         f"'{interrupted_run / 'config.yaml'}' is not valid YAML (line 2)); the run cannot be resumed: "
@@ -334,11 +334,11 @@ def test_full_disk_while_checkpointing_is_one_line_and_the_run_resumes(tmp_path,
     assert not [p for p in run.rglob(".*.tmp*")]
 
 
-def test_both_backup_files_corrupt_resume_from_last_keras(tmp_path, interrupted_run):
+def test_both_backup_files_corrupt_resume_from_last_keras(recipes_main, interrupted_run):
     for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
         (interrupted_run / "backup" / name).write_bytes(b"\x89HDF\r\n\x1a\n broken")
     (interrupted_run / "backup" / "training_metadata.json.bkp").write_text('{"epoch": 1, "batch": 0}')
-    result = recipes("train", "--resume", interrupted_run, "--epochs", 4, "--quiet")
+    result = recipes_main("train", "--resume", interrupted_run, "--epochs", 4, "--quiet")
     assert result.returncode == 0, result.stderr
     assert "is unreadable" in result.stdout and "Resuming from last.keras (2 epochs completed)" in result.stdout
     assert epochs_of(interrupted_run) == [1, 2, 3, 4]
@@ -348,39 +348,37 @@ def test_both_backup_files_corrupt_resume_from_last_keras(tmp_path, interrupted_
 # ------------------------------------------------------------- evaluate and sample
 
 
-def test_truncated_model_file_is_named_as_corrupt(tmp_path, interrupted_run):
+def test_truncated_model_file_is_named_as_corrupt(recipes_main, interrupted_run):
     best = interrupted_run / "best.keras"
     best.write_bytes(best.read_bytes()[:5000])
-    line = one_error_line(recipes("evaluate", interrupted_run))
+    line = one_error_line(recipes_main("evaluate", interrupted_run))
     assert line.startswith(f"recipes evaluate: error: {best} is corrupt or incomplete and cannot be loaded (")
     assert line.endswith(f"; {interrupted_run / 'last.keras'} may still be whole.")
 
 
-def test_sample_out_must_be_a_png_in_an_existing_folder(tmp_path):
-    run = tmp_path / "gan"
-    result = recipes("train", "vae", "--epochs", 1, "--run-dir", run, "--quiet")
-    assert result.returncode == 0, result.stderr
+def test_sample_out_must_be_a_png_in_an_existing_folder(recipes_main, tmp_path, tiny_dcgan_run):
+    run = tiny_dcgan_run
     jpg = tmp_path / "grid.jpg"
-    line = one_error_line(recipes("sample", run, "--out", jpg))
+    line = one_error_line(recipes_main("sample", run, "--out", jpg))
     assert line == (
         f"recipes sample: error: --out must name a .png file: sample writes PNG images. Received: out='{jpg}'"
     )
     missing = tmp_path / "no" / "such" / "grid.png"
-    line = one_error_line(recipes("sample", run, "--out", missing))
+    line = one_error_line(recipes_main("sample", run, "--out", missing))
     assert line.startswith("recipes sample: error: --out must be in an existing folder; ")
     assert not jpg.exists() and not (tmp_path / "no").exists()
     out = tmp_path / "grid.PNG"
-    assert recipes("sample", run, "--out", out, "--n", 4).returncode == 0
+    assert recipes_main("sample", run, "--out", out, "--n", 4).returncode == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ------------------------------------------------------- input refused before training
 
 
-def test_generative_recipe_on_a_table_is_refused_before_training(tmp_path):
+def test_generative_recipe_on_a_table_is_refused_before_training(recipes_main, tmp_path):
     data = tmp_path / "table.csv"
     data.write_text("a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40)))
-    line = one_error_line(recipes("train", "vae", "--dataset", data, "--run-dir", tmp_path / "r", "--quiet"))
+    line = one_error_line(recipes_main("train", "vae", "--dataset", data, "--run-dir", tmp_path / "r", "--quiet"))
     assert line == (
         "recipes train: error: Model 'vae' trains on images, but dataset 'table' holds tables of "
         "features of shape (2,)."
@@ -388,19 +386,19 @@ def test_generative_recipe_on_a_table_is_refused_before_training(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_scientific_notation_in_flags_set_and_config_files(tmp_path):
+def test_scientific_notation_in_flags_set_and_config_files(recipes_main, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learning_rate: 1e-3\nepochs: 1\n")
     resolved = config_lib.resolve("mlp", file=config_lib.load_yaml(cfg), sets=config_lib.parse_sets(["dropout=2.5E-1"]))
     assert resolved["learning_rate"] == 0.001 and resolved["model_args"]["dropout"] == 0.25
     run = tmp_path / "run"
-    result = recipes("train", "mlp", "--config", cfg, "--set", "learning_rate=3e-4", "--run-dir", run, *FAST)
+    result = recipes_main("train", "mlp", "--config", cfg, "--set", "learning_rate=3e-4", "--run-dir", run, *FAST)
     assert result.returncode == 0, result.stderr
     assert config_lib.load_yaml(run / "config.yaml")["learning_rate"] == 0.0003
 
 
-def test_train_help_shows_recipes_and_their_defaults():
-    result = recipes("train", "--help")
+def test_train_help_shows_recipes_and_their_defaults(recipes_main):
+    result = recipes_main("train", "--help")
     assert result.returncode == 0
     assert "recipe name: one of those below" in " ".join(result.stdout.split())
     assert "  alexnet  epochs=30, batch_size=128" in result.stdout and "  lstm     epochs=20" in result.stdout
@@ -411,6 +409,7 @@ def test_train_help_shows_recipes_and_their_defaults():
 # ------------------------------------------------------------------- kills
 
 
+@pytest.mark.process
 def test_kills_at_random_points_leave_a_run_that_finishes_correctly(tmp_path):
     """SIGKILL and SIGINT at random moments; each rerun of the same command resumes."""
     run = tmp_path / "run"

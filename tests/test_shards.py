@@ -251,7 +251,7 @@ def test_gray_gif_bmp_and_rgba_images_pack_to_one_channel(tmp_path):
     assert sorted(np.rint(x.mean(axis=(1, 2, 3)))) == [60.0] * 4 + [200.0] * 4
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_a_pack_killed_in_another_process_resumes_to_the_same_shards(tmp_path):
     """A real SIGKILL, in a process with another hash seed (protobuf's map order once varied with it)."""
     src = _folder(tmp_path / "src")

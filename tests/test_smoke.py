@@ -2,7 +2,8 @@
 
 .ci/run runs this module once per backend (`KERAS_BACKEND=jax pytest tests/test_smoke.py ...`):
 the commands it starts inherit KERAS_BACKEND. Models are shrunk with `--set` so the three
-backends fit in CI's time; the code paths are the command's own.
+backends fit in CI's time; the code paths are the command's own. (One whole run in the test
+process, with the same checks: test_cli.py.)
 """
 
 import json
@@ -20,6 +21,9 @@ from recipes import config as config_lib
 
 BACKEND = keras.backend.backend()
 ENV = {**os.environ, "KERAS_BACKEND": BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3"}
+FILES = ["config.yaml", "history.csv", "best.keras", "last.keras", "metrics.json", "plots/curves.png"]
+PICTURE = {"dcgan": "plots/samples.png", "vae": "plots/samples.png"}  # others: "plots/confusion_matrix.png"
+METRICS = {"dcgan": {"d_loss", "g_loss"}, "vae": {"negative_elbo", "reconstruction_loss", "kl_loss"}}
 SMALL = {
     "mlp": ["hidden_units=[32]"],
     "alexnet": ["filters=[8,8,8,8,8]", "fc_units=[16,16]"],
@@ -36,29 +40,22 @@ def recipes(*args, timeout=900):
     )
 
 
-@pytest.fixture(scope="module")
-def judge_run(tmp_path_factory):
-    """A finished MLP run: the generative runs' judge, so none is trained here."""
-    run = tmp_path_factory.mktemp("judge") / "mlp"
-    done = recipes("train", "mlp", "--epochs", 3, "--run-dir", run, "--quiet")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return run
-
-
-@pytest.mark.slow
+@pytest.mark.process
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_each_recipe_trains_one_epoch_from_the_command(name, tmp_path, judge_run):
+def test_each_recipe_trains_one_epoch_from_the_command(name, tmp_path, tiny_run):
     run = tmp_path / name
     sets = [a for s in SMALL[name] for a in ("--set", s)]
-    judge = ["--judge", judge_run] if name in ("dcgan", "vae") else []
+    judge = ["--judge", tiny_run] if name in ("dcgan", "vae") else []  # conftest.py's, on this backend
     done = recipes("train", name, "--epochs", 1, "--run-dir", run, "--quiet", *sets, *judge)
     assert done.returncode == 0, done.stderr[-3000:]
     assert config_lib.load_yaml(run / "config.yaml")["backend"] == BACKEND
+    for file in [*FILES, PICTURE.get(name, "plots/confusion_matrix.png")]:
+        assert (run / file).is_file(), f"{file} missing in {sorted(run.rglob('*'))}"
+    assert not (run / "backup").exists()
+    assert [line.split(",", 1)[0] for line in (run / "history.csv").read_text().splitlines()[1:]] == ["1"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["split"] == "test" and all(v == v for v in metrics.values() if isinstance(v, float)), (
-        metrics
-    )  # no NaN
-    assert (run / "best.keras").exists() and (run / "last.keras").exists()
+    assert METRICS.get(name, {"accuracy", "loss"}) <= set(metrics), metrics
+    assert metrics.pop("split") == "test" and all(np.isfinite(v) for v in metrics.values()), metrics
     assert any((run / "logs" / "train").iterdir()), "no TensorBoard events"
     evaluated = recipes("evaluate", run)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
@@ -72,7 +69,7 @@ def _weights(path):
     return [np.asarray(w) for w in keras.saving.load_model(path).weights]
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_a_killed_run_resumes_exactly_as_an_uninterrupted_one(tmp_path):
     """The resumed epochs read the same data order and draw the same dropout masks: the
     history and the final weights equal those of a run that was never killed."""

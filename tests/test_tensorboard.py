@@ -99,7 +99,7 @@ def wait_for(port, proc, ready, timeout=120.0):
     pytest.fail(f"tensorboard did not serve the run within {timeout} s")
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorboard_server):
     run = tmp_path / "run"
     x, y = blobs(48, seed=0)
@@ -159,7 +159,7 @@ def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorbo
     assert "train_function" not in ops and "graph_1" not in ops
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_tensorboard_shows_the_layer_graphs_and_pictures_of_the_vae_and_dcgan(tmp_path, tensorboard_server):
     images = np.random.default_rng(0).random((16, 16, 16, 1)).astype("float32")
     vae = build_vae(input_shape=(16, 16, 1), latent_dim=2, filters=(2, 4), hidden_units=(4,), seed=1)

@@ -34,7 +34,7 @@ def _assert_same_weights(model, ref, names):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow
+@pytest.mark.full_model
 def test_configuration_d_is_keras_applications_vgg16(reference):
     model = build_vgg16(compile=False)
     assert model.count_params() == 138_357_544
@@ -44,7 +44,7 @@ def test_configuration_d_is_keras_applications_vgg16(reference):
     assert model.get_layer("predictions").activation.__name__ == "softmax"
 
 
-@pytest.mark.slow
+@pytest.mark.full_model
 def test_copied_keras_applications_weights_give_identical_outputs(reference):
     ref, _ = reference
     x = _images()
@@ -55,7 +55,7 @@ def test_copied_keras_applications_weights_give_identical_outputs(reference):
     np.testing.assert_array_equal(model.predict(x, verbose=0), ref.predict(x, verbose=0))
 
 
-@pytest.mark.slow
+@pytest.mark.full_model
 @pytest.mark.parametrize("fmt", ["weights.h5", "keras", "h5"])
 def test_weights_file_written_by_keras_applications_loads(reference, fmt):
     ref, files = reference
@@ -64,7 +64,7 @@ def test_weights_file_written_by_keras_applications_loads(reference, fmt):
     np.testing.assert_array_equal(model.predict(x, verbose=0), ref.predict(x, verbose=0))
 
 
-@pytest.mark.slow
+@pytest.mark.full_model
 def test_weights_for_another_head_load_the_base_and_warn(reference):
     ref, files = reference
     with pytest.warns(UserWarning, match=r"Layers \['predictions'\] keep their initial weights"):
@@ -73,7 +73,7 @@ def test_weights_for_another_head_load_the_base_and_warn(reference):
     assert model.output_shape == (None, 5)
 
 
-@pytest.mark.slow
+@pytest.mark.full_model
 def test_weights_that_do_not_fit_the_base_fail(reference):
     _, files = reference
     with pytest.raises(
@@ -97,7 +97,7 @@ def _fake_imagenet(monkeypatch, tmp_path, notop_url, md5):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.full_model
 def test_imagenet_weights_come_through_keras_get_file(reference, monkeypatch, tmp_path):
     ref, files = reference
     md5 = hashlib.md5(files["h5"].read_bytes()).hexdigest()
