@@ -45,6 +45,12 @@ class HardwarePlan:
     backend: str = "tensorflow"
 
     @property
+    def data_parallel(self) -> bool:
+        """Whether it trains with a `keras.distribution.DataParallel` over several devices (JAX: a
+        job of several processes, or several devices of one process)."""
+        return self.backend == "jax" and self.num_replicas > 1
+
+    @property
     def strategy_name(self) -> str:
         return _strategy_name(self.strategy)
 

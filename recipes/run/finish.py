@@ -37,7 +37,7 @@ def finalize(run, history, last_model, judge=None) -> dict:
     if run.job.writes:
         split, held = held_out(run.data.test, run.data.val, run.data.train)
         # a data-parallel run measures process 0's model on its own devices
-        with job_lib.no_distribution() if run.spread else contextlib.nullcontext():
+        with job_lib.no_distribution() if run.plan.data_parallel else contextlib.nullcontext():
             final = model_path(run.directory, last_model())
             final = load_model_file(final) if isinstance(final, os.PathLike) else final
             metrics = evaluate_model(final, held, verbose=0)

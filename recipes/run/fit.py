@@ -35,7 +35,7 @@ def callbacks(run, judge=None) -> list:
 
 def fit(run) -> dict:
     """Trains the prepared, claimed run to its last epoch and returns its test metrics (`finalize`)."""
-    if run.spread:  # a job of several processes, or several devices of this one
+    if run.plan.data_parallel:  # a job of several processes, or several devices of this one
         return data_parallel.fit(run, callbacks(run))
     judge = run.judge.ready(run.directory) if run.judge else None
     model, data = run.model, run.data

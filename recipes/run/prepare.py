@@ -46,12 +46,6 @@ class Run:
     changed: dict = dataclasses.field(default_factory=dict)
     verbose: int = 1
 
-    @property
-    def spread(self) -> bool:
-        """Whether it trains with a `keras.distribution.DataParallel` over several devices (JAX: a
-        job, or several devices of one process): `recipes.run.data_parallel` then runs `fit()`."""
-        return self.plan.backend == "jax" and self.plan.num_replicas > 1
-
 
 def backend_for(config: dict) -> str:
     """The Keras backend this process runs, which a config with `backend` set must match.
@@ -105,9 +99,8 @@ def prepare(config: dict, run_dir=None, *, overrides=None, verbose: int = 1) -> 
         )
         logger.info(plan.describe())
         source = open_data(config)
-        spread = plan.backend == "jax" and plan.num_replicas > 1
         # a job's processes each read their own share of every global batch, and only that
-        share = (job.num_processes, job.process_id) if spread else None
+        share = (job.num_processes, job.process_id) if plan.data_parallel else None
         data = load_data(config, source=source, process_share=share)
         if config["batch_size"] == "auto":
             config = {**config, "batch_size": data.info.batch_size}
@@ -128,10 +121,10 @@ def prepare(config: dict, run_dir=None, *, overrides=None, verbose: int = 1) -> 
     )
     if job.several:
         _check_split(config, asked, job.num_processes, "processes")
-    if run.spread:
+    if plan.data_parallel:
         _check_split(config, asked, plan.num_replicas, "devices of keras.distribution.DataParallel")
     with user_errors():  # a bad --judge is refused before anything is written; a job has none yet
-        run.judge = None if run.spread else RunJudge.plan(config, run_dir)
+        run.judge = None if plan.data_parallel else RunJudge.plan(config, run_dir)
     return run
 
 

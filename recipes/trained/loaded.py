@@ -23,7 +23,7 @@ from recipes import preprocessing
 from recipes._log import logger
 from recipes.errors import ConfigError, user_errors
 from recipes.preprocessing import Preprocessing
-from recipes.recipe import held_out_data
+from recipes.recipe import load_data, open_data
 from recipes.registry import get_spec
 from recipes.run_directory import load_model_file, model_path, stored_config
 
@@ -194,7 +194,8 @@ def derive(run_dir, config) -> Preprocessing:
     )
     try:
         with user_errors():
-            _, _, info, source = held_out_data(config)
+            source = open_data(config)
+            info = load_data(config, splits=["test"], source=source).info  # the description alone: no split read
     except ConfigError as e:
         raise ConfigError(
             f"Run {str(run_dir)!r} has no {preprocessing.FILE} and its data set cannot be read to find its "
