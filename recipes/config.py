@@ -35,6 +35,9 @@ DEFAULTS = {
     "cache": None,  # a folder for decoded images that do not fit the budget; None: decode every epoch
     "sequence_length": None,  # token datasets: pad/truncate length (None: the loader's)
     "vocab_size": None,  # token datasets: keep the most frequent words
+    # texts: the CSV/TSV column (a name, or a number from 1) or JSON Lines key; None: found by name or content
+    "text_column": None,
+    "label_column": None,
     "early_stopping": None,  # patience in epochs, or None
     "lr_schedule": None,  # None, "plateau" or "cosine"
     "strategy": "auto",  # see recipes.hardware.configure
@@ -195,6 +198,10 @@ def validate(config: dict) -> None:
         )
     for key in ("early_stopping", "sequence_length", "vocab_size"):
         _positive_int(config, key, allow_none=True)
+    for key in ("text_column", "label_column"):
+        value = config[key]
+        if value is not None and not (isinstance(value, str) and value or is_int(value) and value >= 1):
+            raise ConfigError(f"{key} must be a column name or number (from 1), or null. Received: {key}={value!r}")
     seed = config["seed"]
     if not is_int(seed) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer. Received: seed={seed!r}")

@@ -30,6 +30,7 @@ from recipes.registry import get_spec
 # The public names, in the order of the reference (the readers of raw inputs live in recipes._inputs).
 __all__ = [
     "FILE",
+    "VOCABULARY",
     "IMAGE_FORMATS",
     "IMAGE_RAW_MAX",
     "Preprocessing",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 FILE = "preprocessing.json"
+VOCABULARY = "vocabulary.txt"  # a text run's words, one a line (id 2 first)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +63,12 @@ class Preprocessing:
         image_size: `(height, width)` the model takes.
         as_sequence: images are read as sequences of rows `(H, W * C)` (the LSTM).
         vocab_size, sequence_length: token ids in `[0, vocab_size)`, padded or cut at the
-            front to `sequence_length`; for a table, its number of steps.
+            front to `sequence_length` (texts: at the end); for a table, its number of steps.
         dataset: the training data set's name, for messages.
+        vocabulary: texts (`kind="text"`): the words of ids 2, 3, ... (kept in the run
+            directory as `vocabulary.txt`, one a line, not in `preprocessing.json`).
+        standardize, split: texts: what `TextVectorization` did before the lookup.
+        text_from: texts: where training found them (a column or key), for messages.
     """
 
     kind: str
@@ -76,6 +82,10 @@ class Preprocessing:
     vocab_size: int | None = None
     sequence_length: int | None = None
     dataset: str = ""
+    vocabulary: tuple | None = dataclasses.field(default=None, repr=False)
+    standardize: str | None = None
+    split: str | None = None
+    text_from: str | None = None
 
     @classmethod
     def from_info(cls, info, model_name: str | None = None) -> "Preprocessing":
@@ -98,6 +108,21 @@ class Preprocessing:
                 as_sequence=as_sequence,
                 dataset=info.name,
             )
+        if info.kind == "text":
+            from recipes.datasets._vocabulary import SPLIT, STANDARDIZE
+
+            return cls(
+                kind="text",
+                input_shape=shape,
+                class_names=classes,
+                vocab_size=info.vocab_size,
+                sequence_length=info.sequence_length,
+                dataset=info.name,
+                vocabulary=tuple(info.vocabulary.tokens),
+                standardize=STANDARDIZE,
+                split=SPLIT,
+                text_from=info.text_from,
+            )
         kind = "tokens" if info.vocab_size else "table"
         return cls(
             kind=kind,
@@ -109,7 +134,15 @@ class Preprocessing:
         )
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """The JSON record (the vocabulary is kept apart, in `vocabulary.txt`)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "vocabulary"}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    def text_vocabulary(self):
+        """Texts: the `datasets.Vocabulary` training read them with (for `load_dataset(vocabulary=)`)."""
+        from recipes.datasets import Vocabulary
+
+        return Vocabulary(tuple(self.vocabulary), int(self.sequence_length))
 
     @classmethod
     def from_dict(cls, data: dict) -> "Preprocessing":
@@ -125,7 +158,7 @@ class Preprocessing:
         Args:
             x: a batch of raw inputs: images `(N, H, W)` or `(N, H, W, C)` of any size and
                 channels (1, 2, 3 or 4: alpha is dropped) with values in `[0, raw_max]`;
-                feature rows `(N, F)`; token ids `(N, T)`.
+                feature rows `(N, F)`; token ids `(N, T)`; texts, a list of `str`.
             raw_max: the raw value mapped to the top of `value_range`. Defaults to `None`:
                 the run's (`self.raw_max`).
 
@@ -133,6 +166,8 @@ class Preprocessing:
             ValueError: for inputs of another shape, non-finite values or values out of
                 range; the message names the shape or value received.
         """
+        if self.kind == "text":
+            return self._texts(x)
         x = np.asarray(x)
         if self.kind == "image":
             return self._images(x, self.raw_max if raw_max is None else raw_max)
@@ -190,6 +225,15 @@ class Preprocessing:
             x.astype(np.int64), maxlen=self.sequence_length, dtype="int32", padding="pre", truncating="pre"
         )
 
+    def _texts(self, x):
+        from recipes.datasets._vocabulary import vectorize
+
+        texts = [x] if isinstance(x, str) else list(np.asarray(x, dtype=object).reshape(-1))
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+        if bad is not None:
+            raise ValueError(f"Expected texts (str) for this run ({self.dataset}). Received: {type(bad).__name__}")
+        return vectorize(texts, self.text_vocabulary())
+
     def _table(self, x):
         features = int(np.prod(self.input_shape))
         if x.ndim != 2 or x.shape[1] != features:
@@ -218,6 +262,10 @@ class Preprocessing:
             )
         if self.kind == "tokens":
             return f"token ids below {self.vocab_size}, padded or cut at the front to {self.sequence_length}"
+        if self.kind == "text":
+            from recipes.datasets._vocabulary import describe
+
+            return describe(self.text_vocabulary())
         return f"{int(np.prod(self.input_shape))} features a row" + (
             f", as {self.input_shape[0]} steps" if len(self.input_shape) == 2 else ""
         )
@@ -257,6 +305,8 @@ def record(run_dir, info, model_name: str, raw_channels: int | None = None) -> P
 
     Training calls this once the data is loaded, so `load_run` needs no data set."""
     pre = record_for(info, model_name, raw_channels)
+    if pre.kind == "text":  # first: a record never names a vocabulary that is not there
+        atomic_write_text(pathlib.Path(run_dir) / VOCABULARY, "".join(f"{word}\n" for word in pre.vocabulary))
     atomic_write_text(pathlib.Path(run_dir) / FILE, json.dumps(pre.to_dict(), indent=2) + "\n")
     return pre
 
@@ -271,6 +321,18 @@ def read(run_dir) -> Preprocessing | None:
     if not path.exists():
         return None
     try:
-        return Preprocessing.from_dict(json.loads(path.read_text()))
+        pre = Preprocessing.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError) as e:
         raise ValueError(f"{path} is unreadable ({first_line(e)[:200]}); remove it to re-derive it.") from None
+    if pre.kind != "text":
+        return pre
+    words = pathlib.Path(run_dir) / VOCABULARY
+    try:
+        vocabulary = tuple(words.read_text(encoding="utf-8").split("\n")[:-1])
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{words} is unreadable ({first_line(e)[:200]}); the run's texts cannot be read.") from None
+    if len(vocabulary) + 2 != pre.vocab_size:
+        raise ValueError(
+            f"{words} holds {len(vocabulary)} words; the run's model takes {pre.vocab_size - 2} (and ids 0 and 1)."
+        )
+    return dataclasses.replace(pre, vocabulary=vocabulary)

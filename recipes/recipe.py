@@ -24,12 +24,14 @@ def open_data(config: dict, labels=None):
         labels=get_spec(config["model"]).uses_labels if labels is None else labels,
         vocab_size=config["vocab_size"],
         sequence_length=config["sequence_length"],
+        text_column=config["text_column"],
+        label_column=config["label_column"],
     )
     check_compatible(config["model"], source)
     return source
 
 
-def load_data(config: dict, splits=None, source=None, labels=None, process_share=None):
+def load_data(config: dict, splits=None, source=None, labels=None, process_share=None, vocabulary=None):
     """Loads the run's dataset once, in the form its model needs: a `DatasetSplits`
     `(train, val, test, info)`. The source is opened first; its kind and example shape
     decide the resizing and the sequence form, then the pipelines are built.
@@ -40,6 +42,8 @@ def load_data(config: dict, splits=None, source=None, labels=None, process_share
         labels: yield `(x, y)` batches; `None` does as the model needs.
         process_share: `(num_processes, process_id)`: the training pipeline yields this
             process's share of every global batch (see `load_dataset`).
+        vocabulary: texts: the run's `Vocabulary` (a finished or resumed run reads its texts
+            as it trained on them); `None` learns it from the training split.
     """
     from recipes.datasets import load_dataset  # TensorFlow
 
@@ -66,6 +70,7 @@ def load_data(config: dict, splits=None, source=None, labels=None, process_share
         cache_budget=config["cache_budget"],
         disk_cache=config["cache"],
         process_share=process_share,
+        vocabulary=vocabulary if source.kind == "text" else None,
     )
 
 
@@ -76,12 +81,24 @@ def held_out(test_ds, val_ds, train_ds):
             return split, data
 
 
-def held_out_data(config: dict):
+def run_vocabulary(run_dir):
+    """The `Vocabulary` a run's texts were read with (from its `vocabulary.txt`), or `None` for a run of
+    other data or none recorded yet."""
+    from recipes import preprocessing
+
+    try:
+        pre = preprocessing.read(run_dir)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return pre.text_vocabulary() if pre is not None and pre.kind == "text" else None
+
+
+def held_out_data(config: dict, vocabulary=None):
     """The held-out split of a run's data alone (see `held_out`), as a finished run is measured on:
-    `(split, dataset, info, source)`."""
+    `(split, dataset, info, source)`; texts read with the run's `vocabulary`."""
     source = open_data(config)
     split = "test" if source.has_test else "val" if config["validation_split"] else "train"
-    data = load_data(config, splits=[split], source=source)
+    data = load_data(config, splits=[split], source=source, vocabulary=vocabulary)
     name, dataset = held_out(data.test, data.val, data.train)
     return name, dataset, data.info, source
 
@@ -92,7 +109,7 @@ def check_compatible(model: str, data) -> None:
     `data` is a `datasets.Source` or a `DatasetInfo` (both have name, kind, vocab_size
     and a shape)."""
     spec = get_spec(model)
-    form = "tokens" if data.vocab_size else data.kind
+    form = data.kind if data.kind == "text" else "tokens" if data.vocab_size else data.kind
     shape = tuple(getattr(data, "input_shape", None) or data.shape)
     if form not in spec.data:
         takes = " or ".join(

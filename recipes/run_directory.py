@@ -252,8 +252,15 @@ def find_unfinished(config: dict, root=RUNS_ROOT):
 def read_config(run_dir) -> dict:
     """The run's settings from its config.yaml (without the record of resumes)."""
     data = config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml")
-    # a run written before `judge`, `backend` or the cache settings existed had none
-    defaults = {"judge": None, "backend": None, "cache_budget": config_lib.DEFAULTS["cache_budget"], "cache": None}
+    # a run written before `judge`, `backend`, the cache or the text settings existed had none
+    defaults = {
+        "judge": None,
+        "backend": None,
+        "cache_budget": config_lib.DEFAULTS["cache_budget"],
+        "cache": None,
+        "text_column": None,
+        "label_column": None,
+    }
     return {**defaults, **{k: v for k, v in data.items() if k != "resumes"}}
 
 

@@ -16,6 +16,7 @@ DATA_FORMS = {
     "table": "tables of features",
     "sequence": "real-valued sequences",
     "tokens": "token ids",
+    "text": "texts",
 }
 
 

@@ -131,3 +131,65 @@ def tiny_vae_run(tmp_path_factory, tiny_run):
     """A finished VAE run on the digits (1 epoch), judged by `tiny_run`. Shared: copy it before
     changing anything."""
     return _train_quietly("vae", tmp_path_factory.mktemp("tiny") / "vae", flags={"epochs": 1, "judge": str(tiny_run)})
+
+
+# ------------------------------------------------------------ texts
+
+
+POSITIVE = ("great", "wonderful", "loved", "superb", "moving", "brilliant", "fun", "charming")
+NEGATIVE = ("terrible", "boring", "hated", "awful", "dull", "clumsy", "tedious", "weak")
+FILLER = ("the", "film", "movie", "plot", "acting", "was", "and", "it", "a", "story", "really", "quite")
+
+
+def make_reviews(n: int, seed: int = 0, *, unseen: str | None = None) -> list[tuple[str, str]]:
+    """`n` made-up reviews `(text, "neg"|"pos")`, each a few filler words around two or three words
+    of its class, with commas, quotes and capitals (so CSV quoting and standardisation are exercised).
+    `unseen`: a word put in every review (one that training data never holds)."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        words = [rng.choice(FILLER) for _ in range(rng.randint(3, 9))]
+        for _ in range(rng.randint(2, 3)):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label == "pos" else NEGATIVE))
+        if unseen:
+            words.insert(rng.randrange(len(words) + 1), unseen)
+        text = " ".join(words).capitalize() + rng.choice([".", "!", ', "really".', ", I think."])
+        out.append((text, label))
+    return out
+
+
+def write_reviews_csv(path, rows, header=("text", "label")):
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+    return pathlib.Path(path)
+
+
+@pytest.fixture(scope="session")
+def reviews_folder(tmp_path_factory):
+    """A folder of `train.csv` (240 reviews) and `test.csv` (60, each holding the word "zyzzyva",
+    never seen in training), columns `text,label`, labels `neg`/`pos`."""
+    folder = tmp_path_factory.mktemp("reviews") / "reviews"
+    folder.mkdir()
+    write_reviews_csv(folder / "train.csv", make_reviews(240, seed=1))
+    write_reviews_csv(folder / "test.csv", make_reviews(60, seed=2, unseen="zyzzyva"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_text_run(tmp_path_factory, reviews_folder):
+    """A finished LSTM run (3 epochs, one LSTM of 8 units, embeddings of 8) on `reviews_folder`.
+    Shared: copy it before changing anything."""
+    return _train_quietly(
+        "lstm",
+        tmp_path_factory.mktemp("tiny") / "lstm-text",
+        flags={"epochs": 3, "dataset": str(reviews_folder)},
+        sets={"units": [8], "embedding_dim": 8, "bidirectional": False},
+    )

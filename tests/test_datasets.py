@@ -338,9 +338,9 @@ def test_csv_without_header_uses_last_column(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("a,b\n1,2\n3\n", r"line 3: expected 2 columns\. Received: 1"),
-        ("1,2\n3,x\n", r"line 2: every cell must be a number\. Received: 'x'"),
-        ("1,0.5\n2,1\n", r"y_train must hold integer labels"),
+        ("a,b\n1,2\n3\n", r"line 3: expected 2 columns, as the header has \(.*\)\. Received: 1"),
+        ("1,2\nx,1\n2,1\n", r"line 2: every cell must be a number\. Received: 'x'"),
+        ("1,0.5\n2,1\n", r"line 1: labels \(column 2\) must be integers or names\. Received: '0\.5'"),
         ("1,-1\n2,1\n", r"labels must be in 0\.\.1\. Received: labels from -1 to 1"),
         ("a,label\n", r"has no data rows"),
     ],
@@ -419,7 +419,7 @@ def test_unsupported_file_type(tmp_path):
     (tmp_path / "notes.txt").write_text("1,2\n")
     with pytest.raises(
         ValueError,
-        match=r"Unsupported data file .*notes\.txt: expected a \.npz or \.csv file.*"
+        match=r"Unsupported data file .*notes\.txt: expected a \.npz, \.csv, \.tsv or \.jsonl file.*"
         r"Received: suffix '\.txt'",
     ):
         load_dataset(tmp_path / "notes.txt")

@@ -29,6 +29,8 @@ from recipes.datasets._source import (
     Source,
     open_source,
 )
+from recipes.datasets._text import LABEL_NAMES, TEXT_NAMES
+from recipes.datasets._vocabulary import Vocabulary
 
 __all__ = [
     "DEFAULT_CACHE_BUDGET",
@@ -43,6 +45,9 @@ __all__ = [
     "parse_bytes",
     "set_epoch",
     "verify_pack",
+    "Vocabulary",
+    "TEXT_NAMES",
+    "LABEL_NAMES",
 ]
 
 
@@ -61,7 +66,8 @@ class DatasetInfo:
 
     Attributes:
         name: the data set's name (a named data set, or the file or folder name).
-        kind: `"image"`, `"sequence"` or `"table"`: what one example is.
+        kind: `"image"`, `"sequence"`, `"table"` or `"text"`: what one example is (a text's
+            pipelines yield its token ids).
         input_shape: shape of one example as the pipeline yields it (no batch axis).
         num_classes: number of classes (`None` for a file without labels).
         class_names: names of the classes, index = label.
@@ -76,6 +82,12 @@ class DatasetInfo:
         cache: where the images' decoded or transformed form is kept and why: `"memory: ..."`,
             `"disk (FOLDER): ..."` or `"none: ..."` (see `cache_budget`); `None` for data
             with nothing to transform (tokens, tables).
+        vocabulary: texts: the `Vocabulary` (words, sequence length, how they were chosen)
+            that made them into token ids; give it back to `load_dataset` to read other
+            texts the same way.
+        text_from, label_from: texts: where the texts and the labels were found (a column,
+            a key, class folders), for the log.
+        unused: texts: what the source holds that is not read (columns, keys, folders).
     """
 
     name: str
@@ -93,6 +105,10 @@ class DatasetInfo:
     source: str = ""
     raw_max: float | None = None
     cache: str | None = None
+    vocabulary: Vocabulary | None = dataclasses.field(default=None, repr=False)
+    text_from: str | None = None
+    label_from: str | None = None
+    unused: tuple = ()
 
 
 def load_dataset(
@@ -114,6 +130,9 @@ def load_dataset(
     cache_budget=DEFAULT_CACHE_BUDGET,
     disk_cache=None,
     process_share=None,
+    text_column=None,
+    label_column=None,
+    vocabulary: Vocabulary | None = None,
 ) -> DatasetSplits:
     """Loads a data set as batched, prefetched `tf.data.Dataset`s and a `DatasetInfo`.
 
@@ -144,9 +163,31 @@ def load_dataset(
     - A folder of packed shards, written by `recipes pack` (`recipes.datasets.pack`):
       TFRecord shards of images resized and JPEG-encoded once, read shard by shard
       (each process of a job its own shards) through a bounded shuffle buffer.
-    - A `.csv` of numbers, one example a row: the column named `label` (else the last
-      column) holds integer labels, the other columns are float32 features. A first
-      row that is not all numbers is a header.
+    - A `.csv` (or `.tsv`) of numbers, one example a row: the column named `label` (else
+      the last column) holds the labels, the other columns are float32 features. A first
+      row without a number in it is a header.
+    - Text, one example each (`info.kind == "text"`): a `.csv`/`.tsv` with a column of text
+      (chosen by `text_column`, else the first header named as in `TEXT_NAMES`: text,
+      review, sentence, ...; else the column of the longest texts) and a label column
+      (`label_column`, else named as in `LABEL_NAMES`, else the column with the fewest
+      values); JSON Lines (`.jsonl`, one object a line, keys found the same way); a folder
+      of class folders of `.txt` files, or of `train/` and `test/` laid out that way (the
+      aclImdb download: a class folder of `train/` absent from `test/`, as `unsup`, is left
+      out); a `.npz` or arrays whose `x_*` are 1-D arrays of `str`. The texts become token
+      ids (int32, `(batch, sequence_length)`) with Keras's `TextVectorization` (see
+      `recipes.datasets._vocabulary`: lower case, punctuation stripped, split on whitespace),
+      its vocabulary and sequence length learned from the training split alone (after the
+      validation split is drawn) unless `vocabulary` is given. Every text is held in memory
+      as a Python `str`, and its ids as int32.
+    - A folder holding `train.csv` (or `.tsv`, `.jsonl`) and optionally `test.csv` of the
+      same kind: the files as the two splits (tables or text); the test file's labels must
+      be classes of the training file's.
+
+    Labels may be names (strings, in any source above, `.npz` arrays of `str` included):
+    the sorted names are the class names, label i the i-th. A missing label, an empty
+    text, a file that is not UTF-8, a line longer than 1,000,000 characters, broken CSV
+    quoting or a label column with one class fails with one line naming the file and
+    the line.
     - Arrays in memory, as `keras.datasets` returns them: `(x, y)`,
       `((x_train, y_train), (x_test, y_test))`, `x` alone (with `labels=False`), or a
       dict in the .npz layout; read as the .npz would be.
@@ -191,12 +232,16 @@ def load_dataset(
             LSTM. Defaults to `False`.
         sequence_length: for token sequences (`"imdb"`, an .npz with `vocab_size`), the
             length reviews are padded or truncated to, at the front (the Keras
-            default). For a table (.npz or .csv), reshapes its F features into
-            `(sequence_length, F // sequence_length)`. Defaults to `None`
-            (200 for `"imdb"`, the stored width for .npz tokens).
+            default); for texts, at the end. For a table (.npz or .csv), reshapes its F
+            features into `(sequence_length, F // sequence_length)`. Defaults to `None`
+            (200 for `"imdb"`, the stored width for .npz tokens, for texts the 95th
+            percentile of the training texts' lengths in words, rounded up to a multiple
+            of 8, within 16..256).
         vocab_size: number of token ids kept; for `"imdb"` the most frequent words
-            (rarer ones become 2, out-of-vocabulary, as in `keras.datasets.imdb`).
-            Defaults to `None` (20000 for `"imdb"`).
+            (rarer ones become 2, out-of-vocabulary, as in `keras.datasets.imdb`); for
+            texts the most ids their vocabulary gives (padding and out-of-vocabulary
+            included). Defaults to `None` (20000 for `"imdb"`; for texts every word seen
+            at least twice in the training split, up to 20000 ids).
         return_test: also return the test split: `True` (an error if the source has
             none), `"auto"` (`None` if the source has none) or `False`. Defaults to `False`.
         cache_dir: the Keras home holding `datasets/`. Defaults to `None`:
@@ -218,6 +263,11 @@ def load_dataset(
             `batch_size` (so `batch_size // num_processes` examples a step, the same number
             of steps on every process, the last partial global batch left out); a folder's
             process decodes only the files of its share. Defaults to `None`: the whole batch.
+        text_column, label_column: for a CSV/TSV (a header name, or a column number from 1)
+            or JSON Lines (a key): where the texts and the labels are. Defaults to `None`:
+            found by name, else by what the columns hold (`info.text_from` says which).
+        vocabulary: texts: a `Vocabulary` (`info.vocabulary` of an earlier load) to read the
+            texts with, instead of learning one. Defaults to `None`.
 
     Returns:
         A `DatasetSplits` `(train, val, test, info)` of `tf.data.Dataset`s and a
@@ -269,9 +319,20 @@ def load_dataset(
         name_or_path
         if isinstance(name_or_path, Source)
         else open_source(
-            name_or_path, labels=labels, vocab_size=vocab_size, sequence_length=sequence_length, cache_dir=cache_dir
+            name_or_path,
+            labels=labels,
+            vocab_size=vocab_size,
+            sequence_length=sequence_length,
+            cache_dir=cache_dir,
+            text_column=text_column,
+            label_column=label_column,
         )
     )
+    if vocabulary is not None:
+        if not isinstance(vocabulary, Vocabulary):
+            raise TypeError(f"vocabulary must be a Vocabulary (info.vocabulary). Received: {type(vocabulary).__name__}")
+        if source.kind != "text":
+            not_applicable("vocabulary", f"<{len(vocabulary.tokens)} words>", source.name, source.kind)
     options = dict(
         batch_size=batch_size,
         image_size=image_size,
@@ -292,7 +353,7 @@ def load_dataset(
     elif source.folder is not None:
         built = _files.from_folder(source.folder, disk_cache=disk_cache, **options)
     else:
-        built = _pipelines.from_arrays(source.arrays, **options)
+        built = _pipelines.from_arrays(source.arrays, max_tokens=source.max_tokens, vocabulary=vocabulary, **options)
     *datasets, info = built
     return DatasetSplits(*datasets, DatasetInfo(**info))
 

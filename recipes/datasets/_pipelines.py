@@ -11,6 +11,7 @@ too (`_shards`). Each builder returns its datasets and the fields of a `DatasetI
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -230,9 +231,15 @@ def from_arrays(
     splits=SPLITS,
     cache_budget,
     process_share=None,
+    max_tokens=None,
+    vocabulary=None,
 ):
     """An `_readers.Arrays` -> `(train, val, test, info fields)`; only the pipelines named in
     `splits` are built (the others are `None`); `test` is `None` unless `return_test`.
+
+    Texts become token ids once, before any pipeline (`_vocabulary`): the vocabulary and the
+    sequence length are learned from the training split (the validation split drawn first), or
+    are `vocabulary`'s (a run's own, read back). `max_tokens` caps the ids learned.
 
     Images are transformed (resized, scaled) once and cached when the float32 result fits
     `cache_budget`, else transformed batch by batch in every epoch. The cache holds float32,
@@ -254,6 +261,28 @@ def from_arrays(
         _check_classes(a.source, a.class_names)
     x_train, x_test = a.x_train, a.x_test
     transform, info_range = None, None
+    text = {}
+    if a.kind == "text":
+        from recipes.datasets import _vocabulary
+
+        if vocabulary is None:
+            train_idx, _ = _split(len(x_train), validation_split, seed, a.source)  # as below: the same draw
+            vocabulary = _vocabulary.learn(x_train[train_idx], max_tokens=max_tokens, sequence_length=sequence_length)
+        elif sequence_length is not None and sequence_length != vocabulary.sequence_length:
+            raise ValueError(
+                f"sequence_length must be the vocabulary's, {vocabulary.sequence_length}. "
+                f"Received: sequence_length={sequence_length}"
+            )
+        x_train = _vocabulary.vectorize(x_train, vocabulary)
+        x_test = None if x_test is None else _vocabulary.vectorize(x_test, vocabulary)
+        sequence_length = None
+        text = dict(
+            vocabulary=vocabulary,
+            text_from=a.text_from,
+            label_from=a.label_from if labels else None,
+            unused=a.unused,
+        )
+        a = dataclasses.replace(a, vocab_size=vocabulary.size)
     if a.kind == "image":
         native = x_train.shape[-1]
         h, w = image_size or x_train.shape[1:3]
@@ -283,6 +312,8 @@ def from_arrays(
             x_test = _reshape_table(x_test.astype(np.float32), sequence_length, a.source)
         input_shape = x_train.shape[1:]
     kind = "sequence" if a.kind == "sequence" or as_sequence or sequence_length else a.kind
+    if a.kind == "text":
+        kind = "text"
 
     train_idx, val_idx = _split(len(x_train), validation_split, seed, a.source)
     batch_size = _batch_size(batch_size, len(train_idx))
@@ -323,10 +354,11 @@ def from_arrays(
         num_val=0 if val_idx is None else len(val_idx),
         num_test=0 if x_test is None else len(x_test),
         vocab_size=a.vocab_size,
-        sequence_length=input_shape[0] if kind == "sequence" else None,
+        sequence_length=input_shape[0] if kind in ("sequence", "text") else None,
         source=a.source,
         raw_max=a.raw_max,
         cache=plan,
+        **text,
     )
     return train, val, test, info
 

@@ -1,5 +1,6 @@
-"""Reads data sets into numpy arrays and checks them: `.npz`, `.csv` and arrays in memory
-(the named data sets are in `_named.py`).
+"""Reads data sets into numpy arrays and checks them: `.npz` and arrays in memory (the named data
+sets are in `_named.py`, CSV/TSV, JSON Lines and text folders in `_text.py`), and class labels given
+as integers or as names.
 
 Every reader returns an `Arrays` record. Bad files fail here with a `ValueError` that
 names the file, the problem and the value found, before any tf.data pipeline exists.
@@ -7,13 +8,12 @@ names the file, the problem and the value found, before any tf.data pipeline exi
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import pathlib
 
 import numpy as np
 
-from recipes.datasets._npz import _load_npz, _reason
+from recipes.datasets._npz import _load_npz
 
 
 @dataclasses.dataclass
@@ -21,8 +21,10 @@ class Arrays:
     """A data set in memory, before it becomes tf.data pipelines.
 
     `kind` is "image" (x: (N, H, W, C), values 0..raw_max), "sequence" (x: int tokens
-    (N, T) when `vocab_size` is set, else float (N, T, F)) or "table" (x: (N, F)).
-    `y_*` are int32 labels, or `None` for a file without labels.
+    (N, T) when `vocab_size` is set, else float (N, T, F)), "table" (x: (N, F)) or "text"
+    (x: (N,) object array of `str`). `y_*` are int32 labels, or `None` for a file without labels.
+    `text_from`, `label_from`: where a file's texts and labels were found (a column or key, for
+    the log); `unused`: what the file holds that is not read (columns, keys, folders).
     """
 
     name: str
@@ -35,6 +37,9 @@ class Arrays:
     class_names: tuple[str, ...] | None = None
     raw_max: float | None = None
     vocab_size: int | None = None
+    text_from: str | None = None
+    label_from: str | None = None
+    unused: tuple = ()
 
     @property
     def num_classes(self):
@@ -121,6 +126,8 @@ def read_mapping(
                 f"at index i. Received: shape {np.shape(data['class_names'])}"
             )
     x = data["x_train"]
+    if x.dtype.kind in "US" and x.ndim == 1:  # texts, one a row
+        return _text_mapping(data, path, name, class_names, labels)
     if x.dtype.kind not in "uif":
         raise ValueError(f"{path}: x_train must hold numbers. Received: dtype {x.dtype}")
     if vocab_size is not None or x.ndim == 2:
@@ -142,43 +149,119 @@ def read_mapping(
     )
 
 
-def read_csv(path) -> Arrays:
-    """Reads a CSV of numbers: one example a row, the column named `label` (else the last
-    column) holds integer labels, the other columns are the features. A first row that is
-    not all numbers is a header."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:  # Excel writes a BOM
-            rows = [(i, row) for i, row in enumerate(csv.reader(f), start=1) if any(cell.strip() for cell in row)]
-    except UnicodeDecodeError as e:
-        raise ValueError(
-            f"Could not read {path}: it is not UTF-8 text. Received: byte "
-            f"{e.object[e.start : e.start + 1].hex()} at offset {e.start}"
-        ) from None
-    except (OSError, csv.Error) as e:
-        raise ValueError(f"Could not read {path}: {_reason(e)}.") from None
-    header = None
-    if rows and not all(_is_number(c) for c in rows[0][1]):
-        header = [c.strip() for c in rows[0][1]]
-        rows = rows[1:]
-    if not rows:
-        raise ValueError(f"{path} has no data rows.")
-    width = len(header or rows[0][1])
-    if width < 2:
-        raise ValueError(f"{path} needs at least 2 columns (features and a label). Received: {width} column")
-    table = numeric_table(path, rows, width)
-    label = header.index("label") if header and "label" in header else width - 1
-    y = table[:, label]
-    with np.errstate(over="ignore"):
-        x = np.delete(table, label, axis=1).astype(np.float32)
-    bad = np.argwhere(~np.isfinite(x))  # in float32: 1e40 overflows to inf
-    if len(bad):
-        (line, _), column = rows[bad[0][0]], bad[0][1] + (bad[0][1] >= label)
-        name = f"column {header[column]!r}" if header else f"column {column + 1}"
-        raise ValueError(
-            f"{path}, line {line}, {name}: features must be finite numbers. "
-            f"Received: {rows[bad[0][0]][1][column].strip()!r} ({len(bad)} non-finite cells in all)"
-        )
-    return _checked(path, pathlib.Path(path).stem, "table", x, y)
+def check_labels(path, ys, class_names):
+    """`(ys, class_names)`: the labels of each split (`{"train": y, "test": y}`, `None` for none) as
+    int32 indices into the class names.
+
+    Names (strings, as `.npz` arrays of `str` hold them) become sorted class names, or index into
+    `class_names` when it is given; integers are classes 0..K-1 with every class present, or index
+    into `class_names`."""
+    if any(y is not None and y.dtype.kind in "US" for y in ys.values()):
+        return _named_labels(path, ys, class_names)
+    for split, y in ys.items():
+        if y is None:
+            continue
+        with np.errstate(invalid="ignore"):  # NaN and inf are not integers either
+            integers = y.dtype.kind in "ui" or y.dtype.kind == "f" and bool(np.all(np.mod(y, 1) == 0))
+        if not integers:
+            raise ValueError(
+                f"{path}: y_{split} must hold integer labels or names. Received: dtype {y.dtype}, "
+                f"first values {y[:5].tolist()}"
+            )
+    labelled = [y for y in ys.values() if y is not None]
+    if not labelled:
+        return ys, class_names
+    low, high = min(y.min() for y in labelled), max(y.max() for y in labelled)
+    received = f"Received: labels from {_number(low)} to {_number(high)}"
+    if class_names is None:
+        if low < 0:
+            top = _number(high) if high > 0 else "K-1"
+            raise ValueError(f"{path}: labels must be in 0..{top}. {received}")
+        # inferred classes are 0..max: a stray label (100000 among 0..9) must not make
+        # a 100,001-class model, so every class needs a training example
+        present = np.unique(ys["train"] if ys.get("train") is not None else np.concatenate(labelled))
+        high = int(high)
+        missing = _missing_classes(present, high)
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            what = f"classes {shown}" if len(missing) > 1 else f"class {shown}"
+            raise ValueError(
+                f"{path}: labels must be 0..K-1 with every class present; {what} "
+                f"({_number(high + 1 - len(present))} of {_number(high + 1)}) "
+                f"{'have' if len(missing) > 1 else 'has'} no training example. {received}"
+            )
+        class_names = tuple(str(i) for i in range(high + 1))
+    if low < 0 or high >= len(class_names):
+        raise ValueError(f"{path}: labels must be in 0..{len(class_names) - 1}. {received}")
+    return {k: None if y is None else y.astype(np.int32) for k, y in ys.items()}, class_names
+
+
+def _named_labels(path, ys, class_names):
+    """Labels given as names (`str` arrays): sorted into class names, or looked up in `class_names`."""
+    names = {k: None if y is None else np.char.strip(y.astype(str)) for k, y in ys.items()}
+    for split, y in names.items():
+        if y is not None and y.dtype.kind not in "US":
+            raise ValueError(f"{path}: y_{split} must hold names as y_train does. Received: dtype {ys[split].dtype}")
+        if y is not None and (y == "").any():
+            raise ValueError(f"{path}: y_{split}[{int(np.flatnonzero(y == '')[0])}] is an empty label.")
+    if class_names is None:
+        class_names = tuple(sorted(set(names["train"].tolist() if names.get("train") is not None else [])))
+    index = {name: i for i, name in enumerate(class_names)}
+    out = {}
+    for split, y in names.items():
+        if y is None:
+            out[split] = None
+            continue
+        unknown = [n for n in dict.fromkeys(y.tolist()) if n not in index]
+        if unknown:
+            first = int(np.flatnonzero(y == unknown[0])[0])
+            raise ValueError(
+                f"{path}: y_{split}[{first}] is {unknown[0]!r}, not a class of the training labels "
+                f"({', '.join(class_names[:10])}{', ...' if len(class_names) > 10 else ''})."
+            )
+        out[split] = np.array([index[n] for n in y.tolist()], np.int32)
+    return out, class_names
+
+
+def _text_mapping(data, path, name, class_names, labels) -> Arrays:
+    """An .npz of texts: `x_*` 1-D arrays of `str`, one example each."""
+    texts = {}
+    for key in ("x_train", "x_test"):
+        x = data.get(key)
+        if x is None:
+            continue
+        if x.dtype.kind not in "US" or x.ndim != 1:
+            raise ValueError(
+                f"{path}: {key} must hold texts (a 1-D array of str) as x_train does. Received: "
+                f"dtype {x.dtype}, shape {x.shape}"
+            )
+        x = x.astype(str)
+        empty = np.flatnonzero(np.char.strip(x) == "")
+        if len(empty):
+            raise ValueError(f"{path}: {key}[{int(empty[0])}] is an empty text.")
+        texts[key] = x.astype(object)
+    ys = {}
+    for split in ("train", "test"):
+        y = data.get(f"y_{split}") if labels else None
+        if y is not None and len(y) != len(texts.get(f"x_{split}", ())):
+            raise ValueError(
+                f"{path}: x_{split} and y_{split} must have the same length. Received: "
+                f"{len(texts.get(f'x_{split}', ()))} and {len(y)}"
+            )
+        ys[split] = None if y is None else np.asarray(y)
+    ys, class_names = check_labels(path, ys, class_names)
+    return Arrays(
+        name=name,
+        source=str(path),
+        kind="text",
+        x_train=texts["x_train"],
+        y_train=ys["train"],
+        x_test=texts.get("x_test"),
+        y_test=ys["test"],
+        class_names=class_names,
+        text_from="x_train",
+        label_from="y_train" if ys["train"] is not None else None,
+    )
 
 
 def _number(value):
@@ -205,17 +288,64 @@ def numeric_table(path, rows, width: int) -> np.ndarray:
         if len(row) != width:
             raise ValueError(f"{path}, line {line}: expected {width} columns. Received: {len(row)}")
         for cell in row:
-            if not _is_number(cell):
+            if not is_number(cell):
                 raise ValueError(f"{path}, line {line}: every cell must be a number. Received: {cell!r}")
     return np.array([row for _, row in rows], dtype=np.float64)
 
 
-def _is_number(text):
+def is_number(text) -> bool:
     try:
         float(text)
         return True
-    except ValueError:
+    except (TypeError, ValueError):
         return False
+
+
+def _canonical(value) -> str:
+    """A label as a class name: integers as `str(int)` (so "1.0" in one file is "1" in another)."""
+    if is_number(value) and float(value).is_integer() and abs(float(value)) < 1e15:
+        return str(int(float(value)))
+    return str(value).strip()
+
+
+def labels_to_ids(path, values, *, where, column, class_names=None, one_class=False):
+    """`(labels int32, class names)` of a file's label cells (`values`, strings or numbers; `where[i]`
+    is the line of `values[i]`).
+
+    Integers are classes 0..K-1, each with a training example (as arrays' labels are); any other
+    labels are names, sorted, label i the i-th. With `class_names` (a test file's labels, read by
+    the training file's classes), each label must be one of them.
+    """
+    if class_names is not None:
+        index = {name: i for i, name in enumerate(class_names)}
+        ids = np.empty(len(values), np.int32)
+        for i, value in enumerate(values):
+            name = _canonical(value)
+            if name not in index:
+                raise ValueError(
+                    f"{path}, line {where[i]}: the label {name!r} ({column}) is not a class of the training data "
+                    f"({', '.join(class_names[:10])}{', ...' if len(class_names) > 10 else ''})."
+                )
+            ids[i] = index[name]
+        return ids, tuple(class_names)
+    if values and all(is_number(v) for v in values):
+        y = np.array([float(v) for v in values])
+        fractional = np.flatnonzero(np.mod(y, 1) != 0)
+        if len(fractional):
+            i = int(fractional[0])
+            raise ValueError(
+                f"{path}, line {where[i]}: labels ({column}) must be integers or names. Received: {values[i]!r}"
+            )
+        ys, names = check_labels(path, {"train": y}, None)
+        return ys["train"], names
+    names = tuple(sorted({_canonical(v) for v in values}))
+    if len(names) == 1 and not one_class:
+        raise ValueError(
+            f"{path}: the labels ({column}) hold one class, {names[0]!r}; a classifier needs at least 2 (or read "
+            f"the data with labels=False)."
+        )
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[_canonical(v)] for v in values], np.int32), names
 
 
 # ---------------------------------------------------------------------------- checks
@@ -286,43 +416,13 @@ def _checked(
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:
-            raise ValueError(f"{path}: y_{split} must be 1-D integer labels. Received: shape {y.shape}")
+            raise ValueError(f"{path}: y_{split} must be 1-D integer labels or names. Received: shape {y.shape}")
         if x is not None and len(y) != len(x):
             raise ValueError(
                 f"{path}: x_{split} and y_{split} must have the same length. Received: {len(x)} and {len(y)}"
             )
-        with np.errstate(invalid="ignore"):  # NaN and inf are not integers either
-            integers = y.dtype.kind in "ui" or y.dtype.kind == "f" and bool(np.all(np.mod(y, 1) == 0))
-        if not integers:
-            raise ValueError(
-                f"{path}: y_{split} must hold integer labels. Received: dtype {y.dtype}, first values {y[:5].tolist()}"
-            )
         ys[split] = y
-    labelled = [y for y in ys.values() if y is not None]
-    if labelled:
-        low, high = min(y.min() for y in labelled), max(y.max() for y in labelled)
-        received = f"Received: labels from {_number(low)} to {_number(high)}"
-        if class_names is None:
-            if low < 0:
-                top = _number(high) if high > 0 else "K-1"
-                raise ValueError(f"{path}: labels must be in 0..{top}. {received}")
-            # inferred classes are 0..max: a stray label (100000 among 0..9) must not make
-            # a 100,001-class model, so every class needs a training example
-            present = np.unique(ys["train"] if ys["train"] is not None else np.concatenate(labelled))
-            high = int(high)
-            missing = _missing_classes(present, high)
-            if missing:
-                shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
-                what = f"classes {shown}" if len(missing) > 1 else f"class {shown}"
-                raise ValueError(
-                    f"{path}: labels must be 0..K-1 with every class present; {what} "
-                    f"({_number(high + 1 - len(present))} of {_number(high + 1)}) "
-                    f"{'have' if len(missing) > 1 else 'has'} no training example. {received}"
-                )
-            class_names = tuple(str(i) for i in range(high + 1))
-        if low < 0 or high >= len(class_names):
-            raise ValueError(f"{path}: labels must be in 0..{len(class_names) - 1}. {received}")
-        ys = {k: None if y is None else y.astype(np.int32) for k, y in ys.items()}
+    ys, class_names = check_labels(path, ys, class_names)
 
     if kind == "image":
         lows = [float(x.min()) for x in (x_train, x_test) if x is not None]

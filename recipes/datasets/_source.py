@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 
 from recipes import _checks as c
-from recipes.datasets import _files, _named, _readers, _shard_reader
+from recipes.datasets import _files, _named, _readers, _shard_reader, _text
 from recipes.datasets._pipelines import not_applicable
 
 NAMED_DATASETS = ("cifar10", "cifar100", "digits", "fashion_mnist", "imdb", "mnist")
@@ -26,9 +26,11 @@ class Source:
 
     Attributes:
         name: the data set's name, as `DatasetInfo.name`.
-        kind: `"image"`, `"sequence"` or `"table"`.
-        shape: shape of one example as stored (images: `(H, W, C)`, the first image of a folder).
-        vocab_size: token ids are in `[0, vocab_size)`; `None` unless tokens.
+        kind: `"image"`, `"sequence"`, `"table"` or `"text"`.
+        shape: shape of one example as stored (images: `(H, W, C)`, the first image of a folder;
+            texts: `()`).
+        vocab_size: token ids are in `[0, vocab_size)`; `None` unless tokens (texts have theirs
+            once `load_dataset` has learned it from the training split).
         has_test: whether the source holds a test split.
         sequence_length: the token sequence length to pad or cut to (`None` unless tokens).
     """
@@ -42,6 +44,7 @@ class Source:
     arrays: object = dataclasses.field(default=None, repr=False)
     folder: object = dataclasses.field(default=None, repr=False)  # a folder's `_files.Listing`
     shards: object = dataclasses.field(default=None, repr=False)  # the folder of a pack of shards
+    max_tokens: int | None = None  # texts: the most token ids their vocabulary may give (vocab_size)
 
 
 def open_source(
@@ -51,9 +54,14 @@ def open_source(
     vocab_size: int | None = None,
     sequence_length: int | None = None,
     cache_dir=None,
+    text_column=None,
+    label_column=None,
 ) -> Source:
     """Opens a data set once: reads (and checks) its arrays, or finds a folder's classes and
     first image. `load_dataset` accepts the result in place of a name or path.
+
+    `text_column`, `label_column`: the CSV/TSV column (a header name, or a number from 1) or JSON Lines
+    key of the texts and of the labels; `None` finds them by name, else by what they hold.
 
     Raises: as `load_dataset`.
     """
@@ -72,13 +80,23 @@ def open_source(
         )
         return _arrays_source(arrays, sequence_length)
     if isinstance(name_or_path, (tuple, list, dict, np.ndarray)):
-        return _arrays_source(_readers.read_arrays(name_or_path, vocab_size=vocab_size, labels=labels), sequence_length)
+        arrays = _readers.read_arrays(name_or_path, vocab_size=vocab_size, labels=labels)
+        return _arrays_source(arrays, sequence_length, vocab_size)
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
             f"name_or_path must be a data set name, a path or arrays. Received: name_or_path={name_or_path!r}"
         )
     path = pathlib.Path(name_or_path).expanduser()
+    columns = dict(text_column=text_column, label_column=label_column)
+    if path.is_dir() and not _shard_reader.is_shards(path) and _text.is_text_folder(path):
+        if _text.split_files(path):
+            arrays = _text.read_split_files(path, labels=labels, **columns)
+        else:
+            _columns_not_applicable(columns, path.name, "a folder of .txt files")
+            arrays = _text.read_text_folder(path, labels=labels)
+        return _arrays_source(_tokens_not_applicable(arrays, vocab_size), sequence_length, vocab_size)
     if path.is_dir():
+        _columns_not_applicable(columns, path.name, "images")
         if vocab_size is not None:
             not_applicable("vocab_size", vocab_size, path.name, "image")
         if _shard_reader.is_shards(path):
@@ -110,20 +128,37 @@ def open_source(
         )
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        _columns_not_applicable(columns, path.name, "arrays")
         arrays = _readers.read_npz(path, vocab_size=vocab_size, labels=labels)
-    elif suffix == ".csv":
-        if vocab_size is not None:
-            not_applicable("vocab_size", vocab_size, path.name, "table")
-        arrays = _readers.read_csv(path)
+        if arrays.kind == "text":
+            return _arrays_source(arrays, sequence_length, vocab_size)
+    elif suffix in _text.TEXT_SUFFIXES:
+        arrays = _tokens_not_applicable(_text.read_file(path, labels=labels, **columns), vocab_size)
+        if arrays.kind == "text":
+            return _arrays_source(arrays, sequence_length, vocab_size)
     else:
         raise ValueError(
-            f"Unsupported data file {path}: expected a .npz or .csv file, or a "
-            f"folder of images. Received: suffix {path.suffix!r}"
+            f"Unsupported data file {path}: expected a .npz, .csv, .tsv or .jsonl file, or a "
+            f"folder of images or texts. Received: suffix {path.suffix!r}"
         )
     return _arrays_source(arrays, sequence_length)
 
 
-def _arrays_source(arrays, sequence_length) -> Source:
+def _tokens_not_applicable(arrays, vocab_size):
+    if arrays.kind != "text" and vocab_size is not None:
+        not_applicable("vocab_size", vocab_size, pathlib.Path(arrays.source).name, arrays.kind)
+    return arrays
+
+
+def _columns_not_applicable(columns, name, holds):
+    for arg, value in columns.items():
+        if value is not None:
+            raise ValueError(
+                f"{arg} applies to CSV, TSV and JSON Lines files; {name!r} holds {holds}. Received: {arg}={value!r}"
+            )
+
+
+def _arrays_source(arrays, sequence_length, max_tokens=None) -> Source:
     return Source(
         name=arrays.name,
         kind=arrays.kind,
@@ -132,4 +167,5 @@ def _arrays_source(arrays, sequence_length) -> Source:
         has_test=arrays.x_test is not None,
         sequence_length=sequence_length,
         arrays=arrays,
+        max_tokens=max_tokens if arrays.kind == "text" else None,
     )

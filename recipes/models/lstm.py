@@ -17,7 +17,7 @@ MAX_UNROLL_STEPS = 32
     "lstm",
     task="classification",
     inputs="sequence",
-    data=("tokens", "sequence", "image"),
+    data=("text", "tokens", "sequence", "image"),
     images_as_rows=True,
     defaults={
         "epochs": 20,

@@ -12,7 +12,7 @@ from recipes import job as job_lib
 from recipes._log import logger
 from recipes.errors import ConfigError, user_errors
 from recipes.judge import RunJudge
-from recipes.recipe import build_model, load_data, open_data
+from recipes.recipe import build_model, load_data, open_data, run_vocabulary
 
 
 @dataclasses.dataclass
@@ -101,7 +101,10 @@ def prepare(config: dict, run_dir=None, *, overrides=None, verbose: int = 1) -> 
         source = open_data(config)
         # a job's processes each read their own share of every global batch, and only that
         share = (job.num_processes, job.process_id) if plan.data_parallel else None
-        data = load_data(config, source=source, process_share=share)
+        vocabulary = run_vocabulary(run_dir) if source.kind == "text" and run_dir is not None else None
+        data = load_data(config, source=source, process_share=share, vocabulary=vocabulary)
+        if data.info.kind == "text":
+            config = _text_settings(config, data.info)
         if config["batch_size"] == "auto":
             config = {**config, "batch_size": data.info.batch_size}
             logger.info(f"Batch size: {data.info.batch_size} (auto: {data.info.num_train} training examples)")
@@ -126,6 +129,30 @@ def prepare(config: dict, run_dir=None, *, overrides=None, verbose: int = 1) -> 
     with user_errors():  # a bad --judge is refused before anything is written; a job has none yet
         run.judge = None if plan.data_parallel else RunJudge.plan(config, run_dir)
     return run
+
+
+def _text_settings(config, info) -> dict:
+    """The settings a text data set was read with, learned or found, said and kept in config.yaml (so
+    the run's resume and every later reading of its texts reads them the same way)."""
+    from recipes.datasets._text import column_setting
+
+    vocabulary = info.vocabulary
+    found = {
+        "vocab_size": info.vocab_size,
+        "sequence_length": info.sequence_length,
+        "text_column": column_setting(info.text_from),
+        "label_column": column_setting(info.label_from),
+    }
+    classes = ", ".join(info.class_names[:8]) + (", ..." if len(info.class_names) > 8 else "")
+    logger.info(
+        f"Texts: {info.text_from} of {info.name}, labels from {info.label_from} "
+        f"({info.num_classes} classes: {classes})" + (f"; not read: {', '.join(info.unused)}" if info.unused else "")
+    )
+    logger.info(
+        "Text standardisation (Keras TextVectorization): lower case, ASCII punctuation stripped, split on whitespace"
+    )
+    logger.info(vocabulary.note[:1].upper() + vocabulary.note[1:] if vocabulary.note else "Vocabulary: the run's own")
+    return {**config, **found}
 
 
 def _check_job(job, config, run_dir) -> None:

@@ -15,7 +15,7 @@ from recipes._checks import is_int
 from recipes.errors import ConfigError, user_errors
 from recipes.judge import evaluate_quality
 from recipes.plots import save_image_grid
-from recipes.recipe import evaluate_model, held_out_data
+from recipes.recipe import evaluate_model, held_out_data, run_vocabulary
 from recipes.registry import get_spec
 from recipes.run_directory import load_model_file, model_path, stored_config
 
@@ -28,7 +28,7 @@ def evaluate(run_dir, *, verbose: int = 0) -> dict:
     config = stored_config(run_dir)
     path = model_path(run_dir)
     with user_errors():
-        split, data, _, _ = held_out_data(config)
+        split, data, _, _ = held_out_data(config, vocabulary=run_vocabulary(run_dir))
     model = load_model_file(path)
     metrics = evaluate_model(model, data, verbose=verbose)
     if get_spec(config["model"]).task == "generation":

@@ -28,7 +28,7 @@ import numpy as np
 from recipes._checks import is_real
 from recipes._log import forwarded_to, logger
 from recipes.errors import ConfigError, TrainingError, user_errors
-from recipes.recipe import held_out_data
+from recipes.recipe import held_out_data, run_vocabulary
 from recipes.registry import get_spec
 from recipes.run_directory import stored_config
 from recipes.trained._runtimes import (
@@ -249,7 +249,7 @@ def _samples(run, task):
 def _held_out(run, rng):
     try:
         with user_errors():
-            name, ds, _, _ = held_out_data(run.config)
+            name, ds, _, _ = held_out_data(run.config, vocabulary=run_vocabulary(run.path))
         batches = []
         for batch in ds:
             batches.append(np.asarray(batch[0] if isinstance(batch, tuple) else batch))
