@@ -83,6 +83,11 @@ def _train_epilog() -> str:
         shown += "".join(f", {k}={v}" for k, v in defaults.get("model_args", {}).items())
         lines.append(f"  {spec.name:<8} {shown}")
         lines += [f"           {key}: {reason}" for key, reason in spec.reasons.items()]
+        for form, values in spec.data_defaults.items():
+            shown = ", ".join(f"{k}={v}" for k, v in values.items() if k != "model_args")
+            shown += "".join(f", {k}={v}" for k, v in values.get("model_args", {}).items())
+            lines.append(f"           on {form}: {shown.lstrip(', ')}")
+            lines += [f"             {key}: {reason}" for key, reason in spec.data_reasons.get(form, {}).items()]
     lines.append(
         f"  (every other setting: epochs={DEFAULTS['epochs']}, batch_size={DEFAULTS['batch_size']}, "
         f"validation_split={DEFAULTS['validation_split']}, seed={DEFAULTS['seed']})"

@@ -141,9 +141,15 @@ def resolve(model: str, *, file=None, flags=None, sets=None) -> dict:
         get_spec(model)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    spec = get_spec(model)
+    layers = [file or {}, {k: v for k, v in (flags or {}).items() if v is not None}, sets or {}]
+    form = None
+    if spec.data_defaults:  # the recipe has defaults for some form of data: which form is the run's?
+        dataset = next((layer["dataset"] for layer in reversed(layers) if "dataset" in layer), DEFAULTS["dataset"])
+        columns = {k: next((la[k] for la in reversed(layers) if k in la), None) for k in ("text_column",)}
+        form = data_form(dataset, **columns)
     config = {**DEFAULTS, "model_args": {}}
-    recipe_defaults = {k: (dict(v) if isinstance(v, dict) else v) for k, v in get_spec(model).defaults.items()}
-    layers = [recipe_defaults, file or {}, {k: v for k, v in (flags or {}).items() if v is not None}, sets or {}]
+    layers = [spec.defaults_for(form), *layers]
     params = builder_params(model)
     for source, layer in zip(("recipe defaults", "config file", "flags", "--set"), layers):
         if "model" in layer and layer["model"] not in (None, model):
@@ -168,6 +174,16 @@ def resolve(model: str, *, file=None, flags=None, sets=None) -> dict:
     config["model"] = model
     validate(config)
     return config
+
+
+def data_form(dataset, text_column=None) -> str | None:
+    """The form of a data set (`"text"`, `"tokens"`, ...) from a first look (a file's first records),
+    or `None` when it cannot tell; loading it checks it all."""
+    if not isinstance(dataset, str):
+        return None
+    from recipes.datasets import peek_form  # TensorFlow: the data sets' package
+
+    return peek_form(dataset, text_column=text_column)
 
 
 # Builder arguments that come from the data; a user who sets them would fight the loader.

@@ -229,6 +229,13 @@ class RecipeDefaults(Directive):
                 where = key if key in spec.defaults else f"model_args: {key}"
                 row = [f"`{where}`", f"`{value!r}`", spec.reasons.get(key, "")]
                 rows.append(row if self.arguments else [f"`{name}`", *row])
+            for form, values in spec.data_defaults.items():
+                settings = {k: v for k, v in values.items() if k != "model_args"}
+                settings.update(values.get("model_args", {}))
+                for key, value in settings.items():
+                    where = key if key in values else f"model_args: {key}"
+                    row = [f"`{where}` (on {form})", f"`{value!r}`", spec.data_reasons.get(form, {}).get(key, "")]
+                    rows.append(row if self.arguments else [f"`{name}`", *row])
         header = ["setting", "default", "why (measured)"]
         widths = [20, 15, 65]
         if not self.arguments:

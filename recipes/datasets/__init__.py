@@ -17,7 +17,7 @@ import numpy as np
 
 from recipes import _checks as c
 from recipes._checks import parse_bytes
-from recipes.datasets import _files, _pipelines, _shard_reader
+from recipes.datasets import _files, _pipelines, _shard_reader, _text
 from recipes.datasets._image_cache import DEFAULT_CACHE_BUDGET
 from recipes.datasets._pipelines import auto_batch_size, not_applicable  # noqa: F401  (not_applicable: importable from here before)
 from recipes.datasets._shards import pack
@@ -43,6 +43,7 @@ __all__ = [
     "open_source",
     "pack",
     "parse_bytes",
+    "peek_form",
     "set_epoch",
     "verify_pack",
     "Vocabulary",
@@ -140,7 +141,8 @@ def load_dataset(
     - A named data set: `"digits"` (bundled with recipes, 8x8x1, values 0..16, 10 classes,
       1,438 train / 359 test), or, as in `keras.datasets`: `"mnist"`, `"fashion_mnist"`
       (28x28x1), `"cifar10"`, `"cifar100"` (32x32x3, fine labels), `"imdb"` (reviews as
-      word ids, 2 classes). These are read from the Keras cache
+      word ids, 2 classes; as text, classes neg and pos, when no `imdb.npz` is cached but
+      `aclImdb_v1.tar.gz` or its extracted `aclImdb/` is). These are read from the Keras cache
       (`<cache_dir>/datasets/`, the files `keras.datasets` downloads, checked against
       its hashes) and downloaded there when missing. A corrupted cached file is
       reported, never replaced.
@@ -356,6 +358,20 @@ def load_dataset(
         built = _pipelines.from_arrays(source.arrays, max_tokens=source.max_tokens, vocabulary=vocabulary, **options)
     *datasets, info = built
     return DatasetSplits(*datasets, DatasetInfo(**info))
+
+
+def peek_form(name_or_path, *, text_column=None) -> str | None:
+    """The form of a data set's examples from a first look, without reading it all: `"image"`,
+    `"table"`, `"text"` or `"tokens"` (a key of `recipes.registry.DATA_FORMS`), or `None` when a
+    first look cannot tell (an .npz, a path that does not exist). `load_dataset` decides for good.
+    The command uses it to choose a recipe's defaults for the data's form."""
+    if isinstance(name_or_path, str) and name_or_path in NAMED_DATASETS:
+        return "tokens" if name_or_path == "imdb" else "image"
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        return None
+    if _shard_reader.is_shards(name_or_path):
+        return "image"
+    return _text.peek_form(name_or_path, text_column=text_column)
 
 
 def set_epoch(dataset, epoch: int) -> bool:

@@ -83,9 +83,10 @@ def _lines(path, f):
         yield line
 
 
-def read_rows(path):
+def read_rows(path, limit=None):
     """A CSV or TSV file's non-empty records: `[(first line number, cells)]`, quoted fields
-    that span lines included. Broken quoting fails with the line its record starts on."""
+    that span lines included (the first `limit` only, when given). Broken quoting fails with the
+    line its record starts on."""
     path = pathlib.Path(path)
     delimiter = TABLE_SUFFIXES.get(path.suffix.lower(), ",")
     rows = []
@@ -110,6 +111,8 @@ def read_rows(path):
                     ) from None
                 if any(cell.strip() for cell in row):
                     rows.append((start, row))
+                    if limit is not None and len(rows) >= limit:
+                        break
                 start = reader.line_num + 1
     except OSError as e:
         raise ValueError(f"Could not read {path}: {e.strerror or e}.") from None
@@ -145,10 +148,11 @@ def _name(header, index):
     return repr(header[index]) if header is not None else f"column {index + 1}"
 
 
-def read_table_or_text(path, *, text_column=None, label_column=None, labels=True) -> Arrays:
-    """A CSV/TSV file as a table of numbers or as text (see `load_dataset`'s sources)."""
+def read_table_or_text(path, *, text_column=None, label_column=None, labels=True, limit=None) -> Arrays:
+    """A CSV/TSV file as a table of numbers or as text (see `load_dataset`'s sources); its first
+    `limit` records only, when given."""
     path = pathlib.Path(path)
-    header, rows = split_header(read_rows(path))
+    header, rows = split_header(read_rows(path, limit))
     if not rows:
         raise ValueError(f"{path} has no data rows.")
     width = len(header or rows[0][1])
@@ -498,3 +502,23 @@ def read_text_file(path) -> str:
     if not text.strip():
         raise ValueError(f"{path}: the text is empty.")
     return text
+
+
+def peek_form(path, *, text_column=None) -> str | None:
+    """`"text"`, `"table"`, `"image"` or `None` (cannot tell) for a file or folder, from its first
+    records or its listing; nothing is checked (loading does that)."""
+    path = pathlib.Path(path).expanduser()
+    try:
+        if path.is_dir():
+            files = split_files(path)
+            if files:
+                return peek_form(files["train"], text_column=text_column)
+            return "text" if is_text_folder(path) else "image"
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":
+            return "text"
+        if suffix in TABLE_SUFFIXES:
+            return read_table_or_text(path, text_column=text_column, labels=False, limit=200).kind
+    except (OSError, ValueError):
+        return None
+    return None
