@@ -5,11 +5,19 @@ Readers: image files (.png, .jpg, .jpeg, .bmp, .gif, 8-bit, any size), folders o
 (searched recursively, in sorted order), `.npz` files (`x_test`, else `x`; in the units of
 the run's data, 0..`raw_max`) and `.csv` files of features (one example a row; a `label`
 column, or a last column beyond the run's features, is ignored).
+
+A run trained on texts (`pre.kind == "text"`) takes texts instead (`_read_texts`): `.csv`, `.tsv`
+and `.jsonl` files (one text a record, named `<path>:<line>`, read by `datasets._text`'s readers with
+the run's text column, else one found as training finds it; a label column is ignored), `.txt` files
+(one text each), folders of `.txt` files (recursively, in sorted order), and raw texts: an argument
+that is not a path, unless it looks like one (a known suffix, or a path separator and no spaces),
+which fails as a missing file does, so a mistyped file name is never classified as a sentence.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import sys
 
@@ -33,9 +41,11 @@ def read_inputs(paths, pre, *, progress=None) -> Inputs:
     """Reads every input path and makes it into the model's input with `pre`.
 
     Args:
-        paths: image files, folders of images, `.npz` or `.csv` files (a list; at least one).
+        paths: image files, folders of images, `.npz` or `.csv` files (a list; at least one); for a
+            run trained on texts, `.csv`/`.tsv`/`.jsonl`/`.txt` files, folders of `.txt` files and
+            raw texts (see the module's docstring).
         pre: the run's `Preprocessing`.
-        progress: a callable `(done, total, where)` told after each image of a folder.
+        progress: a callable `(done, total, where)` told after each image (or `.txt` file) of a folder.
 
     Raises:
         ValueError: one line naming the path and what is wrong with it.
@@ -44,10 +54,12 @@ def read_inputs(paths, pre, *, progress=None) -> Inputs:
         paths = [paths]
     if not paths:
         raise ValueError("inputs must name at least one file or folder. Received: inputs=[]")
+    if pre.kind == "text":
+        return _read_texts(paths, pre, progress=progress)
     names, parts = [], []
     for raw in paths:
-        path = pathlib.Path(raw).expanduser()
-        if not path.exists():
+        path = _existing(raw)
+        if path is None:
             raise ValueError(f"Input {str(raw)!r} does not exist. Received: inputs={str(raw)!r}")
         suffix = path.suffix.lower()
         if path.is_dir():
@@ -81,6 +93,16 @@ def read_inputs(paths, pre, *, progress=None) -> Inputs:
                 f"images, a .npz or a .csv. Received: suffix {path.suffix!r}"
             )
     return Inputs(names, np.concatenate(parts) if parts else np.zeros((0, *pre.input_shape), np.float32))
+
+
+def _existing(raw) -> pathlib.Path | None:
+    """`raw` as an existing path (`~` expanded), else `None`: also for what no file can be named
+    (too long a name, a NUL byte, `~user` of no user), which a raw text may be."""
+    try:
+        path = pathlib.Path(raw).expanduser()
+        return path if path.exists() else None
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def _named(fn, x, source):
@@ -171,6 +193,164 @@ def _is_number(text) -> bool:
         return True
     except ValueError:
         return False
+
+
+# ----------------------------------------------------------------------------- texts
+
+# Arguments of these endings name files, whether they exist or not: a missing one is a mistyped file
+# name, never a text to classify.
+PATH_SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt", ".npz", *IMAGE_FORMATS)
+TEXTS_TAKEN = ".txt files, folders of them, .csv/.tsv/.jsonl files or the texts themselves"
+
+
+def looks_like_path(text) -> bool:
+    """Whether an argument that is not a path names one all the same: it ends in a file suffix
+    (`PATH_SUFFIXES`), or holds a path separator and no whitespace."""
+    text = str(text).strip()
+    if text.lower().endswith(PATH_SUFFIXES):
+        return True
+    separators = {"/", os.sep, os.altsep} - {None}
+    return any(s in text for s in separators) and not any(c.isspace() for c in text)
+
+
+def _read_texts(paths, pre, *, progress=None) -> Inputs:
+    """The inputs of a run trained on texts (see the module's docstring), as its token ids."""
+    from recipes.datasets import _text
+
+    names, texts = [], []
+    for raw in map(str, paths):
+        if not raw.strip():
+            raise ValueError(
+                f"Input {raw!r} is an empty text; give a text to classify, or {TEXTS_TAKEN}. Received: inputs={raw!r}"
+            )
+        path = _existing(raw)
+        if path is None:
+            if looks_like_path(raw):
+                raise ValueError(f"Input {raw!r} does not exist. Received: inputs={raw!r}")
+            names.append(raw)
+            texts.append(raw)
+            continue
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".txt")
+            if not files:
+                raise ValueError(
+                    f"Input folder {raw!r} holds no .txt files; the run trained on texts ({pre.dataset}) and takes "
+                    f"{TEXTS_TAKEN}. Received: inputs={raw!r}"
+                )
+            for i, f in enumerate(files, start=1):
+                names.append(str(f))
+                texts.append(_text.read_text_file(f))
+                if progress is not None:
+                    progress(i, len(files), raw)
+        elif suffix == ".txt":
+            names.append(raw)
+            texts.append(_text.read_text_file(path))
+        elif suffix in _text.TEXT_SUFFIXES:
+            records = _jsonl_texts(path, pre) if suffix == ".jsonl" else _table_texts(path, pre)
+            names += [f"{raw}:{line}" for line, _ in records]
+            texts += [text for _, text in records]
+        else:
+            what = "images" if suffix in IMAGE_FORMATS else "arrays" if suffix == ".npz" else f"{suffix or 'no'} files"
+            raise ValueError(
+                f"Cannot read input {raw!r}: the run trained on texts ({pre.dataset}), not {what}; it takes "
+                f"{TEXTS_TAKEN}. Received: suffix {path.suffix!r}"
+            )
+    return Inputs(names, _named(pre.transform, texts, "texts"))
+
+
+def _table_texts(path, pre):
+    """A CSV/TSV file's texts, `[(line, text)]`, read as training reads one: the run's text column
+    when the file has it, else one by name (`TEXT_NAMES`), else the column of the longest texts; a
+    label column is ignored. A file of one column whose first row names no known column has no header
+    (a list of texts keeps its first one)."""
+    from recipes.datasets import _text
+    from recipes.datasets._readers import is_number
+
+    chosen = _text.column_setting(pre.text_from)
+    every = _text.read_rows(path)
+    header, rows = _text.split_header(every)
+    known = {n.lower() for n in (*_text.TEXT_NAMES, *_text.LABEL_NAMES, *([chosen] if isinstance(chosen, str) else []))}
+    if header is not None and len(header) == 1 and header[0].lower() not in known:
+        header, rows = None, every
+    if not rows:
+        raise ValueError(f"{path} has no data rows.")
+    width = len(header or rows[0][1])
+    for line, row in rows:
+        if len(row) != width:
+            raise ValueError(
+                f"{path}, line {line}: expected {width} columns{', as the header has' if header else ''} (a field "
+                f"that holds the delimiter must be in double quotes). Received: {len(row)}"
+            )
+    if isinstance(chosen, str) and header is not None and chosen in header:
+        text = header.index(chosen)
+    elif isinstance(chosen, int) and header is None and 1 <= chosen <= width:
+        text = chosen - 1
+    else:
+        text = _text._column(path, header, width, None, "text_column", _text.TEXT_NAMES)
+    if text is None:
+        label = _text._column(path, header, width, None, "label_column", _text.LABEL_NAMES)
+        wordy = [
+            i for i in range(width) if i != label and 2 * sum(not is_number(row[i]) for _, row in rows) > len(rows)
+        ]
+        if not wordy:
+            found = ", ".join(repr(h) for h in header) if header else f"{width} column{'s' * (width > 1)} of numbers"
+            raise ValueError(
+                f"{path} holds no column of text; the run trained on texts ({pre.dataset}). Found: {found}"
+            )
+        text = max(wordy, key=lambda i: (sum(len(row[i]) for _, row in rows), -i))
+    out = []
+    for line, row in rows:
+        if not row[text].strip():
+            raise ValueError(f"{path}, line {line}: the text ({_text._name(header, text)}) is empty.")
+        out.append((line, row[text]))
+    return out
+
+
+def _jsonl_texts(path, pre):
+    """A JSON Lines file's texts, `[(line, text)]`: the run's key when the file has it, else one by
+    name (`TEXT_NAMES`), else the key of the longest strings; checked as training checks them."""
+    import json
+
+    from recipes.datasets import _text
+
+    records = []
+    try:
+        with open(path, "rb") as f:
+            for number, line in enumerate(_text._lines(path, f), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}, line {number}: not valid JSON ({e.msg}, column {e.colno}).") from None
+                if not isinstance(record, dict):
+                    raise ValueError(
+                        f"{path}, line {number}: each line must be a JSON object. Received: {type(record).__name__}"
+                    )
+                records.append((number, record))
+    except OSError as e:
+        raise ValueError(f"Could not read {path}: {e.strerror or e}.") from None
+    if not records:
+        raise ValueError(f"{path} has no records.")
+    keys = list(dict.fromkeys(k for _, record in records for k in record))
+    chosen = _text.column_setting(pre.text_from)
+    text = chosen if isinstance(chosen, str) and chosen in keys else None
+    text = text or _text._key(path, keys, None, "text_column", _text.TEXT_NAMES)
+    if text is None:
+        label = _text._key(path, keys, None, "label_column", _text.LABEL_NAMES)
+        strings = [k for k in keys if k != label and any(isinstance(r.get(k), str) for _, r in records)]
+        if not strings:
+            raise ValueError(f"{path}: no key holds text. Found: {', '.join(map(repr, keys))}")
+        text = max(strings, key=lambda k: sum(len(r.get(k) or "") for _, r in records if isinstance(r.get(k), str)))
+    out = []
+    for number, record in records:
+        value = record.get(text)
+        if not isinstance(value, str) or not value.strip():
+            what = "missing" if value is None else "empty" if isinstance(value, str) else f"not a string ({value!r})"
+            raise ValueError(f"{path}, line {number}: the text ({text!r}) is {what}.")
+        out.append((number, value))
+    return out
 
 
 def terminal_progress(stream=sys.stderr):

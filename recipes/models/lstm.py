@@ -11,6 +11,31 @@ from recipes.spec import register_model
 # (2 cores, TF 2.21; scripts/bench/train_throughput.py); long sequences would blow up
 # the graph, so only short ones are unrolled.
 MAX_UNROLL_STEPS = 32
+POOLINGS = ("last", "max", "mean", "max_mean")
+
+
+@keras.saving.register_keras_serializable(package="recipes")
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """The largest value of each feature over the steps a mask keeps: padding never wins.
+
+    Keras's `GlobalMaxPooling1D` ignores masks, so a padded step's output (zeros) would beat
+    every real step whose value is negative."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is not None:
+            lowest = keras.ops.full_like(inputs, -1e9 if inputs.dtype != "float16" else -6e4)
+            inputs = keras.ops.where(keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1), inputs, lowest)
+        return keras.ops.max(inputs, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
 
 
 @register_model(
@@ -44,8 +69,10 @@ def build_lstm(
     vocab_size: int | None = 20000,
     embedding_dim: int = 128,
     mask_zero: bool = True,
+    embedding_dropout: float = 0.0,
     units=(64, 64),
     bidirectional: bool = True,
+    pooling: str = "last",
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     unroll="auto",
@@ -73,14 +100,23 @@ def build_lstm(
     masked LSTMs only for right-padded sequences: `padding="post"` in
     `keras.utils.pad_sequences`; left padding falls back to a slower kernel.)
 
-    Layer names: `tokens`/`inputs`, `embedding`, then `bidirectional1`,
-    `bidirectional2`, ... wrapping `lstm1`, `lstm2`, ... (or `lstm1`, ... when
-    `bidirectional=False`), `dropout1`, ... when `dropout > 0`, `predictions`.
+    How the last LSTM's sequence becomes one vector (`pooling`): its final state
+    (`"last"`, the keras-io example), or the largest (`"max"`), mean (`"mean"`) or both
+    (`"max_mean"`) of its outputs over the steps that are not padding (a BiLSTM with max
+    pooling is InferSent's text encoder, Conneau et al. 2017).
+
+    Layer names: `tokens`/`inputs`, `embedding`, `embedding_dropout` when
+    `embedding_dropout > 0`, then `bidirectional1`, `bidirectional2`, ... wrapping
+    `lstm1`, `lstm2`, ... (or `lstm1`, ... when `bidirectional=False`), `dropout1`,
+    ... when `dropout > 0`, `max_pool`/`mean_pool` (`pooling`), `predictions`.
 
     Reference:
     - [Long Short-Term Memory](https://www.bioinf.jku.at/publications/older/2604.pdf)
       (Hochreiter & Schmidhuber, Neural Computation 1997)
     - [Bidirectional LSTM on IMDB](https://keras.io/examples/nlp/bidirectional_lstm_imdb/)
+    - [Supervised Learning of Universal Sentence Representations from Natural Language
+      Inference Data](https://arxiv.org/abs/1705.02364) (Conneau et al., EMNLP 2017): BiLSTM
+      with max pooling
 
     Args:
         input_shape: `(timesteps,)` for token ids, `(timesteps, features)` for
@@ -90,9 +126,13 @@ def build_lstm(
             Defaults to `20000`.
         embedding_dim: size of the token embeddings. Defaults to `128`.
         mask_zero: treat token id 0 as padding. Defaults to `True`.
+        embedding_dropout: rate of whole embedding channels dropped (`SpatialDropout1D`),
+            token ids only. Defaults to `0.0`.
         units: units of each stacked LSTM. Defaults to `(64, 64)`.
         bidirectional: wrap each LSTM in `Bidirectional` (twice the units out).
             Defaults to `True`.
+        pooling: `"last"`, `"max"`, `"mean"` or `"max_mean"` (see above). Defaults to
+            `"last"`.
         dropout: dropout rate after each LSTM. Defaults to `0.0`.
         recurrent_dropout: dropout rate on the recurrent state inside each
             LSTM (disables cuDNN). Defaults to `0.0`.
@@ -134,6 +174,9 @@ def build_lstm(
         raise TypeError(f"bidirectional must be True or False. Received: bidirectional={bidirectional!r}")
     units = c.check_int_tuple("units", units)
     dropout = c.check_rate("dropout", dropout)
+    embedding_dropout = c.check_rate("embedding_dropout", embedding_dropout)
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}. Received: pooling={pooling!r}")
     recurrent_dropout = c.check_rate("recurrent_dropout", recurrent_dropout)
     if unroll == "auto":
         from recipes.hardware import has_gpu
@@ -146,12 +189,15 @@ def build_lstm(
     if tokens:
         inputs = keras.Input(shape=input_shape, dtype="int32", name="tokens")
         x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=mask_zero, name="embedding")(inputs)
+        if embedding_dropout:
+            x = keras.layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
     else:
         inputs = keras.Input(shape=input_shape, name="inputs")
         x = inputs
     for i, n in enumerate(units, start=1):
+        sequences = i < len(units) or pooling != "last"
         layer = keras.layers.LSTM(
-            n, return_sequences=i < len(units), recurrent_dropout=recurrent_dropout, unroll=unroll, name=f"lstm{i}"
+            n, return_sequences=sequences, recurrent_dropout=recurrent_dropout, unroll=unroll, name=f"lstm{i}"
         )
         backward = None
         if bidirectional and unroll and tokens and mask_zero and keras.backend.backend() == "torch":
@@ -160,7 +206,7 @@ def build_lstm(
             # the backward half loops instead. Same weights and names, so files load anywhere.
             backward = keras.layers.LSTM(
                 n,
-                return_sequences=i < len(units),
+                return_sequences=sequences,
                 recurrent_dropout=recurrent_dropout,
                 unroll=False,
                 go_backwards=True,
@@ -173,6 +219,13 @@ def build_lstm(
         )
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
+    if pooling != "last":
+        pooled = []
+        if "max" in pooling:
+            pooled.append(MaskedGlobalMaxPooling1D(name="max_pool")(x))
+        if "mean" in pooling:
+            pooled.append(keras.layers.GlobalAveragePooling1D(name="mean_pool")(x))
+        x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="pool")(pooled)
     outputs = c.classifier_head(x, num_classes, classifier_activation)
     model = keras.Model(inputs, outputs, name="lstm")
     return c.compile_classifier(model, optimizer=optimizer, learning_rate=learning_rate, compile=compile)

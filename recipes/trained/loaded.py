@@ -36,6 +36,8 @@ class Predictions:
     probabilities: np.ndarray
     class_names: tuple
 
+    NAME_WIDTH = 60  # characters of an input's name in `table` (not a field: no annotation)
+
     def top_k(self, k: int):
         """For each input, `[(class name, probability), ...]`, the `k` most probable first."""
         k = min(k, len(self.class_names))
@@ -43,13 +45,28 @@ class Predictions:
         return [[(self.class_names[j], float(p[j])) for j in row] for row, p in zip(order, self.probabilities)]
 
     def table(self, k: int = 1) -> str:
-        """A text table: the input, then the top `k` classes with their probabilities."""
+        """A text table: the input, then the top `k` classes with their probabilities.
+
+        An input's name longer than `NAME_WIDTH` characters (a long text, a deep path) is shown with
+        its middle cut out ("…"), its line breaks and tabs as spaces; `to_csv`/`to_json` keep it whole."""
         tops = self.top_k(k)
         heads = ["input"] + [h for i in range(1, len(tops[0]) + 1 if tops else 2) for h in (f"top{i}", "prob")]
-        rows = [[name] + [v for c, p in top for v in (c, f"{p:.4f}")] for name, top in zip(self.names, tops)]
+        rows = [
+            [self._clip(name)] + [v for c, p in top for v in (c, f"{p:.4f}")] for name, top in zip(self.names, tops)
+        ]
         widths = [max(len(str(r[i])) for r in [heads, *rows]) for i in range(len(heads))]
         lines = ["  ".join(_cell(v, w, i) for i, (v, w) in enumerate(zip(r, widths))) for r in [heads, *rows]]
         return "\n".join(line.rstrip() for line in lines)
+
+    @classmethod
+    def _clip(cls, name) -> str:
+        """`name` on one line, at most `NAME_WIDTH` characters: its start and end kept (a text's first
+        words, a file's name and line), the middle replaced by "…"."""
+        name = "".join(" " if c in "\r\n\t\v\f" else c for c in str(name))
+        if len(name) <= cls.NAME_WIDTH:
+            return name
+        tail = (cls.NAME_WIDTH - 1) // 3
+        return name[: cls.NAME_WIDTH - 1 - tail] + "…" + name[-tail:]
 
     def to_csv(self, k: int = 1) -> str:
         """One row an input: input, predicted, probability, top-k columns, then one column per class."""
@@ -156,7 +173,9 @@ class TrainedRun:
         return np.concatenate([1.0 - p, p], axis=-1) if p.shape[-1] == 1 else p
 
     def predict_files(self, paths, *, batch_size: int = 256, progress=None) -> Predictions:
-        """Predicts every image file, image in a folder, `.npz` row and `.csv` row of `paths`."""
+        """Predicts every image file, image in a folder, `.npz` row and `.csv` row of `paths`; for a run
+        trained on texts, every text: of a `.csv`/`.tsv`/`.jsonl` record, a `.txt` file (or one in a
+        folder) or a raw text given as it is (see `recipes.preprocessing.read_inputs`)."""
         self.check_classifier()
         inputs = preprocessing.read_inputs(paths, self.preprocessing, progress=progress)
         return Predictions(inputs.names, self.predict_preprocessed(inputs.x, batch_size=batch_size), self.class_names)

@@ -2,6 +2,13 @@
 
 `recipes predict RUN inputs... [--top-k K] [--out preds.csv|preds.json]` prints a table
 or writes CSV/JSON (see `write_predictions`).
+
+The inputs are image files, folders of images, `.npz` and `.csv` files; for a run trained on
+texts, `.csv`/`.tsv`/`.jsonl` files (one text a record, named `<file>:<line>`), `.txt` files,
+folders of `.txt` files and texts themselves:
+`recipes predict runs/lstm-reviews-... "what a wonderful film" reviews_new.csv`. An argument
+that does not exist and looks like a file name (`reviews_new.csv`, `data/new`) fails as a
+missing file, never classified as a sentence (see `recipes.preprocessing.read_inputs`).
 """
 
 from __future__ import annotations
