@@ -307,9 +307,16 @@ def _pack_args(sub):
 
 
 def _predict_export_args(sub):
-    pr = sub.add_parser("predict", help="class probabilities of images, .npz or .csv rows, by a classifier run")
+    pr = sub.add_parser(
+        "predict", help="class probabilities of images, .npz or .csv rows, or texts, by a classifier run"
+    )
     pr.add_argument("run_dir")
-    pr.add_argument("inputs", nargs="+", help="image files (.png .jpg .bmp .gif), folders of images, .npz, .csv")
+    pr.add_argument(
+        "inputs",
+        nargs="+",
+        help="image files (.png .jpg .bmp .gif), folders of images, .npz, .csv; for a run trained on texts: "
+        ".csv/.tsv/.jsonl files (a text a record), .txt files, folders of .txt files, or texts in quotes",
+    )
     pr.add_argument("--top-k", type=int, default=1, dest="top_k", help="classes shown per input. Default: 1")
     pr.add_argument("--out", help="write a .csv or .json file instead of the table")
     pr.add_argument("--batch-size", type=int, default=256, dest="batch_size", help="Default: 256")
@@ -318,12 +325,18 @@ def _predict_export_args(sub):
     ex = sub.add_parser("export", help="the run's model as a SavedModel, ONNX, LiteRT or OpenVINO file, verified")
     ex.add_argument("run_dir")
     ex.add_argument("--format", required=True, help="tf_saved_model, onnx, litert or openvino")
-    ex.add_argument("--out", required=True, help="SavedModel folder, .onnx, .tflite or .xml path (must be new)")
+    ex.add_argument(
+        "--out",
+        required=True,
+        help="SavedModel folder, .onnx, .tflite or .xml path (must be new); a text run's token-id model gets its "
+        "vocabulary beside it (m.onnx: m.vocabulary.txt; a SavedModel folder: vocabulary.txt inside)",
+    )
     ex.add_argument(
         "--include-preprocessing",
         action="store_true",
         dest="include_preprocessing",
-        help="the export takes raw uint8 images of any size and resizes and scales them itself",
+        help="the export takes raw uint8 images of any size and resizes and scales them itself; a text run's "
+        "SavedModel takes raw strings and vectorises them as training did (tf_saved_model only)",
     )
     ex.add_argument("--tolerance", type=float, help="largest difference from Keras allowed. Default: 1e-4")
 

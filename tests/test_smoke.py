@@ -65,6 +65,32 @@ def test_each_recipe_trains_one_epoch_from_the_command(name, tmp_path, tiny_run)
         assert (tmp_path / "samples.png").stat().st_size > 0
 
 
+@pytest.mark.process
+def test_the_lstm_trains_on_texts_and_predicts_raw_sentences_from_the_command(tmp_path, reviews_folder):
+    """Texts through this backend: TextVectorization in the input pipeline, the run's vocabulary in
+    evaluate and predict."""
+    run = tmp_path / "text"
+    done = recipes(
+        "train", "lstm", "--dataset", reviews_folder, "--epochs", 2, "--run-dir", run, "--quiet",
+        "--set", "units=[8]", "--set", "embedding_dim=8",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert config_lib.load_yaml(run / "config.yaml")["backend"] == BACKEND
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["split"] == "test" and np.isfinite(metrics["loss"]), metrics
+    evaluated = recipes("evaluate", run)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    again = json.loads(evaluated.stdout[evaluated.stdout.index("{") :])
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6), (again, metrics)
+    predicted = recipes(
+        "predict", run, "a wonderful, brilliant film", "a dull and tedious film", "--out", tmp_path / "p.json"
+    )
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    rows = json.loads((tmp_path / "p.json").read_text())["predictions"]
+    assert [row["input"] for row in rows] == ["a wonderful, brilliant film", "a dull and tedious film"]
+    assert {row["predicted"] for row in rows} <= {"neg", "pos"}
+
+
 def _weights(path):
     return [np.asarray(w) for w in keras.saving.load_model(path).weights]
 

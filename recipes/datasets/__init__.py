@@ -366,7 +366,11 @@ def peek_form(name_or_path, *, text_column=None) -> str | None:
     first look cannot tell (an .npz, a path that does not exist). `load_dataset` decides for good.
     The command uses it to choose a recipe's defaults for the data's form."""
     if isinstance(name_or_path, str) and name_or_path in NAMED_DATASETS:
-        return "tokens" if name_or_path == "imdb" else "image"
+        if name_or_path == "imdb":
+            from recipes.datasets._named import imdb_text_path
+
+            return "text" if imdb_text_path(None) is not None else "tokens"
+        return "image"
     if not isinstance(name_or_path, (str, os.PathLike)):
         return None
     if _shard_reader.is_shards(name_or_path):

@@ -3,6 +3,7 @@ read from the files `keras.datasets` caches (or downloads), checked like every o
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -11,11 +12,12 @@ import site
 import sys
 import sysconfig
 import tarfile
+import zlib
 
 import keras
 import numpy as np
 
-from recipes.datasets import _readers, _remote
+from recipes.datasets import _readers, _remote, _text
 from recipes.datasets._npz import _load_npz, _unpickle
 from recipes.datasets._readers import Arrays, _checked
 
@@ -23,6 +25,7 @@ DIGITS = "digits.npz"
 # The raw value that maps to the top of `value_range`, per named image data set.
 RAW_MAX = {"digits": 16.0, "mnist": 255.0, "fashion_mnist": 255.0, "cifar10": 255.0, "cifar100": 255.0}
 IMDB_START, IMDB_OOV, IMDB_INDEX_FROM = 1, 2, 3  # the keras.datasets.imdb conventions
+IMDB_CLASSES = ("neg", "pos")  # aclImdb's class folders: label 0 is negative
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FASHION_CLASSES = (
@@ -73,6 +76,10 @@ def read_named(name, *, cache_dir, vocab_size, sequence_length) -> Arrays:
         archive = _remote.REMOTE_FILES[name][0]
         extracted = None if _remote.find(archive, cache_dir) else _cifar_extracted(name, cache_dir)
         return _read_cifar(name, extracted or _remote.fetch(name, archive, cache_dir))
+    if name == "imdb":
+        text = imdb_text_path(cache_dir)
+        if text is not None:
+            return _read_imdb_text(text)
     files = [_remote.fetch(name, remote, cache_dir) for remote in _remote.REMOTE_FILES[name]]
     if name == "mnist":
         return _readers.read_npz(
@@ -207,3 +214,99 @@ def _read_imdb(path, *, vocab_size, sequence_length):
         class_names=("negative", "positive"),
         vocab_size=vocab_size,
     )
+
+
+# ----------------------------------------------------------------------------- IMDB as text
+
+
+def imdb_text_path(cache_dir) -> pathlib.Path | None:
+    """The aclImdb archive (or a folder extracted from it) that `"imdb"` reads as text, or `None`:
+    only when no `imdb.npz` (token ids, what `"imdb"` has always read) is cached; the archive
+    before a folder (an extraction may have been cut short, the download is whole)."""
+    if _remote.find(_remote.REMOTE_FILES["imdb"][0], cache_dir) is not None:
+        return None
+    archive = _remote.find(_remote.IMDB_ARCHIVE, cache_dir)
+    if archive is not None:
+        return archive
+    root = _remote.datasets_dir(cache_dir)
+    for folder in _remote.IMDB_FOLDERS:
+        if all((root / folder / split / label).is_dir() for split in ("train", "test") for label in IMDB_CLASSES):
+            return root / folder
+    return None
+
+
+def _read_imdb_text(source) -> Arrays:
+    """The reviews of `aclImdb/{train,test}/{neg,pos}/*.txt`, from the archive (streamed) or an
+    extracted folder, as texts: `train/unsup` (unlabelled) and the other files are left out."""
+    if source.is_dir():
+        arrays = _text.read_text_folder(source)
+        if arrays.class_names != IMDB_CLASSES:
+            raise ValueError(
+                f"{source}: expected the aclImdb classes {', '.join(IMDB_CLASSES)} in train/ and test/. "
+                f"Received: {', '.join(arrays.class_names)}"
+            )
+        return dataclasses.replace(arrays, name="imdb")
+    reviews = {(split, label): [] for split in ("train", "test") for label in IMDB_CLASSES}
+    unused = set()
+    try:
+        # gzip's own reader, read to its end: a download cut at a member's boundary ends the tar stream
+        # quietly, but not the gzip stream (EOFError), and a damaged one fails its CRC
+        with gzip.open(source, "rb") as compressed, tarfile.open(fileobj=compressed, mode="r|") as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                if not member.isfile() or len(parts) != 4 or not parts[3].endswith(".txt"):
+                    continue  # imdb.vocab, README, train/*.feat, train/urls_*.txt, ...
+                key = (parts[1], parts[2])
+                if key not in reviews:
+                    unused.add(f"{parts[1]}/{parts[2]} (not {' or '.join(IMDB_CLASSES)})")
+                    continue
+                if member.size > _text.MAX_FILE:
+                    raise ValueError(
+                        f"{source}: {member.name}: {member.size:,} bytes, too long for one review "
+                        f"(at most {_text.MAX_FILE:,})."
+                    )
+                reviews[key].append((parts[3], _review(source, member.name, tar.extractfile(member).read())))
+            while compressed.read(1 << 20):
+                pass
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"Could not read {source}: not a complete aclImdb archive ({reason}).") from None
+    for (split, label), found in reviews.items():
+        if not found:
+            raise ValueError(f"{source} holds no aclImdb/{split}/{label}/*.txt reviews: not the aclImdb archive.")
+
+    def split_arrays(split):
+        texts, y = [], []
+        for i, label in enumerate(IMDB_CLASSES):  # in file-name order, as an extracted folder is read
+            texts += [text for _, text in sorted(reviews[(split, label)])]
+            y += [i] * len(reviews[(split, label)])
+        return _text._strings(texts), np.array(y, np.int32)
+
+    (x_train, y_train), (x_test, y_test) = split_arrays("train"), split_arrays("test")
+    return Arrays(
+        name="imdb",
+        source=str(source),
+        kind="text",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=IMDB_CLASSES,
+        text_from=".txt files, one example each",
+        label_from="class folders",
+        unused=tuple(sorted(unused)),
+    )
+
+
+def _review(source, member, raw) -> str:
+    """One review's text, checked: UTF-8, not empty."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(
+            f"{source}: {member}, line {line}: not UTF-8 text. Received: byte {raw[e.start : e.start + 1].hex()}"
+        ) from None
+    if not text.strip():
+        raise ValueError(f"{source}: {member}: the review is empty.")
+    return text

@@ -80,6 +80,20 @@ REMOTE_FILES: dict[str, tuple[RemoteFile, ...]] = {
 }
 
 
+# IMDB as text: the archive keras-io's text classification examples download with
+# `keras.utils.get_file("aclImdb_v1.tar.gz", IMDB_ARCHIVE.origin, untar=True)` (no hash published, none
+# checked), or the folder extracted from it: Keras 3.6+ extracts to `aclImdb_v1_extracted/`, tf.keras
+# (which saved the archive as `aclImdb_v1.tar.gz.tar.gz`) into the cache itself. Found, never downloaded:
+# `"imdb"` downloads `imdb.npz`.
+IMDB_ARCHIVE = RemoteFile(
+    "aclImdb_v1.tar.gz",
+    "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+    None,
+    aliases=("aclImdb_v1.tar.gz.tar.gz",),
+)
+IMDB_FOLDERS = ("aclImdb", "aclImdb_v1/aclImdb", "aclImdb_v1_extracted/aclImdb")
+
+
 def datasets_dir(cache_dir=None) -> pathlib.Path:
     """`<cache_dir>/datasets`; `cache_dir` defaults to `$KERAS_HOME`, else `~/.keras`."""
     return keras_home(cache_dir) / "datasets"

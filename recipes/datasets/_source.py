@@ -70,15 +70,15 @@ def open_source(
     if vocab_size is not None:
         vocab_size = c.check_int("vocab_size", vocab_size, minimum=2)
     if isinstance(name_or_path, str) and name_or_path in NAMED_DATASETS:
-        if name_or_path == "imdb":
+        if name_or_path == "imdb" and _named.imdb_text_path(cache_dir) is None:  # token ids, not text
             vocab_size = vocab_size or IMDB_VOCAB_SIZE
             sequence_length = sequence_length or IMDB_SEQUENCE_LENGTH
-        elif vocab_size is not None:
+        elif vocab_size is not None and name_or_path != "imdb":
             not_applicable("vocab_size", vocab_size, name_or_path, "image")
         arrays = _named.read_named(
             name_or_path, cache_dir=cache_dir, vocab_size=vocab_size, sequence_length=sequence_length
         )
-        return _arrays_source(arrays, sequence_length)
+        return _arrays_source(arrays, sequence_length, vocab_size)
     if isinstance(name_or_path, (tuple, list, dict, np.ndarray)):
         arrays = _readers.read_arrays(name_or_path, vocab_size=vocab_size, labels=labels)
         return _arrays_source(arrays, sequence_length, vocab_size)

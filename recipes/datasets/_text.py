@@ -148,7 +148,9 @@ def _name(header, index):
     return repr(header[index]) if header is not None else f"column {index + 1}"
 
 
-def read_table_or_text(path, *, text_column=None, label_column=None, labels=True, limit=None) -> Arrays:
+def read_table_or_text(
+    path, *, text_column=None, label_column=None, labels=True, limit=None, class_names=None
+) -> Arrays:
     """A CSV/TSV file as a table of numbers or as text (see `load_dataset`'s sources); its first
     `limit` records only, when given."""
     path = pathlib.Path(path)
@@ -169,7 +171,7 @@ def read_table_or_text(path, *, text_column=None, label_column=None, labels=True
     # a column of text: most of its cells are not numbers (a typo in a column of numbers is not text)
     wordy = [i for i in range(width) if i != label and 2 * sum(not is_number(row[i]) for _, row in rows) > len(rows)]
     if text is None and not [i for i in wordy if i != (width - 1 if label is None else label)]:
-        return _table(path, header, rows, width, label, labels)  # numbers, and labels (by name, else last)
+        return _table(path, header, rows, width, label, labels, class_names)  # numbers, labels (by name, else last)
     if text is None:  # by type: the column of the longest texts
         text = max(wordy, key=lambda i: (sum(len(row[i]) for _, row in rows), -i))
     if label is None and labels:
@@ -187,12 +189,14 @@ def read_table_or_text(path, *, text_column=None, label_column=None, labels=True
         texts.append(row[text])
     y = None
     if labels:
-        y = _label_cells(path, [(line, row[label]) for line, row in rows], _name(header, label))
+        y = _label_cells(
+            path, [(line, row[label]) for line, row in rows], _name(header, label), class_names=class_names
+        )
     unused = [_name(header, i) for i in range(width) if i not in (text, label)]
     return _text_arrays(path, texts, y, text_from=_name(header, text), label_from=_name(header, label), unused=unused)
 
 
-def _table(path, header, rows, width, label, labels):
+def _table(path, header, rows, width, label, labels, class_names=None):
     """A CSV of numbers, its label column holding integers or names."""
     if width < 2 and labels:
         raise ValueError(f"{path} needs at least 2 columns (features and a label). Received: {width} column")
@@ -213,7 +217,11 @@ def _table(path, header, rows, width, label, labels):
             f"features must be finite numbers. Received: {cells[column].strip()!r} ({len(bad)} non-finite "
             f"cells in all)"
         )
-    y = _label_cells(path, label_cells, _name(header, label), one_class=not labels) if width > 1 else None
+    y = (
+        _label_cells(path, label_cells, _name(header, label), one_class=not labels, class_names=class_names)
+        if width > 1
+        else None
+    )
     return Arrays(
         name=path.stem,
         source=str(path),
@@ -226,19 +234,21 @@ def _table(path, header, rows, width, label, labels):
     )
 
 
-def _label_cells(path, cells, column, one_class=False):
+def _label_cells(path, cells, column, one_class=False, class_names=None):
     """`(labels int32, class names)` of `[(line, cell)]`: integers 0..K-1 as they are, names sorted
-    (one class of names only with `one_class`)."""
+    (one class of names only with `one_class`); with `class_names` (a test file's), indices into them."""
     values = []
     for line, cell in cells:
         value = cell.strip() if isinstance(cell, str) else cell
         if value is None or value == "":
             raise ValueError(f"{path}, line {line}: the label ({column}) is missing.")
         values.append(value)
-    return labels_to_ids(path, values, where=[line for line, _ in cells], column=column, one_class=one_class)
+    return labels_to_ids(
+        path, values, where=[line for line, _ in cells], column=column, one_class=one_class, class_names=class_names
+    )
 
 
-def read_jsonl(path, *, text_column=None, label_column=None, labels=True) -> Arrays:
+def read_jsonl(path, *, text_column=None, label_column=None, labels=True, class_names=None) -> Arrays:
     """JSON Lines: one object a line, its text and label found by key (see `TEXT_NAMES`)."""
     path = pathlib.Path(path)
     records = []
@@ -290,7 +300,7 @@ def read_jsonl(path, *, text_column=None, label_column=None, labels=True) -> Arr
                     f"{path}, line {number}: the label ({label!r}) must be a name or an integer. Received: {cell!r}"
                 )
             cells.append((number, str(cell) if isinstance(cell, (bool, int, float)) else cell))
-    y = _label_cells(path, cells, repr(label)) if labels else None
+    y = _label_cells(path, cells, repr(label), class_names=class_names) if labels else None
     unused = [repr(k) for k in keys if k not in (text, label)]
     return _text_arrays(path, texts, y, text_from=repr(text), label_from=repr(label) if labels else None, unused=unused)
 
@@ -335,10 +345,12 @@ def is_text_folder(root) -> bool:
     tops = [p for p in root.iterdir() if p.is_dir()]
     if sorted(p.name for p in tops) == ["test", "train"]:
         tops = [p for p in (root / "train").iterdir() if p.is_dir()]
-    for folder in tops:
-        for f in folder.iterdir():
-            if f.is_file():
-                return f.suffix.lower() == ".txt"
+    from recipes.datasets._pipelines import IMAGE_FORMATS
+
+    for folder in tops:  # the first class folder with files decides: .txt files, and no image among them
+        suffixes = {f.suffix.lower() for f in folder.iterdir() if f.is_file()}
+        if suffixes:
+            return ".txt" in suffixes and not suffixes & set(IMAGE_FORMATS)
     return False
 
 
@@ -367,6 +379,8 @@ def read_split_files(root, *, text_column=None, label_column=None, labels=True) 
         if train.kind == "text":
             options["text_column"] = _unquoted(train.text_from)
         options["label_column"] = _unquoted(train.label_from)
+        if labels:  # the test file's labels read as the training file's classes, each checked by its line
+            options["class_names"] = train.class_names
         test = read_file(files["test"], **options)
         if test.kind != train.kind:
             raise ValueError(f"{files['test']} holds {test.kind} where {files['train']} holds {train.kind}.")
@@ -376,9 +390,7 @@ def read_split_files(root, *, text_column=None, label_column=None, labels=True) 
                 f"Received: {test.x_train.shape[1]}"
             )
     ignored = [p.name for p in root.iterdir() if p.is_file() and p.stem.lower() in UNUSED_SPLITS]
-    y_test = None
-    if test is not None and labels:
-        y_test = _relabel(files["test"], test, train.class_names)
+    y_test = None if test is None else test.y_train
     return Arrays(
         name=root.name,
         source=str(root),
@@ -408,20 +420,6 @@ def _unquoted(name):
     if name.startswith("column ") and name[7:].isdigit():
         return int(name[7:])
     return name[1:-1] if name[:1] in "'\"" else name
-
-
-def _relabel(path, test, class_names):
-    """The test split's labels as indices into the training split's class names."""
-    index = {name: i for i, name in enumerate(class_names)}
-    names = np.asarray(test.class_names, dtype=object)[test.y_train]
-    unknown = sorted({n for n in names if n not in index})
-    if unknown:
-        first = int(np.flatnonzero(names == unknown[0])[0])
-        raise ValueError(
-            f"{path}: the label {unknown[0]!r} (example {first + 1}) is not a class of the training data "
-            f"({', '.join(class_names)})."
-        )
-    return np.array([index[n] for n in names], np.int32)
 
 
 def read_file(path, **options) -> Arrays:

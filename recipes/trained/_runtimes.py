@@ -1,5 +1,6 @@
 """An exported model in its own runtime (TensorFlow, onnxruntime, LiteRT, OpenVINO), and what export
-writes and compares: the float32 copy, the preprocessing layers, the files under temporary names.
+writes and compares: the float32 copy, the preprocessing layers (images) or the SavedModel that
+vectorises raw strings first (texts), a text run's vocabulary file, the files under temporary names.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Exported:
     largest_difference: float
     checked: str  # what it was compared on
     inputs: str  # input name, shape and dtype, for serving
+    vocabulary: pathlib.Path | None = None  # a text run's token-id export: its words, one a line (id 2 first)
 
 
 def as_float32(model):
@@ -70,6 +72,48 @@ def with_preprocessing(net, pre):
     return keras.Model(images, net(x, training=False), name=f"{net.name}_with_preprocessing")
 
 
+TEXTS = "texts"  # the input of a text SavedModel's `serve`
+TEXT_SIGNATURE = f"{TEXTS}: N string (raw texts)"
+
+
+def write_text_saved_model(net, pre, path) -> None:
+    """A SavedModel whose `serve` takes raw strings `(batch,)` and returns `net`'s outputs: Keras's
+    `ExportArchive` tracking the run's `TextVectorization` (its words, standardisation, split and
+    length, as training read the texts) and the token-id model, behind one function that vectorises
+    first (KERAS3-FACTS.md, "Text"). TensorFlow backend."""
+    import keras
+    import tensorflow as tf
+
+    from recipes.datasets._vocabulary import vectorizer
+
+    vectorize = vectorizer(pre.vocabulary, pre.sequence_length)
+    vectorize(tf.constant([""]))  # built: ExportArchive tracks only built layers
+    archive = keras.export.ExportArchive()
+    archive.track(vectorize)  # its lookup table
+    archive.track(net)
+
+    def serve(texts):
+        # training=False fixed in the graph, as `with_preprocessing` does
+        return net(vectorize(texts), training=False)
+
+    archive.add_endpoint("serve", serve, input_signature=[tf.TensorSpec((None,), tf.string, name=TEXTS)])
+    archive.write_out(os.fspath(path), verbose=False)
+
+
+def vocabulary_path(target: pathlib.Path, format) -> pathlib.Path:
+    """Where a text run's token-id export puts its vocabulary: inside a SavedModel folder
+    (`served/vocabulary.txt`), else beside the file (`m.onnx` -> `m.vocabulary.txt`)."""
+    if not FORMATS[format]:
+        return target / "vocabulary.txt"
+    return target.with_name(f"{target.stem}.vocabulary.txt")
+
+
+def write_vocabulary(path, pre) -> None:
+    """The run's words, one a line, id 2 first (as the run's own `vocabulary.txt`)."""
+    with open(path, "x", encoding="utf-8", newline="\n") as f:
+        f.write("".join(f"{word}\n" for word in pre.vocabulary))
+
+
 def _signature(model) -> str:
     tensor = model.inputs[0]
     shape = "x".join("N" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(tensor.shape))
@@ -90,6 +134,13 @@ def _raw_image_checks(x, pre, net):
     raw = np.clip(np.round((images - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
     other = tf.image.resize(raw, (h + h // 2 + 3, w * 2 + 1)).numpy().round().clip(0, 255).astype(np.uint8)
     return [(r, _keras_outputs(net, pre.transform(r, raw_max=255.0))) for r in (raw, other)]
+
+
+def _raw_text_checks(texts, pre, net):
+    """Inputs and Keras's outputs for a text SavedModel: the raw strings, and `net` on their token ids
+    as training made them (`Preprocessing.transform`)."""
+    texts = [str(t) for t in texts]
+    return [(texts, _keras_outputs(net, pre.transform(texts)))]
 
 
 def _keras_outputs(net, x) -> list:
@@ -161,10 +212,11 @@ def _natural(name):
 # ------------------------------------------------------------------------- files
 
 
-def _write(model, path, format, preprocessing=False) -> None:
-    if format == "openvino" and preprocessing:
-        # Keras's OpenVINO export (3.15, TensorFlow) lists the resize layer's shape slices as
-        # six extra outputs; OpenVINO's own converter reads the SavedModel's signature instead
+def _write(model, path, format, via_saved_model=False) -> None:
+    if format == "openvino" and via_saved_model:
+        # Keras's OpenVINO export (3.15, TensorFlow) lists the resize layer's shape slices, and an
+        # LSTM's masked-sequence internals behind an Embedding(mask_zero=True), as extra outputs
+        # (six of them); OpenVINO's own converter reads the SavedModel's signature instead
         import openvino
 
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.saved.") as saved:

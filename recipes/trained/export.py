@@ -15,6 +15,12 @@ decoder (codes -> images in [0, 1]), written to `<stem>-encoder<ext>` and
 own runtime (TensorFlow, onnxruntime, LiteRT's interpreter, OpenVINO in f32), run on a
 batch of the run's test data (generative: fixed latent vectors) and compared with Keras;
 only when the largest difference is within the tolerance is it moved to its path.
+
+A text run (an LSTM trained on texts) exports its token-id model (int32 ids `(batch, L)`) with
+its vocabulary beside it (`m.onnx` -> `m.vocabulary.txt`; a SavedModel folder holds
+`vocabulary.txt`), so another runtime can vectorise; with `include_preprocessing` (SavedModel
+only: ONNX, LiteRT and OpenVINO cannot carry the string operations) its `serve` takes raw strings
+and vectorises them as training did, verified on the run's held-out texts.
 """
 
 from __future__ import annotations
@@ -28,25 +34,30 @@ import numpy as np
 from recipes._checks import is_real
 from recipes._log import forwarded_to, logger
 from recipes.errors import ConfigError, TrainingError, user_errors
-from recipes.recipe import held_out_data, run_vocabulary
+from recipes.recipe import held_out_data, open_data, run_vocabulary
 from recipes.registry import get_spec
 from recipes.run_directory import stored_config
 from recipes.trained._runtimes import (
     BATCH,
     FORMATS,
+    TEXT_SIGNATURE,
     Exported,
     ExportError,
     _keras_outputs,
     _largest_difference,
     _move,
     _raw_image_checks,
+    _raw_text_checks,
     _remove,
     _signature,
     _temporary,
     _write,
     as_float32,
     run_exported,
+    vocabulary_path,
     with_preprocessing,
+    write_text_saved_model,
+    write_vocabulary,
 )
 from recipes.trained.loaded import load_run
 
@@ -64,8 +75,10 @@ def export_run(run_dir, format, out, *, include_preprocessing=False, tolerance=T
             `.xml` file (OpenVINO writes its `.bin` beside it). It must not exist.
         include_preprocessing: the export takes raw `uint8` images `(batch, H, W, C)` of
             any height and width and resizes and scales them as training did (image
-            classifiers and the VAE's encoder). Defaults to `False`: it takes what the
-            model takes (float32 in the run's value range).
+            classifiers and the VAE's encoder); a text run's SavedModel takes raw strings
+            `(batch,)` and vectorises them as training did. Defaults to `False`: it takes
+            what the model takes (float32 in the run's value range; a text run's token ids,
+            its vocabulary file written beside it).
         tolerance: the largest absolute difference from Keras's outputs allowed.
             Defaults to `1e-4`.
         log: called with each line it says instead of the `recipes` logger's console
@@ -100,31 +113,54 @@ def _export(run_dir, format, out, include_preprocessing, tolerance):
             "--include-preprocessing does not apply to a dcgan run: its generator takes latent vectors, not "
             "images. Received: include_preprocessing=True"
         )
-    targets = _targets(out, format, config_model)
+    recorded = _recorded_kind(run_dir)
+    if include_preprocessing and recorded == "text" and format != "tf_saved_model":
+        raise ConfigError(_NO_STRINGS[format])
+    targets = _targets(out, format, config_model, vocabulary=recorded == "text" and not include_preprocessing)
     run = load_run(run_dir)
     pre = run.preprocessing
-    if include_preprocessing and pre.kind != "image":
+    text = pre.kind == "text"
+    if text and recorded != "text":  # a run whose record could not be read before its model was loaded
+        if include_preprocessing and format != "tf_saved_model":
+            raise ConfigError(_NO_STRINGS[format])
+        targets = _targets(out, format, config_model, vocabulary=not include_preprocessing)
+    if include_preprocessing and pre.kind not in ("image", "text"):
         raise ConfigError(
-            f"--include-preprocessing takes images; run {str(run_dir)!r} trained on "
+            f"--include-preprocessing takes images or texts; run {str(run_dir)!r} trained on "
             f"{'token ids' if pre.kind == 'tokens' else 'feature rows'}. Received: include_preprocessing=True"
         )
+    raw_texts = include_preprocessing and text
     parts = _parts(run.model, config_model, task)
-    samples = _samples(run, task)
-    written, results = [], []
+    samples = {"model": _held_out_texts(run)} if raw_texts else _samples(run, task)
+    written, results = [], []  # (temporary, target, format) to move into place once every file is verified
     try:
         for (part, net), target in zip(parts, targets):
             net = as_float32(net)
-            wrapped = with_preprocessing(net, pre) if include_preprocessing and part in ("model", "encoder") else net
+            images = include_preprocessing and not text and part in ("model", "encoder")
+            wrapped = with_preprocessing(net, pre) if images else net
             x, checked = samples[part]
-            if wrapped is not net:
+            if raw_texts:
+                checks = _raw_text_checks(x, pre, net)
+            elif images:
                 checks = _raw_image_checks(x, pre, net)
                 checked = f"{checked} as uint8 images at {pre.image_size[0]}x{pre.image_size[1]} and another size"
             else:
                 checks = [(x, _keras_outputs(net, x))]
-            wrapped(checks[0][0][:1])  # Keras exports only a model that has been called
+            if not raw_texts:
+                wrapped(checks[0][0][:1])  # Keras exports only a model that has been called
             tmp = _temporary(target, format)
-            written.append((tmp, target))
-            _write(wrapped, tmp, format, preprocessing=wrapped is not net)
+            written.append((tmp, target, format))
+            if raw_texts:
+                write_text_saved_model(net, pre, tmp)
+            else:
+                _write(wrapped, tmp, format, via_saved_model=images or pre.kind in ("text", "tokens"))
+            words = None
+            if text and not raw_texts:  # the token-id model: its vocabulary beside it
+                words = vocabulary_path(target, format)
+                tmp_words = vocabulary_path(tmp, format)
+                if FORMATS[format]:  # a file beside the model's (a SavedModel folder holds it, moved with it)
+                    written.append((tmp_words, words, "vocabulary"))
+                write_vocabulary(tmp_words, pre)
             difference = 0.0
             for inputs, expected in checks:
                 got = run_exported(format, tmp, inputs)
@@ -134,18 +170,24 @@ def _export(run_dir, format, out, include_preprocessing, tolerance):
                     f"The {format} export of the {part} differs from Keras by {difference:.3g}, over the tolerance "
                     f"{tolerance:g} (on {checked}); nothing was written to {target}."
                 )
-            results.append(Exported(part, target, difference, checked, _signature(wrapped)))
-        for tmp, target in written:
-            _move(tmp, target, format)
+            signature = TEXT_SIGNATURE if raw_texts else _signature(wrapped)
+            results.append(Exported(part, target, difference, checked, signature, words))
+        for tmp, target, kind in reversed(written):  # a vocabulary file before its model
+            _move(tmp, target, kind)
         written = []
     finally:
-        for tmp, _ in written:
-            _remove(tmp, format)
+        for tmp, _, kind in written:
+            _remove(tmp, kind)
     for r in results:
         logger.info(
             f"{r.part}: {r.path}  (input {r.inputs}; largest difference from Keras {r.largest_difference:.3g} "
             f"on {r.checked}, tolerance {tolerance:g})"
         )
+        if r.vocabulary is not None:
+            logger.info(
+                f"vocabulary: {r.vocabulary}  (one word a line, the first is id 2; 0 pads, 1 is any other word; "
+                f"{pre.describe()})"
+            )
     return results
 
 
@@ -191,8 +233,39 @@ def _run_model_name(run_dir) -> str:
     return stored_config(run_dir)["model"]
 
 
-def _targets(out, format, model_name) -> list[pathlib.Path]:
-    """The paths to write, checked before anything is loaded: new, in an existing folder, the format's suffix."""
+def _recorded_kind(run_dir) -> str | None:
+    """The kind of data the run's `preprocessing.json` records, before its model is loaded (`None`
+    without a readable record: `load_run` says why, or re-derives it)."""
+    from recipes import preprocessing
+
+    try:
+        pre = preprocessing.read(run_dir)
+    except ValueError:
+        return None
+    return None if pre is None else pre.kind
+
+
+_INSTEAD = (
+    "export without --include-preprocessing (the token-id model, its vocabulary file beside it) or use "
+    "--format tf_saved_model --include-preprocessing (a SavedModel that takes raw strings)"
+)
+_NO_STRINGS = {
+    format: f"--include-preprocessing cannot go into format={format!r} for a text run: {why}; {_INSTEAD}. "
+    f"Received: format={format!r}, include_preprocessing=True"
+    for format, why in (
+        (
+            "onnx",
+            "ONNX cannot carry its string operations (standardising, splitting, the vocabulary lookup; tf2onnx#1886)",
+        ),
+        ("litert", "LiteRT runs its string operations only as TensorFlow Flex ops, which LiteRT's interpreter lacks"),
+        ("openvino", "OpenVINO's converter does not take its string operations"),
+    )
+}
+
+
+def _targets(out, format, model_name, vocabulary=False) -> list[pathlib.Path]:
+    """The paths to write, checked before anything is loaded: new, in an existing folder, the format's suffix
+    (and, for a text run's token-id model in a file, its vocabulary file beside it)."""
     out = pathlib.Path(out)
     suffix = FORMATS[format]
     if suffix and out.suffix.lower() != suffix:
@@ -206,7 +279,10 @@ def _targets(out, format, model_name) -> list[pathlib.Path]:
     parts = ["encoder", "decoder"] if model_name == "vae" else [None]
     targets = [out if p is None else out.with_name(f"{out.stem if suffix else out.name}-{p}{suffix}") for p in parts]
     for target in targets:
-        for path in [target] + ([target.with_suffix(".bin")] if format == "openvino" else []):
+        beside = [target.with_suffix(".bin")] if format == "openvino" else []
+        if vocabulary and suffix:
+            beside.append(vocabulary_path(target, format))
+        for path in [target, *beside]:
             if os.path.lexists(path):
                 raise ConfigError(
                     f"--out {str(path)!r} exists; export never overwrites: choose a new path or remove it. "
@@ -267,3 +343,29 @@ def _held_out(run, rng):
         low, high = pre.value_range
         return rng.uniform(low, high, size=shape).astype(np.float32), f"{BATCH} random images"
     return rng.standard_normal(shape).astype(np.float32), f"{BATCH} random feature rows"
+
+
+def _held_out_texts(run):
+    """`(texts, description)`: up to `BATCH` raw texts of the run's held-out split (its test split,
+    else its training texts), or made-up sentences of its words if the data set cannot be read."""
+    pre = run.preprocessing
+    try:
+        with user_errors():
+            arrays = open_data(run.config).arrays
+        split, texts = (
+            ("test", arrays.x_test) if getattr(arrays, "x_test", None) is not None else ("training", arrays.x_train)
+        )
+        texts = [str(t) for t in np.asarray(texts, dtype=object).reshape(-1)[:BATCH]]
+        if texts:
+            return texts, f"{len(texts)} {split} texts of {pre.dataset}, as raw strings"
+        logger.warning("the run's data set holds no texts; verifying on made-up sentences instead")
+    except ConfigError as e:
+        logger.warning(f"the run's data set cannot be read ({e}); verifying on made-up sentences instead")
+    rng = np.random.default_rng(0)
+    words = list(pre.vocabulary) or ["word"]
+    texts = []
+    for i in range(BATCH):  # capitals, punctuation, an unknown word, lengths either side of the sequence length
+        chosen = [str(w) for w in rng.choice(words, size=int(rng.integers(1, 2 * pre.sequence_length)))]
+        chosen.insert(int(rng.integers(len(chosen) + 1)), "Xyzzyq")
+        texts.append(" ".join(chosen).capitalize() + ("!" if i % 2 else ", really."))
+    return texts, f"{BATCH} made-up sentences of the run's words, as raw strings"
