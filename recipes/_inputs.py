@@ -287,9 +287,9 @@ def _table_texts(path, pre):
     elif isinstance(chosen, int) and header is None and 1 <= chosen <= width:
         text = chosen - 1
     else:
-        text = _text._column(path, header, width, None, "text_column", _text.TEXT_NAMES)
+        text = _text.find_column(path, header, width, None, "text_column", _text.TEXT_NAMES)
     if text is None:
-        label = _text._column(path, header, width, None, "label_column", _text.LABEL_NAMES)
+        label = _text.find_column(path, header, width, None, "label_column", _text.LABEL_NAMES)
         wordy = [
             i for i in range(width) if i != label and 2 * sum(not is_number(row[i]) for _, row in rows) > len(rows)
         ]
@@ -302,7 +302,7 @@ def _table_texts(path, pre):
     out = []
     for line, row in rows:
         if not row[text].strip():
-            raise ValueError(f"{path}, line {line}: the text ({_text._name(header, text)}) is empty.")
+            raise ValueError(f"{path}, line {line}: the text ({_text.column_label(header, text)}) is empty.")
         out.append((line, row[text]))
     return out
 
@@ -310,35 +310,16 @@ def _table_texts(path, pre):
 def _jsonl_texts(path, pre):
     """A JSON Lines file's texts, `[(line, text)]`: the run's key when the file has it, else one by
     name (`TEXT_NAMES`), else the key of the longest strings; checked as training checks them."""
-    import json
 
     from recipes.datasets import _text
 
-    records = []
-    try:
-        with open(path, "rb") as f:
-            for number, line in enumerate(_text._lines(path, f), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}, line {number}: not valid JSON ({e.msg}, column {e.colno}).") from None
-                if not isinstance(record, dict):
-                    raise ValueError(
-                        f"{path}, line {number}: each line must be a JSON object. Received: {type(record).__name__}"
-                    )
-                records.append((number, record))
-    except OSError as e:
-        raise ValueError(f"Could not read {path}: {e.strerror or e}.") from None
-    if not records:
-        raise ValueError(f"{path} has no records.")
+    records = _text.json_records(path)
     keys = list(dict.fromkeys(k for _, record in records for k in record))
     chosen = _text.column_setting(pre.text_from)
     text = chosen if isinstance(chosen, str) and chosen in keys else None
-    text = text or _text._key(path, keys, None, "text_column", _text.TEXT_NAMES)
+    text = text or _text.find_key(path, keys, None, "text_column", _text.TEXT_NAMES)
     if text is None:
-        label = _text._key(path, keys, None, "label_column", _text.LABEL_NAMES)
+        label = _text.find_key(path, keys, None, "label_column", _text.LABEL_NAMES)
         strings = [k for k in keys if k != label and any(isinstance(r.get(k), str) for _, r in records)]
         if not strings:
             raise ValueError(f"{path}: no key holds text. Found: {', '.join(map(repr, keys))}")

@@ -265,7 +265,9 @@ def _read_imdb_text(source) -> Arrays:
                         f"{source}: {member.name}: {member.size:,} bytes, too long for one review "
                         f"(at most {_text.MAX_FILE:,})."
                     )
-                reviews[key].append((parts[3], _review(source, member.name, tar.extractfile(member).read())))
+                reviews[key].append(
+                    (parts[3], _text.decoded(tar.extractfile(member).read(), f"{source}: {member.name}"))
+                )
             while compressed.read(1 << 20):
                 pass
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
@@ -280,7 +282,7 @@ def _read_imdb_text(source) -> Arrays:
         for i, label in enumerate(IMDB_CLASSES):  # in file-name order, as an extracted folder is read
             texts += [text for _, text in sorted(reviews[(split, label)])]
             y += [i] * len(reviews[(split, label)])
-        return _text._strings(texts), np.array(y, np.int32)
+        return _text.strings(texts), np.array(y, np.int32)
 
     (x_train, y_train), (x_test, y_test) = split_arrays("train"), split_arrays("test")
     return Arrays(
@@ -296,17 +298,3 @@ def _read_imdb_text(source) -> Arrays:
         label_from="class folders",
         unused=tuple(sorted(unused)),
     )
-
-
-def _review(source, member, raw) -> str:
-    """One review's text, checked: UTF-8, not empty."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ValueError(
-            f"{source}: {member}, line {line}: not UTF-8 text. Received: byte {raw[e.start : e.start + 1].hex()}"
-        ) from None
-    if not text.strip():
-        raise ValueError(f"{source}: {member}: the review is empty.")
-    return text

@@ -56,7 +56,7 @@ def _field_limit(limit):
         csv.field_size_limit(old)
 
 
-def _lines(path, f):
+def checked_lines(path, f):
     """The lines of a binary file as text, each checked: UTF-8, at most `MAX_LINE` characters.
 
     Read with a limit, so a 2 GB line is found after reading `MAX_LINE` of it, not all of it."""
@@ -92,7 +92,7 @@ def read_rows(path, limit=None):
     rows = []
     try:
         with open(path, "rb") as f, _field_limit(MAX_LINE):
-            reader = csv.reader(_lines(path, f), delimiter=delimiter, strict=True)
+            reader = csv.reader(checked_lines(path, f), delimiter=delimiter, strict=True)
             start = 1
             while True:
                 try:
@@ -126,7 +126,7 @@ def split_header(rows):
     return None, rows
 
 
-def _column(path, header, width, chosen, setting, names):
+def find_column(path, header, width, chosen, setting, names):
     """The index of the column chosen by `setting` (a header name, or a number from 1), else the
     first of `names` in the header, else `None`."""
     if chosen is not None:
@@ -144,7 +144,7 @@ def _column(path, header, width, chosen, setting, names):
     return None
 
 
-def _name(header, index):
+def column_label(header, index):
     return repr(header[index]) if header is not None else f"column {index + 1}"
 
 
@@ -164,10 +164,12 @@ def read_table_or_text(
                 f"{path}, line {line}: expected {width} columns{', as the header has' if header else ''} (a field "
                 f"that holds the delimiter must be in double quotes). Received: {len(row)}"
             )
-    label = _column(path, header, width, label_column, "label_column", LABEL_NAMES)
-    text = _column(path, header, width, text_column, "text_column", TEXT_NAMES)
+    label = find_column(path, header, width, label_column, "label_column", LABEL_NAMES)
+    text = find_column(path, header, width, text_column, "text_column", TEXT_NAMES)
     if label is not None and label == text:
-        raise ValueError(f"{path}: the text and the label cannot be one column. Received: {_name(header, label)}")
+        raise ValueError(
+            f"{path}: the text and the label cannot be one column. Received: {column_label(header, label)}"
+        )
     # a column of text: most of its cells are not numbers (a typo in a column of numbers is not text)
     wordy = [i for i in range(width) if i != label and 2 * sum(not is_number(row[i]) for _, row in rows) > len(rows)]
     if text is None and not [i for i in wordy if i != (width - 1 if label is None else label)]:
@@ -179,21 +181,23 @@ def read_table_or_text(
         if not others:
             raise ValueError(
                 f"{path} has one column, the text; it needs a label column too (or labels=False). "
-                f"Received: {_name(header, text)}"
+                f"Received: {column_label(header, text)}"
             )
         label = min(others, key=lambda i: (len({row[i].strip() for _, row in rows}), -i))  # fewest values; last
     texts = []
     for line, row in rows:
         if not row[text].strip():
-            raise ValueError(f"{path}, line {line}: the text ({_name(header, text)}) is empty.")
+            raise ValueError(f"{path}, line {line}: the text ({column_label(header, text)}) is empty.")
         texts.append(row[text])
     y = None
     if labels:
         y = _label_cells(
-            path, [(line, row[label]) for line, row in rows], _name(header, label), class_names=class_names
+            path, [(line, row[label]) for line, row in rows], column_label(header, label), class_names=class_names
         )
-    unused = [_name(header, i) for i in range(width) if i not in (text, label)]
-    return _text_arrays(path, texts, y, text_from=_name(header, text), label_from=_name(header, label), unused=unused)
+    unused = [column_label(header, i) for i in range(width) if i not in (text, label)]
+    return _text_arrays(
+        path, texts, y, text_from=column_label(header, text), label_from=column_label(header, label), unused=unused
+    )
 
 
 def _table(path, header, rows, width, label, labels, class_names=None):
@@ -218,7 +222,7 @@ def _table(path, header, rows, width, label, labels, class_names=None):
             f"cells in all)"
         )
     y = (
-        _label_cells(path, label_cells, _name(header, label), one_class=not labels, class_names=class_names)
+        _label_cells(path, label_cells, column_label(header, label), one_class=not labels, class_names=class_names)
         if width > 1
         else None
     )
@@ -230,7 +234,7 @@ def _table(path, header, rows, width, label, labels, class_names=None):
         y_train=None if y is None else y[0],
         class_names=None if y is None else y[1],
         text_from=None,
-        label_from=None if y is None else _name(header, label),
+        label_from=None if y is None else column_label(header, label),
     )
 
 
@@ -248,13 +252,13 @@ def _label_cells(path, cells, column, one_class=False, class_names=None):
     )
 
 
-def read_jsonl(path, *, text_column=None, label_column=None, labels=True, class_names=None) -> Arrays:
-    """JSON Lines: one object a line, its text and label found by key (see `TEXT_NAMES`)."""
-    path = pathlib.Path(path)
+def json_records(path) -> list:
+    """A JSON Lines file's objects, `[(line number, dict)]`, blank lines skipped; one line naming the
+    file and the line for anything else."""
     records = []
     try:
         with open(path, "rb") as f:
-            for number, line in enumerate(_lines(path, f), start=1):
+            for number, line in enumerate(checked_lines(path, f), start=1):
                 if not line.strip():
                     continue
                 try:
@@ -270,14 +274,21 @@ def read_jsonl(path, *, text_column=None, label_column=None, labels=True, class_
         raise ValueError(f"Could not read {path}: {e.strerror or e}.") from None
     if not records:
         raise ValueError(f"{path} has no records.")
+    return records
+
+
+def read_jsonl(path, *, text_column=None, label_column=None, labels=True, class_names=None) -> Arrays:
+    """JSON Lines: one object a line, its text and label found by key (see `TEXT_NAMES`)."""
+    path = pathlib.Path(path)
+    records = json_records(path)
     keys = list(dict.fromkeys(k for _, record in records for k in record))
-    text = _key(path, keys, text_column, "text_column", TEXT_NAMES)
+    text = find_key(path, keys, text_column, "text_column", TEXT_NAMES)
     if text is None:
         strings = [k for k in keys if k != label_column and any(isinstance(r.get(k), str) for _, r in records)]
         if not strings:
             raise ValueError(f"{path}: no key holds text. Found: {', '.join(map(repr, keys))}")
         text = max(strings, key=lambda k: sum(len(r.get(k) or "") for _, r in records if isinstance(r.get(k), str)))
-    label = _key(path, keys, label_column, "label_column", LABEL_NAMES) if labels else None
+    label = find_key(path, keys, label_column, "label_column", LABEL_NAMES) if labels else None
     if labels and label is None:
         others = [k for k in keys if k != text]
         if len(others) != 1:
@@ -305,7 +316,7 @@ def read_jsonl(path, *, text_column=None, label_column=None, labels=True, class_
     return _text_arrays(path, texts, y, text_from=repr(text), label_from=repr(label) if labels else None, unused=unused)
 
 
-def _key(path, keys, chosen, setting, names):
+def find_key(path, keys, chosen, setting, names):
     if chosen is not None:
         if chosen not in keys:
             raise ValueError(f"{path} has no key {chosen!r} ({setting}). Found: {', '.join(map(repr, keys))}")
@@ -319,7 +330,7 @@ def _text_arrays(path, texts, y, *, text_from, label_from, unused) -> Arrays:
         name=path.stem,
         source=str(path),
         kind="text",
-        x_train=_strings(texts),
+        x_train=strings(texts),
         y_train=None if y is None else y[0],
         class_names=None if y is None else y[1],
         text_from=text_from,
@@ -328,7 +339,7 @@ def _text_arrays(path, texts, y, *, text_from, label_from, unused) -> Arrays:
     )
 
 
-def _strings(texts) -> np.ndarray:
+def strings(texts) -> np.ndarray:
     out = np.empty(len(texts), dtype=object)
     out[:] = texts
     return out
@@ -472,7 +483,7 @@ def _read_classes(folder, classes):
         for path in sorted((folder / name).glob("*.txt")):
             texts.append(read_text_file(path))
             y.append(label)
-    return _strings(texts), np.array(y, np.int32)
+    return strings(texts), np.array(y, np.int32)
 
 
 def read_text_file(path) -> str:
@@ -487,6 +498,12 @@ def read_text_file(path) -> str:
         raw = path.read_bytes()
     except OSError as e:
         raise ValueError(f"Could not read {path}: {e.strerror or e}.") from None
+    return decoded(raw, str(path))
+
+
+def decoded(raw: bytes, where: str) -> str:
+    """One example's bytes (a file's, an archive member's) as text, checked: UTF-8 (a byte-order
+    mark dropped), not empty; `where` names it in the one-line error."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -494,11 +511,11 @@ def read_text_file(path) -> str:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise ValueError(
-            f"{path}, line {line}: not UTF-8 text; save the file as UTF-8. Received: byte "
+            f"{where}, line {line}: not UTF-8 text; save the file as UTF-8. Received: byte "
             f"{raw[e.start : e.start + 1].hex()}"
         ) from None
     if not text.strip():
-        raise ValueError(f"{path}: the text is empty.")
+        raise ValueError(f"{where}: the text is empty.")
     return text
 
 
