@@ -275,13 +275,7 @@ def _table_texts(path, pre):
         header, rows = None, every
     if not rows:
         raise ValueError(f"{path} has no data rows.")
-    width = len(header or rows[0][1])
-    for line, row in rows:
-        if len(row) != width:
-            raise ValueError(
-                f"{path}, line {line}: expected {width} columns{', as the header has' if header else ''} (a field "
-                f"that holds the delimiter must be in double quotes). Received: {len(row)}"
-            )
+    width = _text.row_width(path, header, rows)
     if isinstance(chosen, str) and header is not None and chosen in header:
         text = header.index(chosen)
     elif isinstance(chosen, int) and header is None and 1 <= chosen <= width:

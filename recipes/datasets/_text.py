@@ -148,6 +148,19 @@ def column_label(header, index):
     return repr(header[index]) if header is not None else f"column {index + 1}"
 
 
+def row_width(path, header, rows) -> int:
+    """The number of columns every record has (the header's, else the first record's), or one line
+    naming the first record of another width."""
+    width = len(header or rows[0][1])
+    for line, row in rows:
+        if len(row) != width:
+            raise ValueError(
+                f"{path}, line {line}: expected {width} columns{', as the header has' if header else ''} (a field "
+                f"that holds the delimiter must be in double quotes). Received: {len(row)}"
+            )
+    return width
+
+
 def read_table_or_text(
     path, *, text_column=None, label_column=None, labels=True, limit=None, class_names=None
 ) -> Arrays:
@@ -157,13 +170,7 @@ def read_table_or_text(
     header, rows = split_header(read_rows(path, limit))
     if not rows:
         raise ValueError(f"{path} has no data rows.")
-    width = len(header or rows[0][1])
-    for line, row in rows:
-        if len(row) != width:
-            raise ValueError(
-                f"{path}, line {line}: expected {width} columns{', as the header has' if header else ''} (a field "
-                f"that holds the delimiter must be in double quotes). Received: {len(row)}"
-            )
+    width = row_width(path, header, rows)
     label = find_column(path, header, width, label_column, "label_column", LABEL_NAMES)
     text = find_column(path, header, width, text_column, "text_column", TEXT_NAMES)
     if label is not None and label == text:
