@@ -115,8 +115,9 @@ def check_compatible(model: str, data) -> None:
         takes = " or ".join(
             DATA_FORMS[f] + (" (read row by row)" if f == "image" and spec.images_as_rows else "") for f in spec.data
         )
+        of_shape = f" of shape {shape}" if shape else ""  # a text has no shape until it is read as token ids
         raise ConfigError(
-            f"Model {model!r} trains on {takes}, but dataset {data.name!r} holds {DATA_FORMS[form]} of shape {shape}."
+            f"Model {model!r} trains on {takes}, but dataset {data.name!r} holds {DATA_FORMS[form]}{of_shape}."
         )
 
 
