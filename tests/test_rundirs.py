@@ -479,7 +479,7 @@ def test_a_run_made_before_markers_is_still_recognised(tmp_path):
         (
             "lstm",
             "table",
-            "Model 'lstm' trains on token ids or real-valued sequences or images (read row by row), but "
+            "Model 'lstm' trains on texts or token ids or real-valued sequences or images (read row by row), but "
             "dataset 't' holds tables of features of shape (5,).",
         ),
         ("dcgan", "table", "Model 'dcgan' trains on images, but dataset 't' holds tables of features of shape (5,)."),
