@@ -273,8 +273,11 @@ def from_arrays(
                 f"sequence_length must be the vocabulary's, {vocabulary.sequence_length}. "
                 f"Received: sequence_length={sequence_length}"
             )
-        x_train = _vocabulary.vectorize(x_train, vocabulary)
-        x_test = None if x_test is None else _vocabulary.vectorize(x_test, vocabulary)
+        if "train" in splits or "val" in splits:
+            x_train = _vocabulary.vectorize(x_train, vocabulary)
+        else:  # a finished run's test split alone (evaluate, export): the training texts are not read
+            x_train = np.zeros((len(x_train), vocabulary.sequence_length), np.int32)
+        x_test = None if x_test is None or not return_test else _vocabulary.vectorize(x_test, vocabulary)
         sequence_length = None
         text = dict(
             vocabulary=vocabulary,
@@ -352,7 +355,7 @@ def from_arrays(
         num_train=len(train_idx),
         batch_size=batch_size,
         num_val=0 if val_idx is None else len(val_idx),
-        num_test=0 if x_test is None else len(x_test),
+        num_test=0 if a.x_test is None else len(a.x_test),
         vocab_size=a.vocab_size,
         sequence_length=input_shape[0] if kind in ("sequence", "text") else None,
         source=a.source,
