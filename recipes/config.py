@@ -39,6 +39,8 @@ DEFAULTS = {
     "text_column": None,
     "label_column": None,
     "early_stopping": None,  # patience in epochs, or None
+    # what picks best.keras and stops early: "auto" (val_loss, else loss) or a logged metric, e.g. val_accuracy
+    "monitor": "auto",
     "lr_schedule": None,  # None, "plateau" or "cosine"
     "strategy": "auto",  # see recipes.hardware.configure
     "precision": "auto",
@@ -214,6 +216,9 @@ def validate(config: dict) -> None:
         )
     for key in ("early_stopping", "sequence_length", "vocab_size"):
         _positive_int(config, key, allow_none=True)
+    monitor = config["monitor"]
+    if not isinstance(monitor, str) or not monitor.strip():
+        raise ConfigError(f"monitor must be 'auto' or the name of a logged metric. Received: monitor={monitor!r}")
     for key in ("text_column", "label_column"):
         value = config[key]
         if value is not None and not (isinstance(value, str) and value or is_int(value) and value >= 1):

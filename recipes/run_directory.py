@@ -252,7 +252,7 @@ def find_unfinished(config: dict, root=RUNS_ROOT):
 def read_config(run_dir) -> dict:
     """The run's settings from its config.yaml (without the record of resumes)."""
     data = config_lib.load_yaml(pathlib.Path(run_dir) / "config.yaml")
-    # a run written before `judge`, `backend`, the cache or the text settings existed had none
+    # a run written before `judge`, `backend`, the cache, the text settings or `monitor` existed had none
     defaults = {
         "judge": None,
         "backend": None,
@@ -260,6 +260,7 @@ def read_config(run_dir) -> dict:
         "cache": None,
         "text_column": None,
         "label_column": None,
+        "monitor": "auto",
     }
     return {**defaults, **{k: v for k, v in data.items() if k != "resumes"}}
 

@@ -43,6 +43,35 @@ def test_masking_makes_padding_irrelevant_and_costs_no_parameters(tmp_path):
     np.testing.assert_allclose(restored(padded), out, rtol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["max", "mean", "max_mean"])
+def test_pooling_reads_the_real_steps_only_and_survives_saving(tmp_path, pooling):
+    kwargs = dict(vocab_size=50, embedding_dim=8, units=(8,), pooling=pooling, dropout=0.3, embedding_dropout=0.3)
+    model = build_lstm(**kwargs, compile=False)
+    names = [layer.name for layer in model.layers]
+    assert names[:3] == ["tokens", "embedding", "embedding_dropout"] and names[-1] == "predictions"
+    assert "max_pool" in names if "max" in pooling else "max_pool" not in names
+    # the dropout after the last LSTM comes after the pooling: a max of dropped-out steps is not the max
+    assert names.index("dropout1") > names.index("max_pool" if "max" in pooling else "mean_pool")
+    tokens = np.array([[5, 9, 2, 7, 31, 0, 0, 0]])
+    longer = np.concatenate([tokens, np.zeros((1, 9), "int64")], axis=1)  # TextVectorization pads at the end
+    out = np.asarray(model(tokens))
+    np.testing.assert_allclose(model(longer), out, rtol=1e-5)
+    model.save(tmp_path / "pooled.keras")
+    restored = keras.models.load_model(tmp_path / "pooled.keras")
+    np.testing.assert_allclose(restored(longer), out, rtol=1e-5)
+
+
+def test_masked_max_pooling_never_picks_a_padded_step():
+    from recipes.models.lstm import MaskedGlobalMaxPooling1D
+
+    x = -np.ones((1, 4, 2), "float32")  # every real value below the zeros a padded step would hold
+    x[0, 3] = 0.0
+    mask = np.array([[True, True, True, False]])
+    pooled = np.asarray(MaskedGlobalMaxPooling1D()(x, mask=mask))
+    np.testing.assert_array_equal(pooled, [[-1.0, -1.0]])
+    assert np.asarray(keras.layers.GlobalMaxPooling1D()(x)).tolist() == [[0.0, 0.0]]  # why the layer exists
+
+
 def test_real_valued_sequences_unidirectional_with_dropout():
     model = build_lstm(
         input_shape=(28, 28), vocab_size=None, num_classes=10, units=(16, 8), bidirectional=False, dropout=0.1
@@ -102,6 +131,16 @@ def test_variable_length_real_valued_sequences():
         (dict(bidirectional=1), TypeError, r"bidirectional must be True or False\. Received: bidirectional=1"),
         (dict(num_classes=1), ValueError, r"num_classes must be >= 2\. Received: num_classes=1"),
         (dict(optimizer="adamm"), ValueError, r"Unknown optimizer\..*Received: optimizer='adamm'"),
+        (
+            dict(pooling="min"),
+            ValueError,
+            r"pooling must be one of last, max, mean, max_mean\. Received: pooling='min'",
+        ),
+        (
+            dict(embedding_dropout=1.5),
+            ValueError,
+            r"embedding_dropout must be in \[0, 1\)\. Received: embedding_dropout=1\.5",
+        ),
     ],
 )
 def test_bad_arguments_name_the_argument_and_value(kwargs, error, message):

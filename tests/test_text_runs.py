@@ -135,3 +135,29 @@ def test_string_class_labels_train_and_predict_by_name(recipes_main, iris_csv, t
     assert done.returncode == 0, done.stderr
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert [row.split(",")[1] for row in rows[1:]] == ["setosa", "virginica"]
+
+
+def test_monitor_is_a_setting_and_refuses_nothing_to_monitor():
+    from recipes.errors import ConfigError
+
+    assert config_lib.resolve("mlp")["monitor"] == "auto"
+    assert config_lib.resolve("lstm", flags={"dataset": "digits"})["monitor"] == "auto"  # rows: the recipe's own
+    with pytest.raises(ConfigError, match=r"^monitor must be 'auto' or the name of a logged metric\. Received: "):
+        config_lib.resolve("mlp", sets={"monitor": ""})
+
+
+def test_data_defaults_must_be_for_forms_the_recipe_takes():
+    from recipes.spec import register_model
+
+    with pytest.raises(ValueError, match=r"data_defaults must be keyed by forms of data"):
+        register_model("nope", description="", task="classification", inputs="any", data_defaults={"audio": {}})
+    with pytest.raises(ValueError, match=r"data_reasons must explain settings of data_defaults\['text'\]"):
+        register_model(
+            "nope",
+            description="",
+            task="classification",
+            inputs="any",
+            data=("text",),
+            data_defaults={"text": {"epochs": 3}},
+            data_reasons={"text": {"batch_size": "unexplained"}},
+        )

@@ -21,11 +21,15 @@ def callbacks(run, judge=None) -> list:
     (removed once the metrics are written), and the rate a resume changes."""
     config = run.config
     scoring = {"judge": judge, "judge_images": run.judge.images.epoch_reference} if judge is not None else {}
+    monitor = config["monitor"]
+    if monitor.startswith("val_") and run.data.val is None:  # no validation split: the training figure
+        monitor = monitor.removeprefix("val_")
     return default_callbacks(
         run.directory,
         validation_data=run.data.val,
         training_data=run.data.train,
         class_names=run.data.info.class_names,
+        monitor=monitor,
         early_stopping_patience=config["early_stopping"],
         lr_schedule=config["lr_schedule"],
         keep_backup=True,
