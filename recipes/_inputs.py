@@ -265,7 +265,6 @@ def _table_texts(path, pre):
     label column is ignored. A file of one column whose first row names no known column has no header
     (a list of texts keeps its first one)."""
     from recipes.datasets import _text
-    from recipes.datasets._readers import is_number
 
     chosen = _text.column_setting(pre.text_from)
     every = _text.read_rows(path)
@@ -284,21 +283,14 @@ def _table_texts(path, pre):
         text = _text.find_column(path, header, width, None, "text_column", _text.TEXT_NAMES)
     if text is None:
         label = _text.find_column(path, header, width, None, "label_column", _text.LABEL_NAMES)
-        wordy = [
-            i for i in range(width) if i != label and 2 * sum(not is_number(row[i]) for _, row in rows) > len(rows)
-        ]
+        wordy = _text.wordy_columns(rows, width, label)
         if not wordy:
             found = ", ".join(repr(h) for h in header) if header else f"{width} column{'s' * (width > 1)} of numbers"
             raise ValueError(
                 f"{path} holds no column of text; the run trained on texts ({pre.dataset}). Found: {found}"
             )
-        text = max(wordy, key=lambda i: (sum(len(row[i]) for _, row in rows), -i))
-    out = []
-    for line, row in rows:
-        if not row[text].strip():
-            raise ValueError(f"{path}, line {line}: the text ({_text.column_label(header, text)}) is empty.")
-        out.append((line, row[text]))
-    return out
+        text = _text.longest_column(rows, wordy)
+    return _text.column_texts(path, header, rows, text)
 
 
 def _jsonl_texts(path, pre):

@@ -161,6 +161,27 @@ def row_width(path, header, rows) -> int:
     return width
 
 
+def wordy_columns(rows, width, label=None) -> list:
+    """The columns (but `label`) that hold text: most of their cells are not numbers (a typo in a
+    column of numbers does not make it text)."""
+    return [i for i in range(width) if i != label and 2 * sum(not is_number(row[i]) for _, row in rows) > len(rows)]
+
+
+def longest_column(rows, columns) -> int:
+    """Of `columns`, the one of the longest texts in all (the first, on a tie): the text column found by type."""
+    return max(columns, key=lambda i: (sum(len(row[i]) for _, row in rows), -i))
+
+
+def column_texts(path, header, rows, text) -> list:
+    """`[(line, text)]` of column `text`, each checked not empty (one line naming the line)."""
+    out = []
+    for line, row in rows:
+        if not row[text].strip():
+            raise ValueError(f"{path}, line {line}: the text ({column_label(header, text)}) is empty.")
+        out.append((line, row[text]))
+    return out
+
+
 def read_table_or_text(
     path, *, text_column=None, label_column=None, labels=True, limit=None, class_names=None
 ) -> Arrays:
@@ -177,12 +198,11 @@ def read_table_or_text(
         raise ValueError(
             f"{path}: the text and the label cannot be one column. Received: {column_label(header, label)}"
         )
-    # a column of text: most of its cells are not numbers (a typo in a column of numbers is not text)
-    wordy = [i for i in range(width) if i != label and 2 * sum(not is_number(row[i]) for _, row in rows) > len(rows)]
+    wordy = wordy_columns(rows, width, label)
     if text is None and not [i for i in wordy if i != (width - 1 if label is None else label)]:
         return _table(path, header, rows, width, label, labels, class_names)  # numbers, labels (by name, else last)
-    if text is None:  # by type: the column of the longest texts
-        text = max(wordy, key=lambda i: (sum(len(row[i]) for _, row in rows), -i))
+    if text is None:
+        text = longest_column(rows, wordy)
     if label is None and labels:
         others = [i for i in range(width) if i != text]
         if not others:
@@ -191,11 +211,7 @@ def read_table_or_text(
                 f"Received: {column_label(header, text)}"
             )
         label = min(others, key=lambda i: (len({row[i].strip() for _, row in rows}), -i))  # fewest values; last
-    texts = []
-    for line, row in rows:
-        if not row[text].strip():
-            raise ValueError(f"{path}, line {line}: the text ({column_label(header, text)}) is empty.")
-        texts.append(row[text])
+    texts = [t for _, t in column_texts(path, header, rows, text)]
     y = None
     if labels:
         y = _label_cells(
