@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import keras
-import tensorflow as tf
+
+from recipes import _optional
 
 
 @dataclasses.dataclass
@@ -35,7 +37,7 @@ class HardwarePlan:
     """
 
     devices: list
-    strategy: tf.distribute.Strategy
+    strategy: object  # tf.distribute.Strategy | LocalDistribution
     precision: str
     jit_compile: bool
     steps_per_execution: int
@@ -69,11 +71,15 @@ def make_deterministic() -> str:
     """Makes the same seed repeat a run exactly on this machine and backend (what `recipes
     train` does after seeding); returns `determinism(backend)`.
 
-    tf.data feeds every backend, so TensorFlow's op determinism is on for all of them
-    (TensorFlow's random ops then need a seed: `keras.utils.set_random_seed`).
+    Where TensorFlow is installed, tf.data feeds every backend, so TensorFlow's op determinism is
+    on for all of them (TensorFlow's random ops then need a seed: `keras.utils.set_random_seed`);
+    without it the PyDataset engine's order is a function of the seed and the epoch alone.
     """
     backend = keras.backend.backend()
-    tf.config.experimental.enable_op_determinism()
+    if _optional.has_tensorflow():
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     if backend == "torch":
         import torch
 
@@ -132,9 +138,17 @@ class LocalDistribution:
         return contextlib.nullcontext()
 
 
+def is_tf_strategy(strategy) -> bool:
+    """`strategy` is a `tf.distribute.Strategy` (never, where TensorFlow was not imported)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and hasattr(tf, "distribute") and isinstance(strategy, tf.distribute.Strategy)
+
+
 def _strategy_name(strategy) -> str:
     if isinstance(strategy, LocalDistribution):
         return strategy.name
+    import tensorflow as tf  # a strategy of TensorFlow's: imported already
+
     if isinstance(strategy, tf.distribute.MirroredStrategy):
         return "mirrored"
     if isinstance(strategy, tf.distribute.OneDeviceStrategy):

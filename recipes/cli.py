@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 
+from recipes import _optional
 from recipes._checks import BACKENDS
 from recipes.errors import ConfigError, JobLostError, TrainingError, first_line
 
@@ -38,6 +39,10 @@ def _import_tensorflow_quietly():
     """
     import tempfile
 
+    from recipes._optional import has_tensorflow
+
+    if not has_tensorflow():  # a JAX or PyTorch install: nothing to quiet
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -215,6 +220,8 @@ def _select_backend(args) -> None:
     )
     if args.command == "export":
         wanted = "tensorflow"  # every export format goes through TensorFlow (recipes/trained/export.py)
+        if not _optional.has_tensorflow():
+            raise ConfigError(_optional.EXPORT_NEEDS_TENSORFLOW)
     if wanted is None and run_dir:
         try:
             from recipes.run_directory import read_config
@@ -236,7 +243,14 @@ def _select_backend(args) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         # deterministic cuBLAS (torch.use_deterministic_algorithms needs it before CUDA starts)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if wanted is not None and not _optional.installed(wanted):
+        source = "--backend" if getattr(args, "backend", None) else "the run's backend"
+        raise ConfigError(str(_optional.backend_missing(wanted, source)))
     if wanted is None:
+        try:  # $KERAS_BACKEND or keras.json, else the first installed backend
+            _optional.choose_backend()
+        except _optional.MissingDependency as e:
+            raise ConfigError(str(e)) from None
         return
     if "keras" in sys.modules:
         import keras

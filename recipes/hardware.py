@@ -48,11 +48,17 @@ import functools
 import os
 
 import keras
-import tensorflow as tf
 
+from recipes import _optional
 from recipes._checks import PRECISIONS, STRATEGIES, check_choice, is_int
-from recipes._hardware_plan import HardwarePlan, LocalDistribution, _plan, determinism, make_deterministic
-from recipes._tf_devices import _enable_memory_growth, _gpu_details, _make_strategy, has_gpu, split_cpu
+from recipes._hardware_plan import (
+    HardwarePlan,
+    LocalDistribution,
+    _plan,
+    determinism,
+    is_tf_strategy,
+    make_deterministic,
+)
 
 # The public names, in the order of the reference (the plan and the devices' set-up live in
 # recipes._hardware_plan and recipes._tf_devices).
@@ -132,7 +138,7 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
         ValueError: for an invalid argument; the message names it and the value received.
     """
     backend = keras.backend.backend()
-    if not isinstance(strategy, tf.distribute.Strategy):
+    if not is_tf_strategy(strategy):
         check_choice("strategy", strategy, STRATEGIES)
     elif backend != "tensorflow":
         raise ValueError(f"A tf.distribute.Strategy needs the TensorFlow backend; Keras runs on {backend}.")
@@ -147,6 +153,10 @@ def configure(strategy="auto", precision="auto", jit="auto", steps_per_execution
 
     if backend != "tensorflow":
         return _configure_other(backend, strategy, precision, jit, steps_per_execution, recipe)
+
+    import tensorflow as tf
+
+    from recipes._tf_devices import _enable_memory_growth, _gpu_details, _make_strategy
 
     gpus = tf.config.list_physical_devices("GPU")
     memory_growth = _enable_memory_growth(gpus)  # before anything below can initialise the GPUs
@@ -348,20 +358,84 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
+def has_gpu() -> bool:
+    """Whether the Keras backend sees a GPU (on TensorFlow, without initialising the devices)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.local_devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    from recipes._tf_devices import has_gpu as tf_has_gpu
+
+    return tf_has_gpu()
+
+
+def split_cpu(n: int) -> None:
+    """Splits the CPU into `n` TensorFlow logical devices, so `configure(strategy="mirrored")` runs `n`
+    replicas on the TensorFlow backend (see `recipes._tf_devices.split_cpu`). On JAX, set
+    `XLA_FLAGS=--xla_force_host_platform_device_count=N` before JAX starts instead.
+
+    Raises:
+        MissingDependency: where TensorFlow is not installed (one line naming the extra).
+    """
+    _optional.require_tensorflow("split_cpu (TensorFlow's logical CPU devices)")
+    from recipes._tf_devices import split_cpu as tf_split_cpu
+
+    tf_split_cpu(n)
+
+
+def _versions() -> str:
+    """`"Keras 3.15.1 on jax 0.10.2"`, with TensorFlow's version where it is installed (tf.data)."""
+    import importlib.metadata
+
+    def version(dist):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    backend = keras.backend.backend()
+    text = f"Keras {keras.__version__} on {backend}"
+    if backend != "tensorflow":
+        text += f" {version(backend) or '?'}"
+    tf_version = version("tensorflow") or version("tensorflow-cpu")
+    return text + (f", TF {tf_version}" if tf_version else ", no TensorFlow")
+
+
+def _gpu_count() -> int:
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return sum(d.platform == "gpu" for d in jax.local_devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.device_count()
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
 def describe_machine() -> str:
     """One line for benchmark headers: CPU model, cores, vector extensions, GPUs, versions."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = _gpu_count()
     return (
         f"CPU: {cpu_model()}, {cores} cores ({describe_cpu_extensions()}); "
-        f"{len(gpus) or 'no'} GPU{'s' if len(gpus) != 1 else ''}; "
-        f"TF {tf.__version__}, Keras {keras.__version__}"
+        f"{gpus or 'no'} GPU{'s' if gpus != 1 else ''}; {_versions()}"
     )
 
 
 def _describe_cpu(split=None) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if split is None:
+        import tensorflow as tf
+
         cpu = tf.config.list_physical_devices("CPU")[0]
         split = len(tf.config.get_logical_device_configuration(cpu) or [None])
     logical = f", {split} logical devices" if split > 1 else ""

@@ -33,6 +33,7 @@ import numpy as np
 
 from recipes._checks import is_real
 from recipes._log import forwarded_to, logger
+from recipes._optional import EXPORT_NEEDS_TENSORFLOW, has_tensorflow
 from recipes.errors import ConfigError, TrainingError, user_errors
 from recipes.recipe import held_out_data, open_data, run_vocabulary
 from recipes.registry import get_spec
@@ -98,6 +99,8 @@ def export_run(run_dir, format, out, *, include_preprocessing=False, tolerance=T
 
 
 def _export(run_dir, format, out, include_preprocessing, tolerance):
+    if not has_tensorflow():
+        raise ConfigError(EXPORT_NEEDS_TENSORFLOW)
     _check_packages(format)
     import keras
 
