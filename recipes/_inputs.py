@@ -23,6 +23,7 @@ import sys
 
 import numpy as np
 
+from recipes._optional import has_tensorflow
 from recipes.errors import first_line
 
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # as datasets._pipelines.IMAGE_FORMATS
@@ -121,13 +122,20 @@ def _needs_images(pre, raw):
 
 
 def _image_file(path, pre) -> np.ndarray:
-    """One image file -> the model's input `(1, ...)`, decoded as the training folders are."""
-    from recipes.datasets._pipelines import _decode
-
+    """One image file -> the model's input `(1, ...)`, decoded as the training folders are: with
+    TensorFlow where it is installed, else with Pillow (as the PyDataset engine decodes them)."""
     colour_only = path.suffix.lower() in (".gif", ".bmp") and pre.channels == 1
     # decoded to the run's channels as image_dataset_from_directory does; GIF/BMP decode
     # in colour only, so they are converted to grey by the transform
-    image = _decode(path, 3 if colour_only else pre.channels).numpy()
+    channels = 3 if colour_only else pre.channels
+    if has_tensorflow():
+        from recipes.datasets._pipelines import _decode
+
+        image = _decode(path, channels).numpy()
+    else:
+        from recipes.datasets._images import decode
+
+        image = decode(path, channels)
     return _named(lambda x: pre.transform(x, raw_max=IMAGE_RAW_MAX), image[None], str(path))
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from recipes._atomic import atomic_write_text
 from recipes._inputs import IMAGE_FORMATS, IMAGE_RAW_MAX, Inputs, read_inputs, terminal_progress
+from recipes._optional import has_tensorflow
 from recipes.errors import first_line
 from recipes.registry import get_spec
 
@@ -176,10 +177,6 @@ class Preprocessing:
         return self._table(x)
 
     def _images(self, x, raw_max):
-        import tensorflow as tf
-
-        from recipes.datasets._pipelines import _image_transform
-
         if x.dtype.kind in "biuf":
             _check_finite(x)  # before the channel axis is added: the index is the caller's
         if x.ndim == 3:
@@ -198,15 +195,20 @@ class Preprocessing:
                 f"Received: values in [{low:g}, {high:g}]"
             )
         x = x[..., :1] if x.shape[-1] == 2 else x[..., :3] if x.shape[-1] == 4 else x  # drop alpha
-        fn = _image_transform(
-            raw_max,
-            self.value_range,
-            x.shape[-1],
+        options = dict(
             image_size=None if tuple(x.shape[1:3]) == tuple(self.image_size) else tuple(self.image_size),
             channels=self.channels,
             as_sequence=self.as_sequence,
         )
-        return fn(tf.constant(x)).numpy()
+        if not has_tensorflow():  # the same transform in numpy (the PyDataset engine's): equal to float rounding
+            from recipes.datasets._images import image_transform
+
+            return image_transform(raw_max, self.value_range, x.shape[-1], **options)(x)
+        import tensorflow as tf
+
+        from recipes.datasets._pipelines import _image_transform
+
+        return _image_transform(raw_max, self.value_range, x.shape[-1], **options)(tf.constant(x)).numpy()
 
     def _tokens(self, x):
         import keras

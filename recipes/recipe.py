@@ -17,7 +17,7 @@ def open_data(config: dict, labels=None):
     """Opens the run's data source once (`datasets.open_source`) and checks the model can take it.
 
     `labels` overrides whether labels are read (a generative run's judge needs them)."""
-    from recipes.datasets import open_source  # TensorFlow
+    from recipes.datasets import open_source  # Keras
 
     source = open_source(
         config["dataset"],
@@ -45,7 +45,7 @@ def load_data(config: dict, splits=None, source=None, labels=None, process_share
         vocabulary: texts: the run's `Vocabulary` (a finished or resumed run reads its texts
             as it trained on them); `None` learns it from the training split.
     """
-    from recipes.datasets import load_dataset  # TensorFlow
+    from recipes.datasets import load_dataset  # Keras
 
     spec = get_spec(config["model"])
     source = source or open_data(config)

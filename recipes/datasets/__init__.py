@@ -1,10 +1,15 @@
-"""Data sets as tf.data pipelines: the named Keras data sets, the bundled digits, local files.
+"""Data sets as pipelines of batches: the named Keras data sets, the bundled digits, local files.
 
 ```python
 from recipes.datasets import load_dataset
 train, val, test, info = load_dataset("cifar10", batch_size=64, image_size=(32, 32), return_test=True)
-info.num_classes, info.input_shape, info.class_names
+info.num_classes, info.input_shape, info.class_names, info.engine
 ```
+
+Two engines build the pipelines (`data_engine` says which, and why): tf.data (`tf.data.Dataset`s,
+where TensorFlow is installed) and Keras's own `PyDataset` (`_pydataset`, no TensorFlow: the
+engine of JAX and PyTorch installs). Both give the same batches of the same split; importing this
+package imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 
 from recipes import _checks as c
 from recipes._checks import parse_bytes
+from recipes._optional import has_tensorflow, require_tensorflow
 from recipes.datasets import _files, _pipelines, _shard_reader, _text
 from recipes.datasets._image_cache import DEFAULT_CACHE_BUDGET
 from recipes.datasets._pipelines import auto_batch_size, not_applicable  # noqa: F401  (not_applicable: importable from here before)
@@ -38,7 +44,9 @@ __all__ = [
     "DatasetSplits",
     "NAMED_DATASETS",
     "Source",
+    "ENGINES",
     "auto_batch_size",
+    "data_engine",
     "load_dataset",
     "open_source",
     "pack",
@@ -50,6 +58,68 @@ __all__ = [
     "TEXT_NAMES",
     "LABEL_NAMES",
 ]
+
+
+ENGINES = ("tf.data", "pydataset")
+ENGINE_VARIABLE = "RECIPES_DATA_ENGINE"  # the engine "auto" gives, where set
+
+
+def data_engine(engine: str = "auto", *, form: str | None = None, backend: str | None = None) -> tuple[str, str]:
+    """The engine `load_dataset(engine=engine)` builds its pipelines with, and why: `(engine, reason)`.
+
+    `"auto"` is `$RECIPES_DATA_ENGINE` where set; else the one measured faster for the backend and
+    the data (`scripts/bench/data_engines.py`, docs/benchmarks/data_engines.md):
+    - TensorFlow not installed: pydataset, the only one;
+    - the TensorFlow backend: tf.data (the PyDataset engine trained the MLP on digits at 0.67x);
+    - JAX or PyTorch with TensorFlow installed: pydataset for data held in memory (arrays, .npz,
+      tables: the MLP on digits trained 3.2x as fast on JAX, 2.1x on PyTorch, as tf.data hands each
+      batch over as a TensorFlow tensor), tf.data for image files (it decoded JPEGs 1.7x as fast),
+      texts and packed shards (tf.data alone reads them).
+
+    Args:
+        engine: `"auto"`, `"tf.data"` or `"pydataset"`. Defaults to `"auto"`.
+        form: what is read: `"arrays"`, `"folder"`, `"text"` or `"shards"`, or `None` (the rule,
+            for `recipes info`). Defaults to `None`.
+        backend: the Keras backend. Defaults to `None`: Keras's.
+
+    Returns:
+        `(engine, reason)`: `"tf.data"` or `"pydataset"`, and a few words for the log. With
+        `form=None` on JAX or PyTorch with TensorFlow installed, the engine is `"pydataset"` for
+        data in memory and the reason says which forms tf.data reads.
+
+    Raises:
+        ValueError: for another value (of `engine`, or of `RECIPES_DATA_ENGINE`).
+        MissingDependency: for tf.data where TensorFlow is not installed.
+    """
+    if engine not in ("auto", *ENGINES):
+        raise ValueError(f"engine must be 'auto', 'tf.data' or 'pydataset'. Received: engine={engine!r}")
+    reason = f"engine={engine!r}"
+    if engine == "auto":
+        chosen = os.environ.get(ENGINE_VARIABLE, "").strip()
+        if chosen:
+            if chosen not in ENGINES:
+                raise ValueError(
+                    f"{ENGINE_VARIABLE} must be 'tf.data' or 'pydataset'. Received: {ENGINE_VARIABLE}={chosen!r}"
+                )
+            engine, reason = chosen, f"{ENGINE_VARIABLE}={chosen}"
+        elif not has_tensorflow():
+            return "pydataset", "TensorFlow is not installed"
+        else:
+            if backend is None:
+                import keras
+
+                backend = keras.backend.backend()
+            if backend == "tensorflow":
+                return "tf.data", "the TensorFlow backend: tf.data, measured faster there"
+            if form in ("text", "shards"):
+                return "tf.data", f"{'texts' if form == 'text' else 'packed shards'} are read by tf.data alone"
+            if form == "folder":
+                return "tf.data", f"image files on {backend}: tf.data measured decoding faster"
+            rest = "" if form else "; tf.data for image files, texts and packed shards"
+            return "pydataset", f"data in memory on {backend}: PyDataset measured faster than tf.data{rest}"
+    if engine == "tf.data":
+        require_tensorflow(f"The tf.data data engine ({reason})")
+    return engine, reason
 
 
 class DatasetSplits(typing.NamedTuple):
@@ -89,6 +159,8 @@ class DatasetInfo:
         text_from, label_from: texts: where the texts and the labels were found (a column,
             a key, class folders), for the log.
         unused: texts: what the source holds that is not read (columns, keys, folders).
+        engine: what built the pipelines: `"tf.data"` (`tf.data.Dataset`s) or `"pydataset"`
+            (`keras.utils.PyDataset`s); see `data_engine`. `engine_reason` says why.
     """
 
     name: str
@@ -110,6 +182,8 @@ class DatasetInfo:
     text_from: str | None = None
     label_from: str | None = None
     unused: tuple = ()
+    engine: str = "tf.data"
+    engine_reason: str | None = None
 
 
 def load_dataset(
@@ -134,8 +208,10 @@ def load_dataset(
     text_column=None,
     label_column=None,
     vocabulary: Vocabulary | None = None,
+    engine: str = "auto",
 ) -> DatasetSplits:
-    """Loads a data set as batched, prefetched `tf.data.Dataset`s and a `DatasetInfo`.
+    """Loads a data set as pipelines of batches (`tf.data.Dataset`s, or `keras.utils.PyDataset`s
+    without TensorFlow: see `engine`) and a `DatasetInfo`.
 
     Sources:
     - A named data set: `"digits"` (bundled with recipes, 8x8x1, values 0..16, 10 classes,
@@ -164,7 +240,8 @@ def load_dataset(
       asked is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) before the resize.
     - A folder of packed shards, written by `recipes pack` (`recipes.datasets.pack`):
       TFRecord shards of images resized and JPEG-encoded once, read shard by shard
-      (each process of a job its own shards) through a bounded shuffle buffer.
+      (each process of a job its own shards) through a bounded shuffle buffer (by the
+      tf.data engine alone: TensorFlow is needed).
     - A `.csv` (or `.tsv`) of numbers, one example a row: the column named `label` (else
       the last column) holds the labels, the other columns are float32 features. A first
       row without a number in it is a header.
@@ -177,7 +254,8 @@ def load_dataset(
       aclImdb download: a class folder of `train/` absent from `test/`, as `unsup`, is left
       out); a `.npz` or arrays whose `x_*` are 1-D arrays of `str`. The texts become token
       ids (int32, `(batch, sequence_length)`) with Keras's `TextVectorization` (see
-      `recipes.datasets._vocabulary`: lower case, punctuation stripped, split on whitespace),
+      `recipes.datasets._vocabulary`: lower case, punctuation stripped, split on whitespace;
+      it runs on TensorFlow, which texts need whatever the engine),
       its vocabulary and sequence length learned from the training split alone (after the
       validation split is drawn) unless `vocabulary` is given. Every text is held in memory
       as a Python `str`, and its ids as int32.
@@ -270,13 +348,22 @@ def load_dataset(
             found by name, else by what the columns hold (`info.text_from` says which).
         vocabulary: texts: a `Vocabulary` (`info.vocabulary` of an earlier load) to read the
             texts with, instead of learning one. Defaults to `None`.
+        engine: what builds the pipelines: `"tf.data"` (needs TensorFlow), `"pydataset"`
+            (Keras's `PyDataset`, threads decoding with Pillow and numpy: no TensorFlow), or
+            `"auto"`: `$RECIPES_DATA_ENGINE` where set, else the one measured faster for this
+            backend and source (`data_engine`: tf.data on TensorFlow and for image files, texts
+            and shards; pydataset for data in memory on JAX and PyTorch, and wherever TensorFlow
+            is absent; `info.engine` and `info.engine_reason` say which and why). Both read the
+            same split in the same shapes, dtypes and value ranges; each draws its own training
+            orders. Texts (TextVectorization) need TensorFlow with either; packed shards are
+            read by tf.data alone. Defaults to `"auto"`.
 
     Returns:
-        A `DatasetSplits` `(train, val, test, info)` of `tf.data.Dataset`s and a
-        `DatasetInfo`. `val` is `None` when `validation_split=0`; `test` is `None` unless
-        `return_test` is `True` or `"auto"` and the source has a test split; a split not
-        named in `splits` is `None`. Each element is a batch `(x, y)`
-        (or `x` with `labels=False`):
+        A `DatasetSplits` `(train, val, test, info)` of `tf.data.Dataset`s (or
+        `keras.utils.PyDataset`s: `engine`) and a `DatasetInfo`. `val` is `None` when
+        `validation_split=0`; `test` is `None` unless `return_test` is `True` or `"auto"`
+        and the source has a test split; a split not named in `splits` is `None`. Each
+        element is a batch `(x, y)` (or `x` with `labels=False`):
         - images: `x` float32 (batch, H, W, C) in `value_range`, or (batch, H, W*C)
           with `as_sequence=True`;
         - token sequences: `x` int32 (batch, sequence_length), ids in [0, vocab_size),
@@ -285,6 +372,7 @@ def load_dataset(
           (batch, sequence_length, F // sequence_length);
         - `y` int32 (batch,), labels in [0, num_classes).
         `train` is shuffled (reshuffled each epoch); `val` and `test` are in file order.
+        Give a PyDataset to `fit()` with `shuffle=False` (its batches are shuffled already).
 
     Raises:
         ValueError: for an unknown name (the message lists the valid names), a file that
@@ -295,7 +383,10 @@ def load_dataset(
         TypeError: for an argument of the wrong type.
         FileNotFoundError: when a named data set is not cached and cannot be downloaded
             (the message says which file, where it was looked for, and its URL).
+        MissingDependency: (an `ImportError`, one line) for what needs TensorFlow where it is
+            not installed: texts, packed shards, `engine="tf.data"`.
     """
+    data_engine(engine)  # the argument checked before anything is read
     if isinstance(batch_size, str) and batch_size != "auto":
         raise TypeError(f"batch_size must be an integer or 'auto'. Received: batch_size={batch_size!r}")
     if batch_size != "auto":
@@ -335,6 +426,16 @@ def load_dataset(
             raise TypeError(f"vocabulary must be a Vocabulary (info.vocabulary). Received: {type(vocabulary).__name__}")
         if source.kind != "text":
             not_applicable("vocabulary", f"<{len(vocabulary.tokens)} words>", source.name, source.kind)
+    form = (
+        "shards"
+        if source.shards is not None
+        else "folder"
+        if source.folder is not None
+        else "text"
+        if source.kind == "text"
+        else "arrays"
+    )
+    engine, why = data_engine(engine, form=form)
     options = dict(
         batch_size=batch_size,
         image_size=image_size,
@@ -350,14 +451,24 @@ def load_dataset(
         cache_budget=cache_budget,
         process_share=process_share,
     )
+    if source.shards is not None and engine == "pydataset":
+        raise ValueError(
+            f"A pack of shards ({source.name}) is read by the tf.data engine alone. "
+            f"Received: engine='pydataset' ({why})"
+        )
+    if engine == "pydataset":
+        from recipes.datasets import _pydataset as built_by
+    else:
+        built_by = _pipelines
     if source.shards is not None:
         built = _shard_reader.from_shards(source.shards, **options)
     elif source.folder is not None:
-        built = _files.from_folder(source.folder, disk_cache=disk_cache, **options)
+        folders = _files if engine == "tf.data" else built_by
+        built = folders.from_folder(source.folder, disk_cache=disk_cache, **options)
     else:
-        built = _pipelines.from_arrays(source.arrays, max_tokens=source.max_tokens, vocabulary=vocabulary, **options)
+        built = built_by.from_arrays(source.arrays, max_tokens=source.max_tokens, vocabulary=vocabulary, **options)
     *datasets, info = built
-    return DatasetSplits(*datasets, DatasetInfo(**info))
+    return DatasetSplits(*datasets, DatasetInfo(**info, engine=engine, engine_reason=why))
 
 
 def peek_form(name_or_path, *, text_column=None) -> str | None:
@@ -394,6 +505,8 @@ def set_epoch(dataset, epoch: int) -> bool:
         (validation and test pipelines are read in file order; nothing to set).
     """
     epoch = c.check_int("epoch", epoch, minimum=0)
+    if callable(getattr(dataset, "set_epoch", None)):  # the PyDataset engine's: `_pydataset.Batches`
+        return dataset.set_epoch(epoch)
     counter = getattr(dataset, "data_epoch", None)
     if counter is None:
         return False

@@ -19,6 +19,10 @@ A file that is not an image or is cut short is found before the first step by lo
 its first and last bytes (a thread pool; about 60 us a file); one that only fails when
 decoded stops the pipeline, and `FileStream.unreadable` finds which it was (`recipes train`
 then names it in one line).
+
+Listing, checking, the cache plan, `plan_folder` and the numpy orders (`epoch_permutation`,
+`share_positions`) import no TensorFlow: the PyDataset engine (`_pydataset`) streams folders with
+them. The tf.data pipelines import it when they are built.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import os
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 
+from recipes._optional import has_tensorflow
 from recipes.datasets._image_cache import (
     DEFAULT_CACHE_BUDGET,  # noqa: F401  (re-exported: moved with the cache)
     CachePlan,
@@ -78,12 +82,15 @@ def _looks_whole(path):
     return "not a JPEG, PNG, GIF or BMP file"
 
 
-def check_files(paths, *, workers=16):
+def check_files(paths, *, workers=16, decode=None):
     """Reports the first file that is not a whole image, in one line naming it, before any step.
 
     Only the first and last bytes of each file are read (in a thread pool); a file that
-    looks wrong is then decoded, with libjpeg's own messages silenced, so a valid image
-    with unusual endings passes and a broken one is named with the decoder's reason."""
+    looks wrong is then decoded (with `decode`, a function of the path that raises a one-line
+    `ValueError`; defaults to the engine's own: TensorFlow's where installed, else Pillow's), with
+    libjpeg's own messages silenced, so a valid image with unusual endings passes and a broken one
+    is named with the decoder's reason."""
+    decode = decode or _decoder()
     if not paths:
         return
     with concurrent.futures.ThreadPoolExecutor(min(workers, len(paths))) as pool:
@@ -91,11 +98,21 @@ def check_files(paths, *, workers=16):
     for path in suspects:
         with _quiet_stderr():
             try:
-                _decode(path)  # at its native channels: GIF and BMP decode in colour only
+                decode(path)  # at its native channels: GIF and BMP decode in colour only
                 continue
             except ValueError as e:
                 error = e
         raise error
+
+
+def _decoder():
+    """Decodes a file at its native size and channels: TensorFlow's decoder where it is installed
+    (what the tf.data pipelines decode with), else Pillow's (the PyDataset engine's)."""
+    if has_tensorflow():
+        return _decode
+    from recipes.datasets import _images
+
+    return _images.decode
 
 
 @contextlib.contextmanager
@@ -119,7 +136,10 @@ def _quiet_stderr():
 
 
 def epoch_order(n: int, seed: int, epoch):
-    """The order of `n` examples in epoch `epoch`: a function of `seed` and `epoch` alone."""
+    """The order of `n` examples in epoch `epoch` of a tf.data pipeline (a tensor; `epoch` may be
+    one): a function of `seed` and `epoch` alone."""
+    import tensorflow as tf
+
     return tf.random.experimental.stateless_shuffle(
         tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
     )
@@ -128,11 +148,28 @@ def epoch_order(n: int, seed: int, epoch):
 def share_of(order, batch_size: int, process_share):
     """This process's share of every global batch of `order`; partial global batches are left
     out so that every process takes the same number of steps."""
+    import tensorflow as tf
+
     count, index = process_share
     per = batch_size // count
     steps = tf.shape(order, out_type=tf.int64)[0] // batch_size
     grid = tf.reshape(order[: steps * batch_size], [steps, count, per])
     return tf.reshape(grid[:, index], [-1])
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of `n` examples in epoch `epoch` of a PyDataset (numpy, int64): a function of
+    `seed` and `epoch` alone, on every machine and process. (Not tf.data's order: each engine
+    draws its own.)"""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def share_positions(order: np.ndarray, batch_size: int, process_share) -> np.ndarray:
+    """`share_of` in numpy: this process's share of every global batch of `order`, in order;
+    the last, partial global batch is left out, so every process takes the same number of steps."""
+    count, index = process_share
+    steps = len(order) // batch_size
+    return order[: steps * batch_size].reshape(steps, count, batch_size // count)[:, index].reshape(-1)
 
 
 @dataclasses.dataclass
@@ -146,6 +183,8 @@ class FileStream:
     process_share: tuple[int, int] | None = None
 
     def order(self, epoch: int) -> np.ndarray:
+        import tensorflow as tf
+
         if self.seed is None:
             return self.ids
         order = tf.gather(tf.constant(self.ids, tf.int64), epoch_order(len(self.ids), self.seed, epoch))
@@ -176,6 +215,7 @@ def scaler(value_range, as_sequence):
     low, high = value_range
     scale = np.float32((high - low) / 255.0)
     exact = np.float32(255) * scale + np.float32(low) <= np.float32(high)  # else rounding could pass high
+    import tensorflow as tf
 
     def fn(x):
         x = x * scale
@@ -219,6 +259,8 @@ def pipeline(stream: FileStream, transform, labels):
     With `stream.seed`, the training pipeline: each pass reads the order of its epoch
     (`_pipelines.by_epoch`, whose counter `set_epoch` sets). Without, the files are read in
     `stream.ids` order."""
+    import tensorflow as tf
+
     reader = stream.reader
     label_of = None if labels is None else tf.constant(labels, tf.int32)
     n = len(stream.ids)
@@ -288,11 +330,38 @@ def open_folder(root) -> Listing:
     if split_layout:
         test_paths, test_labels, _ = list_images(root / "test", class_names=list(class_names))
     with _quiet_stderr():
-        first = _decode(paths[0])
+        first = _decoder()(paths[0])
     return Listing(root, paths, labels, class_names, first, test_paths, test_labels)
 
 
-def from_folder(
+@dataclasses.dataclass(frozen=True)
+class FolderPlan:
+    """What `plan_folder` decided for a listed folder, for the pipelines of either engine.
+
+    Attributes:
+        shape: `(h, w, channels)` the images are decoded and resized to (uint8).
+        train_idx, val_idx: the validation split (`_split`): positions in the listing.
+        seed, batch_size, process_share: as checked (`batch_size` is the global batch).
+        want: which of `SPLITS` to build.
+        cache: where the training listing's decoded images are kept (`plan_cache`).
+        dct_scaling: the first image is at least twice the size asked (the tf.data engine decodes
+            JPEGs at a reduced scale then).
+        info: the fields of the `DatasetInfo`.
+    """
+
+    shape: tuple
+    train_idx: np.ndarray
+    val_idx: np.ndarray | None
+    seed: int
+    batch_size: int
+    process_share: tuple[int, int] | None
+    want: dict
+    cache: CachePlan
+    dct_scaling: bool
+    info: dict
+
+
+def plan_folder(
     listing: Listing,
     *,
     batch_size,
@@ -309,10 +378,11 @@ def from_folder(
     cache_budget,
     disk_cache=None,
     process_share=None,
-):
-    """A listed folder -> `(train, val, test, info fields)`, as `_pipelines.from_arrays`: the
-    validation split drawn from the sorted file names with `seed`, files checked by their
-    first and last bytes, then streamed through the cache `plan_cache` chose."""
+    decode=None,
+) -> FolderPlan:
+    """A listed folder -> `FolderPlan`: the arguments checked, the validation split drawn from the
+    sorted file names with `seed`, the files read (and checked, with `decode`, see `check_files`)
+    by their first and last bytes, the cache planned. Imports no TensorFlow."""
     from recipes.datasets import _pipelines as p
 
     root = listing.root
@@ -342,9 +412,9 @@ def from_folder(
     want["val"] &= val_idx is not None
     want["test"] &= bool(return_test) and listing.test_paths is not None
     used = np.concatenate([idx for name, idx in (("train", train_idx), ("val", val_idx)) if want[name]] or [[]])
-    check_files([listing.paths[i] for i in np.sort(used).astype(int)])
+    check_files([listing.paths[i] for i in np.sort(used).astype(int)], decode=decode)
     if want["test"]:
-        check_files(listing.test_paths)
+        check_files(listing.test_paths, decode=decode)
 
     if len(used):  # the cache covers the training folder's listing: training and validation images
         plan = plan_cache(len(listing.paths), shape, cache_budget, disk_cache, key=listing_key(listing.paths, shape))
@@ -352,21 +422,6 @@ def from_folder(
         plan = CachePlan("none", "neither the training nor the validation split is read")
     # libjpeg's DCT scaling pays for its per-image branch when the images are large: judged by the first
     dct = all(int(d) >= 2 * t for d, t in zip(listing.first.shape[:2], (h, w)))
-    reader = ImageReader(listing.paths, shape, plan, dct_scaling=dct)
-    transform = scaler(value_range, as_sequence)
-    y = listing.labels if labels else None
-    train = val = test = None
-    if want["train"]:
-        train = pipeline(FileStream(reader, train_idx, seed, batch_size, process_share), transform, y)
-        if process_share is not None:
-            train.process_share = process_share
-    if want["val"]:
-        val = pipeline(FileStream(reader, val_idx, None, batch_size), transform, y)
-    if want["test"]:  # read once, at the end: never cached
-        test_reader = ImageReader(listing.test_paths, shape, CachePlan("none", "the test split is read once"), dct)
-        ids = np.arange(len(listing.test_paths))
-        test_labels = listing.test_labels if labels else None
-        test = pipeline(FileStream(test_reader, ids, None, batch_size), transform, test_labels)
     info = image_info(
         root,
         shape,
@@ -379,4 +434,29 @@ def from_folder(
         num_test=0 if listing.test_paths is None else len(listing.test_paths),
         cache=plan.describe(),
     )
-    return train, val, test, info
+    return FolderPlan(shape, train_idx, val_idx, seed, batch_size, process_share, want, plan, dct, info)
+
+
+def from_folder(listing: Listing, *, value_range, labels, as_sequence, **options):
+    """A listed folder -> `(train, val, test, info fields)` of tf.data pipelines, as
+    `_pipelines.from_arrays`: planned by `plan_folder` (`options` are its other arguments), then
+    streamed through the cache it chose."""
+    f = plan_folder(listing, value_range=value_range, labels=labels, as_sequence=as_sequence, **options)
+    reader = ImageReader(listing.paths, f.shape, f.cache, dct_scaling=f.dct_scaling)
+    transform = scaler(value_range, as_sequence)
+    y = listing.labels if labels else None
+    train = val = test = None
+    if f.want["train"]:
+        train = pipeline(FileStream(reader, f.train_idx, f.seed, f.batch_size, f.process_share), transform, y)
+        if f.process_share is not None:
+            train.process_share = f.process_share
+    if f.want["val"]:
+        val = pipeline(FileStream(reader, f.val_idx, None, f.batch_size), transform, y)
+    if f.want["test"]:  # read once, at the end: never cached
+        test_reader = ImageReader(
+            listing.test_paths, f.shape, CachePlan("none", "the test split is read once"), f.dct_scaling
+        )
+        ids = np.arange(len(listing.test_paths))
+        test_labels = listing.test_labels if labels else None
+        test = pipeline(FileStream(test_reader, ids, None, f.batch_size), transform, test_labels)
+    return train, val, test, f.info

@@ -1,6 +1,7 @@
 """Decoded images of a listing and where they are kept: `plan_cache` decides once, against a
 budget, between memory, a disk folder and nothing; `ImageReader` decodes the listed files to
 uint8 at one size through the cache its plan chose (see `_files` for the pipelines around it).
+The plan imports no TensorFlow; `ImageReader`, the tf.data engine's, imports it when made.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 
 from recipes._checks import format_bytes
 
@@ -71,6 +71,8 @@ class ImageReader:
     """
 
     def __init__(self, paths, shape, plan: CachePlan, dct_scaling: bool = False):
+        import tensorflow as tf
+
         self.paths = list(paths)
         self.shape = tuple(int(d) for d in shape)
         self.plan = plan
@@ -100,6 +102,8 @@ class ImageReader:
     def read(self, i):
         """The image at position `i` of the listing: float32 `(H, W, C)` of whole values 0..255,
         the same bits whether decoded now or read from a cache (which holds them as uint8)."""
+        import tensorflow as tf
+
         i = tf.cast(i, tf.int64)
         if self._filled is None:
             return self._decode(i)
@@ -108,15 +112,23 @@ class ImageReader:
         return tf.cond(tf.gather(self._filled, i), lambda: cached(i), lambda: self._keep(i))
 
     def _from_memory(self, i):
+        import tensorflow as tf
+
         return tf.cast(tf.gather(self._images, i), tf.float32)
 
     def _parse(self, record):
+        import tensorflow as tf
+
         return tf.cast(tf.ensure_shape(tf.io.parse_tensor(record, tf.uint8), self.shape), tf.float32)
 
     def _file(self, i):
+        import tensorflow as tf
+
         return tf.strings.join([str(self._folder) + os.sep, tf.strings.as_string(i), ".u8t"])
 
     def _keep(self, i):
+        import tensorflow as tf
+
         image = self._decode(i)
         pixels = tf.cast(image, tf.uint8)
         if self.plan.kind == "memory":
@@ -129,6 +141,8 @@ class ImageReader:
             return tf.identity(image)
 
     def _from_disk(self, i):
+        import tensorflow as tf
+
         record = tf.io.read_file(self._file(i))
         # a file another process of a job is rewriting is read short: decode the image instead
         return tf.cond(tf.strings.length(record) == self._record, lambda: self._parse(record), lambda: self._decode(i))
@@ -138,6 +152,8 @@ class ImageReader:
         run's size and rounded to whole values (what a uint8 cache keeps). A JPEG much larger
         than that is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling): faster,
         and less aliased than a resize."""
+        import tensorflow as tf
+
         h, w, channels = self.shape
         raw = tf.io.read_file(self._paths[i])
 

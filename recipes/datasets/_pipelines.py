@@ -7,6 +7,11 @@ order a function of the seed and the epoch alone (`reshuffled`), so a resumed ru
 what an uninterrupted one would; maps are vectorised (one call per batch) and parallel;
 every pipeline ends in prefetch. Image folders stream instead (`_files`), packed shards
 too (`_shards`). Each builder returns its datasets and the fields of a `DatasetInfo`.
+
+What both engines share is here too and imports no TensorFlow: the validation split (`_split`),
+`auto_batch_size`, the process share's checks, and `prepare_arrays`, which reads arrays into
+what the pipelines of either engine batch (`_pydataset` is the other engine). TensorFlow is
+imported by the functions that build tf.data pipelines, when they are called.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import re
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from recipes import _checks as c
 from recipes._checks import format_bytes
@@ -26,9 +30,15 @@ IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_
 _CHUNK = 1024  # images transformed at once when filling the cache
 # batch_size="auto": about this many steps an epoch, in a power of two from the smallest to the largest
 AUTO_STEPS, AUTO_BATCH_RANGE = 20, (32, 128)
-# The functions the pipelines map are straight-line TensorFlow (their `if`s test Python
-# values): AutoGraph's conversion of them cost 0.15-0.4 s of a run's start, for nothing.
-_graph_as_written = tf.autograph.experimental.do_not_convert
+
+
+def _graph_as_written(fn):
+    """`fn` as tf.data traces it, unconverted: the functions the pipelines map are straight-line
+    TensorFlow (their `if`s test Python values), and AutoGraph's conversion of them cost 0.15-0.4 s
+    of a run's start, for nothing."""
+    import tensorflow as tf
+
+    return tf.autograph.experimental.do_not_convert(fn)
 
 
 def not_applicable(arg, value, name, kind):
@@ -62,6 +72,8 @@ def _split(n, fraction, seed, source):
 def _image_transform(raw_max, value_range, native_channels, *, image_size, channels, as_sequence):
     """Returns a function mapping raw images (a batch or one: (..., H, W, C), values in
     [0, raw_max]) to float32 images in `value_range`, resized, with `channels` channels."""
+    import tensorflow as tf
+
     low, high = value_range
     scale = (high - low) / raw_max
 
@@ -93,6 +105,7 @@ def reshuffled(ds, n: int, seed: int):
     Returns:
         `(dataset, counter)`: the counter is the `tf.Variable` holding the next pass's number.
     """
+    import tensorflow as tf
 
     @_graph_as_written
     def shuffled(epoch):
@@ -111,6 +124,8 @@ def by_epoch(one_pass):
     """A pipeline whose every pass is `one_pass(epoch)` (a function of the epoch number, an int64
     tensor, to a dataset), the number kept in a variable that each pass advances and that
     `set_epoch` sets: `(dataset, counter)`. Every reshuffling pipeline of `load_dataset` is one."""
+    import tensorflow as tf
+
     counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
     @_graph_as_written
@@ -169,6 +184,8 @@ def check_share(process_share, batch_size):
 def share(ds, batch_size, num_train, process_share):
     """This process's share of every global batch of a batched training pipeline: the last,
     partial global batch is left out, so that every process takes the same steps."""
+    import tensorflow as tf
+
     count, index = process_share
     counter = getattr(ds, "data_epoch", None)
     ds = ds.rebatch(batch_size, drop_remainder=True).rebatch(batch_size // count).shard(count, index)
@@ -179,6 +196,8 @@ def share(ds, batch_size, num_train, process_share):
 
 def _pipeline(x, y, transform, *, batch_size, seed, cache):
     """`x` (and labels `y`) in memory -> batches. `seed=None`: no shuffling."""
+    import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
 
     @_graph_as_written
@@ -215,7 +234,40 @@ def _reshape_table(x, sequence_length, source):
 SPLITS = ("train", "val", "test")
 
 
-def from_arrays(
+@dataclasses.dataclass
+class PreparedArrays:
+    """Arrays read into what the pipelines of either engine batch (`prepare_arrays`).
+
+    Attributes:
+        x_train, y_train, x_test, y_test: the examples as the pipelines take them (token ids
+            int32, tables float32 and reshaped, images as stored: the engine transforms them);
+            labels int32, or `None` without labels (`x_test` `None` unless returned).
+        train_idx, val_idx: the validation split (`_split`): positions in `x_train`.
+        seed: the seed of the split and of the training order.
+        batch_size: examples per global batch; `process_share`: checked, or `None`.
+        image: the keyword arguments of `_image_transform` (and of `_images.image_transform`),
+            or `None` for data with nothing to transform.
+        cache: transform the images once, up front, and keep them (float32): they fit the budget.
+        want: which of `SPLITS` to build.
+        info: the fields of the `DatasetInfo`.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    train_idx: np.ndarray
+    val_idx: np.ndarray | None
+    seed: int
+    batch_size: int
+    process_share: tuple[int, int] | None
+    image: dict | None
+    cache: bool
+    want: dict
+    info: dict
+
+
+def prepare_arrays(
     a,
     *,
     batch_size,
@@ -233,15 +285,16 @@ def from_arrays(
     process_share=None,
     max_tokens=None,
     vocabulary=None,
-):
-    """An `_readers.Arrays` -> `(train, val, test, info fields)`; only the pipelines named in
-    `splits` are built (the others are `None`); `test` is `None` unless `return_test`.
+) -> PreparedArrays:
+    """An `_readers.Arrays` -> `PreparedArrays`: the arguments checked, texts made into token ids,
+    tokens padded, tables reshaped, the validation split drawn, the batch size and the cache chosen.
+    Imports no TensorFlow (but for texts, see below).
 
-    Texts become token ids once, before any pipeline (`_vocabulary`): the vocabulary and the
-    sequence length are learned from the training split (the validation split drawn first), or
-    are `vocabulary`'s (a run's own, read back). `max_tokens` caps the ids learned.
+    Texts become token ids once, before any pipeline (`_vocabulary`, TensorFlow's TextVectorization):
+    the vocabulary and the sequence length are learned from the training split (the validation split
+    drawn first), or are `vocabulary`'s (a run's own, read back). `max_tokens` caps the ids learned.
 
-    Images are transformed (resized, scaled) once and cached when the float32 result fits
+    Images are to be transformed (resized, scaled) once and cached when the float32 result fits
     `cache_budget`, else transformed batch by batch in every epoch. The cache holds float32,
     not uint8 as a folder's does: the arrays are in memory already, and small value ranges
     (the digits' 0..16) would lose their levels if rounded to uint8 after a resize."""
@@ -260,7 +313,7 @@ def from_arrays(
     if labels:
         _check_classes(a.source, a.class_names)
     x_train, x_test = a.x_train, a.x_test
-    transform, info_range = None, None
+    image, info_range = None, None
     text = {}
     if a.kind == "text":
         from recipes.datasets import _vocabulary
@@ -291,8 +344,13 @@ def from_arrays(
         h, w = image_size or x_train.shape[1:3]
         out_channels = channels or native
         input_shape = (h, w * out_channels) if as_sequence else (h, w, out_channels)
-        transform = _image_transform(
-            a.raw_max, value_range, native, image_size=image_size, channels=out_channels, as_sequence=as_sequence
+        image = dict(
+            raw_max=a.raw_max,
+            value_range=value_range,
+            native_channels=native,
+            image_size=image_size,
+            channels=out_channels,
+            as_sequence=as_sequence,
         )
         info_range = value_range
     elif a.vocab_size is not None:  # token ids
@@ -325,26 +383,20 @@ def from_arrays(
     # A float32 cache makes an epoch a plain cache -> shuffle -> batch, the cheapest pipeline
     # (scripts/bench/input_pipeline.py); the budget bounds it.
     need = sum(len(x) for x in (x_train, x_test) if x is not None) * 4 * int(np.prod(input_shape))
-    cache = transform is not None and need <= cache_budget
+    cache = image is not None and need <= cache_budget
     plan = None
-    if transform is not None:
+    if image is not None:
         size = f"{format_bytes(need)} of float32 images"
         plan = (
             f"memory: {size}, within the cache budget of {format_bytes(cache_budget)}"
             if cache
             else f"none: {size}, more than the cache budget of {format_bytes(cache_budget)}; transformed every epoch"
         )
-
-    def build(x, y, idx, shuffle_seed):
-        if idx is not None:
-            x, y = x[idx], None if y is None else y[idx]
-        return _pipeline(x, y, transform, batch_size=batch_size, seed=shuffle_seed, cache=cache)
-
-    train = build(x_train, y_train, train_idx, seed) if "train" in splits else None
-    if train is not None and process_share is not None:
-        train = share(train, batch_size, len(train_idx), process_share)
-    val = None if val_idx is None or "val" not in splits else build(x_train, y_train, val_idx, None)
-    test = None if x_test is None or not return_test or "test" not in splits else build(x_test, y_test, None, None)
+    want = {
+        "train": "train" in splits,
+        "val": val_idx is not None and "val" in splits,
+        "test": x_test is not None and bool(return_test) and "test" in splits,
+    }
     info = dict(
         name=a.name,
         kind=kind,
@@ -363,11 +415,35 @@ def from_arrays(
         cache=plan,
         **text,
     )
-    return train, val, test, info
+    return PreparedArrays(
+        x_train, y_train, x_test, y_test, train_idx, val_idx, seed, batch_size, process_share, image, cache, want, info
+    )
+
+
+def from_arrays(a, **options):
+    """An `_readers.Arrays` -> `(train, val, test, info fields)` of tf.data pipelines; only the
+    pipelines named in `splits` are built (the others are `None`); `test` is `None` unless
+    `return_test`. `options` are `prepare_arrays`'s, which says what is read and cached how."""
+    p = prepare_arrays(a, **options)
+    transform = None if p.image is None else _image_transform(**p.image)
+
+    def build(x, y, idx, shuffle_seed):
+        if idx is not None:
+            x, y = x[idx], None if y is None else y[idx]
+        return _pipeline(x, y, transform, batch_size=p.batch_size, seed=shuffle_seed, cache=p.cache)
+
+    train = build(p.x_train, p.y_train, p.train_idx, p.seed) if p.want["train"] else None
+    if train is not None and p.process_share is not None:
+        train = share(train, p.batch_size, len(p.train_idx), p.process_share)
+    val = build(p.x_train, p.y_train, p.val_idx, None) if p.want["val"] else None
+    test = build(p.x_test, p.y_test, None, None) if p.want["test"] else None
+    return train, val, test, p.info
 
 
 def _decode(path, channels=0):
     """Decodes an image file as image_dataset_from_directory does, or raises one line naming it."""
+    import tensorflow as tf
+
     try:
         return tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False)
     except tf.errors.OpError as e:

@@ -1,7 +1,7 @@
 """Reading a pack of shards written by `_shards.pack`: its manifest (`is_shards`, `_read_manifest`)
 and the pipelines `from_shards` builds, streaming the shards (memory bounded whatever their size),
 each training pass in an order that is a function of the seed and the pass alone; each process
-of a job reads its own shards.
+of a job reads its own shards. Reading the manifest needs no TensorFlow; the pipelines import it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import math
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 
 from recipes.datasets import _files
 from recipes.datasets import _pipelines as p
@@ -20,11 +19,17 @@ FORMAT, VERSION = "recipes-shards", 1
 MANIFEST = "manifest.json"
 SHUFFLE_BUFFER = 2048  # records, held encoded (~100 MB at 224x224): decoding comes after
 CYCLE_LENGTH = 4  # shards a training pass reads at once
-_FEATURES = {
-    "image": tf.io.FixedLenFeature([], tf.string),
-    "label": tf.io.FixedLenFeature([], tf.int64),
-    "index": tf.io.FixedLenFeature([], tf.int64),
-}
+
+
+def _features():
+    """What a record holds, as `tf.io.parse_single_example` reads it."""
+    import tensorflow as tf
+
+    return {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "index": tf.io.FixedLenFeature([], tf.int64),
+    }
 
 
 def is_shards(path) -> bool:
@@ -76,6 +81,8 @@ def from_shards(
         ValueError: (one line) for a folder that holds no finished pack, `return_test=True`
             without a test split, or a `process_share` the pack or batch size cannot serve.
     """
+    import tensorflow as tf
+
     root = pathlib.Path(root).expanduser()
     options = dict(image_size=image_size, channels=channels, as_sequence=as_sequence, sequence_length=sequence_length)
     p._check_options(root.name, "image", **options)
@@ -105,10 +112,11 @@ def from_shards(
         )
     files = {k: [str(root / s["file"]) for s in manifest["shards"] if s["split"] == k] for k in manifest["splits"]}
     lookup = tf.constant(is_val)
+    features = _features()
 
     @p._graph_as_written
     def parse(record):
-        return tf.io.parse_single_example(record, _FEATURES)
+        return tf.io.parse_single_example(record, features)
 
     def held_out(in_val):
         return p._graph_as_written(lambda r: tf.equal(tf.gather(lookup, r["index"]), in_val))
@@ -161,6 +169,8 @@ def from_shards(
 def _training(root, manifest, files, is_val, batch_size, seed, process_share, parse, held_out):
     """The training records, a pass at a time, and how to batch them:
     `(records, count, batch, steps, counter)`."""
+    import tensorflow as tf
+
     processes, process_id = process_share or (1, 0)
     if len(files) < processes:
         raise ValueError(

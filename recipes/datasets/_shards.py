@@ -24,15 +24,14 @@ import os
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 from keras.src.utils.dataset_utils import index_directory
 
 from recipes import _atomic
 from recipes import _checks as c
+from recipes._optional import require_tensorflow
 from recipes.datasets import _pipelines as p
 from recipes.datasets._image_cache import CachePlan, ImageReader
 from recipes.datasets._shard_reader import (
-    _FEATURES,  # noqa: F401  (re-exported: moved with the reader)
     CYCLE_LENGTH,  # noqa: F401
     FORMAT,
     MANIFEST,
@@ -42,6 +41,15 @@ from recipes.datasets._shard_reader import (
     from_shards,  # noqa: F401
     is_shards,  # noqa: F401
 )
+
+
+def __getattr__(name):
+    if name == "_FEATURES":  # moved with the reader, made when asked for: it needs TensorFlow
+        from recipes.datasets._shard_reader import _features
+
+        return _features()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PROGRESS = "progress.json"
 # About 100 MB a shard at 224x224 (~50 KB a JPEG at quality 95): large enough to read at
@@ -79,7 +87,9 @@ def pack(folder, out, *, image_size, channels=None, images_per_shard=IMAGES_PER_
             pack, or a partial pack made with other arguments (nothing in `out` is
             changed then); when an image cannot be decoded (finished shards are kept); for
             an invalid argument.
+        MissingDependency: where TensorFlow is not installed (TFRecord shards are TensorFlow's).
     """
+    require_tensorflow("recipes pack (TFRecord shards)")
     folder, out = pathlib.Path(folder).expanduser(), pathlib.Path(out).expanduser()
     if not isinstance(image_size, (list, tuple)) or len(image_size) != 2 or not all(c.is_int(v) for v in image_size):
         raise ValueError(f"image_size must be (height, width), two integers. Received: image_size={image_size!r}")
@@ -137,6 +147,8 @@ def pack(folder, out, *, image_size, channels=None, images_per_shard=IMAGES_PER_
 
 def _pack_split(out, split, files, arguments, progress, log):
     """Writes the shards of one split not finished yet; returns the split's and its shards' manifest entries."""
+    import tensorflow as tf
+
     paths, labels, lines = files
     n, order_path, size = len(paths), out / f"{split}-order.npy", arguments["images_per_shard"]
     if not (order_path.is_file() and _sha256(order_path) == progress["orders"].get(split)):
@@ -178,7 +190,11 @@ def verify(out) -> dict:
 
     Raises:
         ValueError: (one line) naming the first file missing, changed or unreadable.
+        MissingDependency: where TensorFlow is not installed.
     """
+    require_tensorflow("recipes pack --verify (TFRecord shards)")
+    import tensorflow as tf
+
     out = pathlib.Path(out).expanduser()
     manifest = _read_manifest(out)
     orders = [(s["order"], s["order_sha256"], None) for s in manifest["splits"].values()]
@@ -219,6 +235,8 @@ def _listing(folder):
 def _encoded(paths, labels, ids, arguments):
     """`(jpeg bytes, label, index)` of each file, decoded and resized in parallel, in order, as a
     streamed folder decodes them (`_image_cache.ImageReader`, with libjpeg's DCT scaling for large JPEGs)."""
+    import tensorflow as tf
+
     shape, quality = (*arguments["image_size"], arguments["channels"]), arguments["quality"]
     reader = ImageReader(paths, shape, CachePlan("none", "packing"), dct_scaling=True)
 
@@ -231,6 +249,8 @@ def _encoded(paths, labels, ids, arguments):
 
 
 def _example(image, label, index, rel):
+    import tensorflow as tf
+
     def feature(value):
         if isinstance(value, bytes):
             return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
@@ -242,6 +262,7 @@ def _example(image, label, index, rel):
 
 def _write_shard(path, examples):
     """Writes `tf.train.Example`s to `path` under a temporary name, renamed when whole."""
+    import tensorflow as tf
 
     def write(tmp):
         with tf.io.TFRecordWriter(tmp) as writer:

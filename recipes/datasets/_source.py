@@ -1,6 +1,9 @@
 """Data sets opened once (`open_source`): a named data set's or a file's arrays read and checked,
 or a folder's classes and first image found, or a pack's manifest read; `load_dataset` makes
-the `Source` into pipelines in the form its first look showed was needed."""
+the `Source` into pipelines in the form its first look showed was needed.
+
+Where TensorFlow is not installed, what needs it is refused here, in one line and before the data is
+read when a first look can tell: texts (Keras's TextVectorization) and packs of TFRecord shards."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import pathlib
 import numpy as np
 
 from recipes import _checks as c
+from recipes._optional import has_tensorflow, require_tensorflow
 from recipes.datasets import _files, _named, _readers, _shard_reader, _text
 from recipes.datasets._pipelines import not_applicable
 
@@ -70,7 +74,10 @@ def open_source(
     if vocab_size is not None:
         vocab_size = c.check_int("vocab_size", vocab_size, minimum=2)
     if isinstance(name_or_path, str) and name_or_path in NAMED_DATASETS:
-        if name_or_path == "imdb" and _named.imdb_text_path(cache_dir) is None:  # token ids, not text
+        text = name_or_path == "imdb" and _named.imdb_text_path(cache_dir) is not None
+        if text:
+            _texts_need_tensorflow("'imdb', its reviews as text: aclImdb")
+        if name_or_path == "imdb" and not text:  # token ids, not text
             vocab_size = vocab_size or IMDB_VOCAB_SIZE
             sequence_length = sequence_length or IMDB_SEQUENCE_LENGTH
         elif vocab_size is not None and name_or_path != "imdb":
@@ -81,6 +88,8 @@ def open_source(
         return _arrays_source(arrays, sequence_length, vocab_size)
     if isinstance(name_or_path, (tuple, list, dict, np.ndarray)):
         arrays = _readers.read_arrays(name_or_path, vocab_size=vocab_size, labels=labels)
+        if arrays.kind == "text":
+            _texts_need_tensorflow("arrays of str")
         return _arrays_source(arrays, sequence_length, vocab_size)
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
@@ -89,6 +98,7 @@ def open_source(
     path = pathlib.Path(name_or_path).expanduser()
     columns = dict(text_column=text_column, label_column=label_column)
     if path.is_dir() and not _shard_reader.is_shards(path) and _text.is_text_folder(path):
+        _texts_need_tensorflow(path.name)
         if _text.split_files(path):
             arrays = _text.read_split_files(path, labels=labels, **columns)
         else:
@@ -100,6 +110,7 @@ def open_source(
         if vocab_size is not None:
             not_applicable("vocab_size", vocab_size, path.name, "image")
         if _shard_reader.is_shards(path):
+            require_tensorflow(f"A pack of TFRecord shards ({path.name}, written by recipes pack)")
             manifest = _shard_reader._read_manifest(path)
             return Source(
                 name=path.name,
@@ -131,10 +142,14 @@ def open_source(
         _columns_not_applicable(columns, path.name, "arrays")
         arrays = _readers.read_npz(path, vocab_size=vocab_size, labels=labels)
         if arrays.kind == "text":
+            _texts_need_tensorflow(path.name)
             return _arrays_source(arrays, sequence_length, vocab_size)
     elif suffix in _text.TEXT_SUFFIXES:
+        if not has_tensorflow() and _text.peek_form(path, text_column=text_column) == "text":  # before reading it all
+            _texts_need_tensorflow(path.name)
         arrays = _tokens_not_applicable(_text.read_file(path, labels=labels, **columns), vocab_size)
         if arrays.kind == "text":
+            _texts_need_tensorflow(path.name)
             return _arrays_source(arrays, sequence_length, vocab_size)
     else:
         raise ValueError(
@@ -142,6 +157,11 @@ def open_source(
             f"folder of images or texts. Received: suffix {path.suffix!r}"
         )
     return _arrays_source(arrays, sequence_length)
+
+
+def _texts_need_tensorflow(what):
+    """Texts become token ids with Keras's TextVectorization, which runs on TensorFlow alone."""
+    require_tensorflow(f"Text data ({what}; Keras's TextVectorization)")
 
 
 def _tokens_not_applicable(arrays, vocab_size):

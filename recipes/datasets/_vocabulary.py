@@ -8,6 +8,9 @@ the vocabulary's words are ids 2, 3, ... from the most frequent down (ties in al
 every process of a job and every later reading learns the same ids). A text longer than the sequence
 length is cut at its end, a shorter one padded at its end (`TextVectorization`'s way, and the one
 cuDNN's masked LSTM takes).
+
+`TextVectorization` runs on TensorFlow whatever the Keras backend: where TensorFlow is not installed,
+learning or applying a vocabulary raises `MissingDependency` in one line.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import dataclasses
 import math
 
 import numpy as np
+
+from recipes._optional import require_tensorflow
 
 STANDARDIZE = "lower_and_strip_punctuation"
 SPLIT = "whitespace"
@@ -30,6 +35,7 @@ LENGTH_MULTIPLE = 8
 LENGTH_RANGE = (16, 256)
 RESERVED = ("", "[UNK]")  # ids 0 and 1
 _BATCH = 1024
+TEXTS = "Text data (Keras's TextVectorization)"  # what needs TensorFlow, in the one-line refusal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +66,7 @@ def _dataset(texts):
 
 def vectorizer(tokens, sequence_length):
     """Keras's `TextVectorization` with these words (ids 2, ...) and this length."""
+    require_tensorflow(TEXTS)
     import keras
 
     return keras.layers.TextVectorization(
@@ -81,6 +88,7 @@ def learn(texts, *, max_tokens=None, sequence_length=None) -> Vocabulary:
         sequence_length: token ids per text. Defaults to `None`: the 95th percentile of the
             training texts' lengths in words, rounded up to a multiple of 8, within 16..256.
     """
+    require_tensorflow(TEXTS)
     import keras
 
     # every word of the training texts, padded per batch (ragged output is TensorFlow's alone)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from recipes._log import logger
+from recipes.datasets import _batches
 from recipes.errors import ConfigError
 from recipes.judge.classifier import JUDGE_FILE, NUM_SAMPLES, SAMPLE_SEED, Judge, cached_judge, judge_from_run
 from recipes.quality import sample_quality
@@ -59,9 +60,10 @@ _READ_BATCH = 256  # reading the splits into arrays: the same arrays as the run'
 
 
 def _arrays(dataset):
+    """A pipeline of either engine read into arrays: `(x, y)`, `y` `None` without labels."""
     if dataset is None:
         return None, None
-    batches = list(dataset.as_numpy_iterator())
+    batches = list(_batches.batches(dataset))
     if batches and isinstance(batches[0], tuple):
         return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
     return np.concatenate(batches), None

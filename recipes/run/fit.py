@@ -90,6 +90,7 @@ def _model_from_last(run, error):
             f"they are)."
         ) from None
     restored.jit_compile, restored.steps_per_execution = run.model.jit_compile, run.model.steps_per_execution
-    steps = int(run.data.train.cardinality())
+    train = run.data.train
+    steps = int(train.cardinality()) if hasattr(train, "cardinality") else len(train)  # tf.data, or a PyDataset
     iterations = int(next(iter(optimizers(restored).values())).iterations.numpy()) if optimizers(restored) else 0
     return restored, (iterations // steps if steps > 0 else 0)

@@ -108,6 +108,7 @@ def prepare(config: dict, run_dir=None, *, overrides=None, verbose: int = 1) -> 
         if config["batch_size"] == "auto":
             config = {**config, "batch_size": data.info.batch_size}
             logger.info(f"Batch size: {data.info.batch_size} (auto: {data.info.num_train} training examples)")
+        logger.info(f"Data engine: {data.info.engine} ({data.info.engine_reason})")
         if data.info.cache:
             logger.info(f"Data cache: {data.info.cache}")
         model = build_model(config, data.info, plan)

@@ -7,6 +7,7 @@ import sys
 
 import keras
 
+from recipes.datasets._images import UnreadableImage
 from recipes.errors import TrainingError
 
 
@@ -30,8 +31,9 @@ class _Position(keras.callbacks.Callback):
 
 class Reading:
     """Turns a failed read of a streamed image file during `fit()` into a `TrainingError`
-    naming the file: the pipeline's own error (raised from TensorFlow's iterator, on any
-    backend) names none. `position` is the callback that keeps where training was."""
+    naming the file: the tf.data pipeline's own error (raised from TensorFlow's iterator, on any
+    backend) names none; the PyDataset engine's (`UnreadableImage`) does, and is told where
+    training stopped. `position` is the callback that keeps where training was."""
 
     def __init__(self, run):
         self.train, self.val, self.run_dir = run.data.train, run.data.val, run.directory
@@ -41,9 +43,11 @@ class Reading:
         return self
 
     def __exit__(self, kind, error, traceback):
+        where = self.position
+        if isinstance(error, UnreadableImage):
+            raise TrainingError(f"{error} {self._stopped(where)}") from None
         if error is None or not _is_data_error(error):
             return False
-        where = self.position
         data = self.val if where.validating else self.train
         stream, shards = getattr(data, "files", None), getattr(data, "shards_root", None)
         if stream is None and shards is not None:  # a record that is not what its shard was packed with
@@ -58,10 +62,13 @@ class Reading:
         found = stream.unreadable(where.epoch, where.step) if not where.validating else stream.unreadable(0, 0)
         if found is None:
             return False
-        raise TrainingError(
-            f"{found} Training stopped in epoch {where.epoch + 1}; the epochs before it are kept: resume with "
+        raise TrainingError(f"{found} {self._stopped(where)}") from None
+
+    def _stopped(self, where) -> str:
+        return (
+            f"Training stopped in epoch {where.epoch + 1}; the epochs before it are kept: resume with "
             f"`recipes train --resume {self.run_dir}`."
-        ) from None
+        )
 
 
 def _is_data_error(error) -> bool:
