@@ -372,6 +372,48 @@ def test_image_callbacks_write_without_a_tensorboard_callback(tmp_path):
     assert [step for step, _ in image_events(validation, "images/reconstructions")] == [1, 2]
 
 
+class ArrayBatches(keras.utils.PyDataset):
+    """Arrays as a `keras.utils.PyDataset`: what `load_dataset` returns where TensorFlow is absent."""
+
+    def __init__(self, *arrays, batch_size=8):
+        super().__init__()
+        self.arrays, self.batch_size = arrays, batch_size
+
+    def __len__(self):
+        return -(-len(self.arrays[0]) // self.batch_size)
+
+    def __getitem__(self, i):
+        part = tuple(a[i * self.batch_size : (i + 1) * self.batch_size] for a in self.arrays)
+        return part if len(part) > 1 else part[0]
+
+
+def test_the_callbacks_read_a_py_dataset_as_they_read_a_tf_data_pipeline(tmp_path):
+    from recipes.callbacks import batch_norm
+
+    x, y = blobs(n=30)
+    for labelled, plain in ((ArrayBatches(x, y), (x, y)), (ArrayBatches(x), x)):
+        for n in (None, 12):
+            got, expected = image_callbacks.take_examples(labelled, n), image_callbacks.take_examples(plain, n)
+            np.testing.assert_array_equal(got[0], expected[0])
+            assert (got[1] is None) == (expected[1] is None)
+            if got[1] is not None:
+                np.testing.assert_array_equal(got[1], expected[1])
+        assert image_callbacks._has_labels(labelled) == image_callbacks._has_labels(plain)
+    assert [len(b) for b in batch_norm._takes_examples(ArrayBatches(x, y), 20, 2**20)] == [8, 8, 8]
+
+    # the confusion matrix of a PyDataset's validation data, and a VAE's reconstructions of one
+    run = str(tmp_path / "run")
+    val = ArrayBatches(*blobs(n=30, seed=1))
+    callbacks = default_callbacks(run, validation_data=val)
+    classifier().fit(x, y, epochs=1, verbose=0, validation_data=val, callbacks=callbacks)
+    assert next(c for c in callbacks if isinstance(c, image_callbacks.ConfusionMatrix)).matrix.sum() == 30
+    model = TinyVAE()
+    model.compile(keras.optimizers.Adam(0.01))
+    reconstructions = image_callbacks.Reconstructions(str(tmp_path / "vae"), ArrayBatches(images(10)), num_images=4)
+    model.fit(images(), batch_size=8, epochs=1, verbose=0, callbacks=[reconstructions])
+    np.testing.assert_array_equal(reconstructions.images, images(10)[:4])
+
+
 def test_pictures_are_drawn_first_last_and_every_min_interval_seconds(tmp_path, monkeypatch):
     clock = iter(range(0, 1000, 2))  # each reading of the clock is 2 s after the one before
     monkeypatch.setattr(image_callbacks, "_clock", lambda: next(clock))
@@ -858,7 +900,7 @@ def test_mode_follows_the_monitored_name(monitor, mode, expected):
         (
             dict(validation_data={"x": 1}),
             TypeError,
-            r"validation_data must be a tf\.data\.Dataset, an array or a tuple \(x, y\)\. "
+            r"validation_data must be a tf\.data\.Dataset, a keras\.utils\.PyDataset, an array or a tuple \(x, y\)\. "
             r"Received: validation_data=dict",
         ),
         (dict(class_names="abc"), TypeError, r"class_names must be a list of strings\. Received: class_names='abc'"),

@@ -1,5 +1,7 @@
-"""A real `tensorboard` server reads a run written by `default_callbacks` (loopback only)."""
+"""A real `tensorboard` server reads a run written by `default_callbacks` (loopback only), whichever
+writer wrote it: tf.summary, or tensorboardX (without TensorFlow, or `RECIPES_TENSORBOARD_WRITER`)."""
 
+import io
 import json
 import os
 import re
@@ -10,14 +12,28 @@ import time
 import urllib.parse
 import urllib.request
 
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.graph import keras_util
 
 from recipes import build_dcgan, build_mlp, build_vae, get_model, list_models
-from recipes.callbacks import TensorBoard, default_callbacks
+from recipes._optional import has_tensorflow
+from recipes.callbacks import TensorBoard, default_callbacks, summary_writer_choice
+from recipes.callbacks.logs import WRITER_VARIABLE
+
+WRITERS = ["tf.summary", "tensorboardX"] if has_tensorflow() else ["tensorboardX"]
+
+
+def run_graph() -> str | None:
+    """The run graph written: `"ops"` (the forward pass traced, with tf.summary on the TensorFlow
+    backend), `"layers"` (tensorboardX, a node a layer) or `None` (tf.summary on another backend)."""
+    if summary_writer_choice()[0] == "tensorboardX":
+        return "layers"
+    return "ops" if keras.backend.backend() == "tensorflow" else None
+
 
 # no proxy: the server is on 127.0.0.1 and nothing else may be contacted
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -100,7 +116,9 @@ def wait_for(port, proc, ready, timeout=120.0):
 
 
 @pytest.mark.process
-def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorboard_server):
+@pytest.mark.parametrize("writer", WRITERS)
+def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorboard_server, monkeypatch, writer):
+    monkeypatch.setenv(WRITER_VARIABLE, writer)
     run = tmp_path / "run"
     x, y = blobs(48, seed=0)
     val = blobs(24, seed=1)
@@ -140,7 +158,7 @@ def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorbo
     [entry] = get(port, "/data/plugin/images/images", run="logs/validation", tag="images/confusion_matrix")
     assert entry["step"] == 2
     png = get(port, "/data/plugin/images/individualImage?" + entry["query"])
-    assert tf.io.decode_png(png).shape == (400, 400, 4)
+    assert np.asarray(Image.open(io.BytesIO(png))).shape == (400, 400, 4)
     assert sorted(get(port, "/data/runs")) == ["logs/train", "logs/validation"]
 
     # no second copy of the validation scalars against iterations
@@ -153,14 +171,25 @@ def test_tensorboard_serves_the_runs_scalars_images_and_graph(tmp_path, tensorbo
     assert graphs["logs/train"]["tags"]["keras"]["conceptual_graph"]
     graph = get(port, "/data/plugin/graphs/graph", run="logs/train", tag="keras", conceptual="true").decode()
     assert 'name: "mlp/predictions"' in graph
-    assert graphs["logs/train"]["run_graph"]
+    assert graphs["logs/train"]["run_graph"] == (run_graph() is not None)
+    if run_graph() is None:
+        return
     ops = get(port, "/data/plugin/graphs/graph", run="logs/train").decode()
+    if run_graph() == "layers":
+        assert 'name: "mlp/dense1"' in ops and 'name: "mlp/predictions"' in ops
+        return
     assert re.search(r'name: "mlp(_\d)?/dense1(_\d)?/', ops) and re.search(r'name: "mlp(_\d)?/predictions(_\d)?/', ops)
     assert "train_function" not in ops and "graph_1" not in ops
 
 
 @pytest.mark.process
-def test_tensorboard_shows_the_layer_graphs_and_pictures_of_the_vae_and_dcgan(tmp_path, tensorboard_server):
+@pytest.mark.parametrize("writer", WRITERS)
+def test_tensorboard_shows_the_layer_graphs_and_pictures_of_the_vae_and_dcgan(
+    tmp_path, tensorboard_server, monkeypatch, writer
+):
+    monkeypatch.setenv(WRITER_VARIABLE, writer)
+    if run_graph() is None:
+        pytest.skip("tf.summary writes a run graph on the TensorFlow backend only")
     images = np.random.default_rng(0).random((16, 16, 16, 1)).astype("float32")
     vae = build_vae(input_shape=(16, 16, 1), latent_dim=2, filters=(2, 4), hidden_units=(4,), seed=1)
     val = images[:8]

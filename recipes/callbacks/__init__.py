@@ -24,6 +24,10 @@ A run directory then holds:
 Epochs count from 1, as Keras prints "Epoch 1/10": TensorBoard's step, history.csv's
 `epoch` column and `<images>_epoch_001.png` all say 1 for the first epoch.
 
+The event files under `logs/` are written by `tf.summary`, or by tensorboardX where TensorFlow
+is not installed (`summary_writer_choice`, `$RECIPES_TENSORBOARD_WRITER`): the same runs, tags
+and steps, but no forward-pass op graph (the `logs` module says what differs).
+
 Kill a run and call `fit` again with the same `run_dir` and the same model
 recipe: it resumes after the last finished epoch.
 
@@ -39,7 +43,6 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from recipes._checks import SCHEDULES, check_choice, check_int
 from recipes.callbacks.batch_norm import BatchNormCalibration, recalibrate_batch_norm
@@ -69,7 +72,7 @@ from recipes.callbacks.learning_rate import (
     learning_rates,
     optimizers,
 )
-from recipes.callbacks.logs import HistoryCSVLogger, TensorBoard
+from recipes.callbacks.logs import HistoryCSVLogger, TensorBoard, summary_writer_choice, tensorboard_writer
 from recipes.callbacks.monitoring import (
     EarlyStopping,
     InterruptBetweenSteps,
@@ -79,6 +82,7 @@ from recipes.callbacks.monitoring import (
     resolve_monitor,
 )
 from recipes.callbacks.quality import SampleQuality
+from recipes.datasets._batches import is_pipeline
 
 __all__ = [
     "AtomicModelCheckpoint",
@@ -113,6 +117,8 @@ __all__ = [
     "random_state",
     "resolve_monitor",
     "restore_random_state",
+    "summary_writer_choice",
+    "tensorboard_writer",
 ]
 
 SWITCH = ("auto", True, False)
@@ -151,7 +157,8 @@ def default_callbacks(
     Args:
         run_dir: directory of the run, created if needed (layout in the module doc).
         validation_data: the data given to `fit(validation_data=...)`, if any: a
-            `tf.data.Dataset` of `(x, y)` or `x`, an array `x` or a tuple `(x, y)`.
+            pipeline of `(x, y)` or `x` batches (a `tf.data.Dataset` or a
+            `keras.utils.PyDataset`), an array `x` or a tuple `(x, y)`.
             Needed for the confusion matrix (with labels) and reconstructions.
             Defaults to `None`.
         training_data: the data given to `fit()`. With it, `EpochOrder` makes a
@@ -231,9 +238,11 @@ def default_callbacks(
     ):
         if not isinstance(value, bool) and value != "auto":
             raise ValueError(f"{name} must be one of {SWITCH}. Received: {name}={value!r}")
-    if validation_data is not None and not isinstance(validation_data, (np.ndarray, tuple, list, tf.data.Dataset)):
+    if validation_data is not None and not (
+        isinstance(validation_data, (np.ndarray, tuple, list)) or is_pipeline(validation_data)
+    ):
         raise TypeError(
-            f"validation_data must be a tf.data.Dataset, an array or a tuple (x, y). "
+            f"validation_data must be a tf.data.Dataset, a keras.utils.PyDataset, an array or a tuple (x, y). "
             f"Received: validation_data={type(validation_data).__name__}"
         )
     for name, value in (("reconstructions", reconstructions), ("confusion_matrix", confusion_matrix)):

@@ -5,11 +5,18 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from recipes.datasets._batches import batches, is_pipeline
+
+
+def _batches_of(data):
+    """The batches of a pipeline (either engine) as numpy arrays, or those of any other iterable as they are."""
+    return batches(data) if is_pipeline(data) else iter(data)
+
 
 def _takes_examples(data, max_examples: int, max_bytes: int) -> list:
     """The first batches of `data` as numpy arrays, up to `max_examples` examples or `max_bytes`."""
     batches, seen, size = [], 0, 0
-    for batch in data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else data:
+    for batch in _batches_of(data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
         x = np.asarray(x)
         if batches and size + x.nbytes > max_bytes:
@@ -41,7 +48,7 @@ def recalibrate_batch_norm(model, data, *, max_examples: int = 4096) -> int:
 
     Args:
         model: a built Keras model.
-        data: an iterable of batches (a `tf.data.Dataset`, a list of arrays).
+        data: an iterable of batches (a `tf.data.Dataset`, a `keras.utils.PyDataset`, a list of arrays).
         max_examples: stop after about this many examples. Defaults to `4096`.
 
     Returns:
@@ -56,7 +63,7 @@ def recalibrate_batch_norm(model, data, *, max_examples: int = 4096) -> int:
     seeds = random_state(model)
     seen = 0
     try:
-        for k, batch in enumerate(data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else data):
+        for k, batch in enumerate(_batches_of(data)):
             x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
             for layer in layers:
                 layer.momentum = k / (k + 1)

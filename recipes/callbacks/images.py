@@ -4,7 +4,9 @@ matrix and the curves, as TensorBoard images and PNGs (the drawing itself is `re
 Pictures of the model itself (`images/samples`, `images/latent_traversal`) go to the
 `logs/train` run, pictures computed on validation data (`images/reconstructions`,
 `images/confusion_matrix`) to `logs/validation`, at step = epoch number (from 1), through
-the same writers as the TensorBoard callback (`summary_writer`)."""
+the same writers as the TensorBoard callback (`tensorboard_writer`: tf.summary, or tensorboardX
+without TensorFlow). Validation data is read through `recipes.datasets._batches`, whichever engine
+built it."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from recipes._checks import is_real
-from recipes.callbacks.logs import summary_writer
+from recipes.callbacks.logs import tensorboard_writer
+from recipes.datasets._batches import batches, is_pipeline
 from recipes.plots import (
     confusion_matrix,
     confusion_matrix_figure,
@@ -39,14 +41,14 @@ _CLASSIFIER_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentro
 def take_examples(data, n: int | None = None):
     """`(x, y)` numpy arrays from validation data: the first `n` examples (all when `None`).
 
-    `data` is a batched `tf.data.Dataset` of `(x, y)` or `x`, an array `x`, or a tuple
-    `(x, y)`; `y` is `None` when there are no labels.
+    `data` is a pipeline of `(x, y)` or `x` batches (a `tf.data.Dataset` or a
+    `keras.utils.PyDataset`), an array `x`, or a tuple `(x, y)`; `y` is `None` when there
+    are no labels.
     """
-    if isinstance(data, tf.data.Dataset):
+    if is_pipeline(data):
         xs, ys, count = [], [], 0
-        for element in data.as_numpy_iterator():
-            x, y = (element[0], element[1]) if isinstance(element, tuple) and len(element) > 1 else (element, None)
-            x = x[0] if isinstance(x, tuple) else x
+        for batch in batches(data):
+            x, y = _x_y(batch)
             xs.append(x)
             ys.append(y)
             count += len(x)
@@ -63,9 +65,17 @@ def take_examples(data, n: int | None = None):
     return x, None if y is None else np.asarray(y)[:n]
 
 
+def _x_y(batch):
+    """`(x, y)` of a batch `(x, y)`, `(x, y, sample_weight)`, `(x,)` or `x`; `y` is `None` without labels."""
+    if isinstance(batch, tuple):
+        return batch[0], batch[1] if len(batch) > 1 else None
+    return batch, None
+
+
 def _has_labels(data) -> bool:
-    if isinstance(data, tf.data.Dataset):
-        return isinstance(data.element_spec, tuple) and len(data.element_spec) > 1
+    if is_pipeline(data):  # its first batch says
+        first = next(batches(data, 1), None)
+        return first is not None and _x_y(first)[1] is not None
     return isinstance(data, (tuple, list)) and len(data) > 1 and data[1] is not None
 
 
@@ -154,9 +164,8 @@ class ImageCallback(keras.callbacks.Callback):
         `enlarge` repeats the pixels of small images in the PNGs."""
         if image.shape[-1] not in (1, 3, 4):
             raise ValueError(f"{self.name} images must have 1, 3 or 4 channels. Received: shape={image.shape}")
-        writer = summary_writer(os.path.join(self.run_dir, "logs", self.run))
-        with writer.as_default():
-            tf.summary.image(self.tag, image[None], step=epoch, max_outputs=1)
+        writer = tensorboard_writer(os.path.join(self.run_dir, "logs", self.run))
+        writer.image(self.tag, image[None], epoch)
         writer.flush()
         plots_dir = os.path.join(self.run_dir, "plots")
         big = upscale(image) if enlarge else image
