@@ -8,8 +8,8 @@ import warnings
 
 import keras
 
+from recipes import _optional, hardware, launch, run_directory, trained
 from recipes import config as config_lib
-from recipes import hardware, launch, run_directory, trained
 from recipes import job as job_lib
 from recipes import run as run_lib
 from recipes.config import DEFAULTS
@@ -62,6 +62,14 @@ def cmd_info(args):
         f"not fit on disk with --cache DIR (config key cache)"
     )
     print(f"job: {job.describe()}")
+    print(f"backends installed: {', '.join(_optional.backends_installed())}")
+    from recipes.callbacks.logs import summary_writer_choice
+    from recipes.datasets import data_engine
+
+    engine, why = data_engine()
+    print(f"data engine: {engine} ({why})")
+    writer, why = summary_writer_choice()
+    print(f"TensorBoard writer: {writer} ({why})")
 
 
 def cmd_pack(args):

@@ -93,8 +93,11 @@ def test_info_prints_the_plan_with_cpu_extensions_and_reasons(recipes_main):
 
     result = recipes_main("info", "vgg16")
     assert result.returncode == 0, result.stderr
-    plan, *reasons, cache, job = result.stdout.strip().splitlines()
+    plan, *reasons, cache, job, backends, engine, writer = result.stdout.strip().splitlines()
     assert job == "job: one process"
+    assert backends == "backends installed: tensorflow, jax, torch"
+    assert engine == "data engine: tf.data (the TensorFlow backend: tf.data, measured faster there)"
+    assert writer == "TensorBoard writer: tf.summary (TensorFlow is installed)"
     assert cache.startswith("data cache: 2GiB of decoded images in memory when a data set fits")
     assert "--cache-budget SIZE" in cache and "--cache DIR" in cache
     assert plan.startswith("backend: tensorflow | devices: CPU:0 (") and f"; {describe_cpu_extensions()})" in plan

@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "recipes"
 # (without a circle: `test_no_import_circle`) and from the layers below, never from one above.
 LAYERS = [
     # leaves: no recipe knowledge
-    ["_atomic", "_checks", "_home", "_log", "errors", "plots", "quality", "spec"],
+    ["_atomic", "_checks", "_home", "_log", "_optional", "errors", "plots", "quality", "spec"],
     # the model families (register with `spec`), the data, the devices, the processes of a job
     ["models", "datasets", "_tf_devices", "_hardware_plan", "hardware", "job", "_inputs"],
     # name -> recipe (loads the families on first use)
