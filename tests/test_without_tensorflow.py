@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.process
@@ -175,3 +176,34 @@ def test_a_jax_job_of_two_processes_trains_without_tensorflow(tmp_path):
     # the launcher and its two processes, none of which imported TensorFlow
     imported = [p.read_text() for p in marks.iterdir()]
     assert len(imported) >= 3 and set(imported) == {"False"}, imported
+
+
+def test_a_folder_of_photos_trains_and_predicts_without_tensorflow(tmp_path):
+    """`recipes train vgg16 --dataset photos/` as the issue types it (a shrunk VGG16), then `predict`
+    on the files: the PyDataset engine reads the folder (a killed run's exact resume: test_smoke.py)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        folder = tmp_path / "photos" / f"class{c}"
+        folder.mkdir(parents=True)
+        for i in range(24):
+            pixels = (rng.random((48, 64, 3)) * 60 + c * 80).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
+    run = tmp_path / "run"
+    code = f"""
+        from recipes.cli import main
+        args = ["--backend", "jax", "--quiet"]
+        assert main(["train", "vgg16", "--dataset", {str(tmp_path / "photos")!r}, "--epochs", "2",
+                     "--image-size", "32", "32", "--batch-size", "16", "--run-dir", {str(run)!r},
+                     "--set", "filters=[4,8,8,16,16]", "--set", "fc_units=[16]", *args]) == 0
+        assert main(["predict", {str(run)!r}, {str(tmp_path / "photos" / "class2")!r},
+                     "--out", {str(tmp_path / "p.json")!r}]) == 0
+        print("tensorflow imported:", sys.modules.get("tensorflow") is not None)
+    """
+    done = _python(code, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tensorflow imported: False" in done.stdout
+    assert [line.split(",", 1)[0] for line in (run / "history.csv").read_text().splitlines()[1:]] == ["1", "2"]
+    rows = json.loads((tmp_path / "p.json").read_text())["predictions"]
+    assert len(rows) == 24 and {row["predicted"] for row in rows} <= {"class0", "class1", "class2"}
