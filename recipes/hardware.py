@@ -360,18 +360,7 @@ def cpu_model() -> str:
 
 def has_gpu() -> bool:
     """Whether the Keras backend sees a GPU (on TensorFlow, without initialising the devices)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.local_devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    from recipes._tf_devices import has_gpu as tf_has_gpu
-
-    return tf_has_gpu()
+    return _gpu_count() > 0
 
 
 def split_cpu(n: int) -> None:
@@ -407,6 +396,7 @@ def _versions() -> str:
 
 
 def _gpu_count() -> int:
+    """The GPUs the Keras backend sees."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax

@@ -193,3 +193,12 @@ def tiny_text_run(tmp_path_factory, reviews_folder):
         flags={"epochs": 3, "dataset": str(reviews_folder)},
         sets={"units": [8], "embedding_dim": 8, "bidirectional": False},
     )
+
+
+def py_batches(x, y=None, batch_size=8):
+    """Arrays as the PyDataset engine gives them to `fit` (in order, no shuffle): `(x, y)` or `x` batches."""
+    import numpy as np
+
+    from recipes.datasets._pydataset import ArrayBatches
+
+    return ArrayBatches(x, y, np.arange(len(x)), batch_size)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import py_batches
 from tensorboard.backend.event_processing import event_accumulator
 
 from recipes import build_mlp, plots
@@ -372,26 +373,11 @@ def test_image_callbacks_write_without_a_tensorboard_callback(tmp_path):
     assert [step for step, _ in image_events(validation, "images/reconstructions")] == [1, 2]
 
 
-class ArrayBatches(keras.utils.PyDataset):
-    """Arrays as a `keras.utils.PyDataset`: what `load_dataset` returns where TensorFlow is absent."""
-
-    def __init__(self, *arrays, batch_size=8):
-        super().__init__()
-        self.arrays, self.batch_size = arrays, batch_size
-
-    def __len__(self):
-        return -(-len(self.arrays[0]) // self.batch_size)
-
-    def __getitem__(self, i):
-        part = tuple(a[i * self.batch_size : (i + 1) * self.batch_size] for a in self.arrays)
-        return part if len(part) > 1 else part[0]
-
-
 def test_the_callbacks_read_a_py_dataset_as_they_read_a_tf_data_pipeline(tmp_path):
     from recipes.callbacks import batch_norm
 
     x, y = blobs(n=30)
-    for labelled, plain in ((ArrayBatches(x, y), (x, y)), (ArrayBatches(x), x)):
+    for labelled, plain in ((py_batches(x, y), (x, y)), (py_batches(x), x)):
         for n in (None, 12):
             got, expected = image_callbacks.take_examples(labelled, n), image_callbacks.take_examples(plain, n)
             np.testing.assert_array_equal(got[0], expected[0])
@@ -399,17 +385,17 @@ def test_the_callbacks_read_a_py_dataset_as_they_read_a_tf_data_pipeline(tmp_pat
             if got[1] is not None:
                 np.testing.assert_array_equal(got[1], expected[1])
         assert image_callbacks._has_labels(labelled) == image_callbacks._has_labels(plain)
-    assert [len(b) for b in batch_norm._takes_examples(ArrayBatches(x, y), 20, 2**20)] == [8, 8, 8]
+    assert [len(b) for b in batch_norm._takes_examples(py_batches(x, y), 20, 2**20)] == [8, 8, 8]
 
     # the confusion matrix of a PyDataset's validation data, and a VAE's reconstructions of one
     run = str(tmp_path / "run")
-    val = ArrayBatches(*blobs(n=30, seed=1))
+    val = py_batches(*blobs(n=30, seed=1))
     callbacks = default_callbacks(run, validation_data=val)
     classifier().fit(x, y, epochs=1, verbose=0, validation_data=val, callbacks=callbacks)
     assert next(c for c in callbacks if isinstance(c, image_callbacks.ConfusionMatrix)).matrix.sum() == 30
     model = TinyVAE()
     model.compile(keras.optimizers.Adam(0.01))
-    reconstructions = image_callbacks.Reconstructions(str(tmp_path / "vae"), ArrayBatches(images(10)), num_images=4)
+    reconstructions = image_callbacks.Reconstructions(str(tmp_path / "vae"), py_batches(images(10)), num_images=4)
     model.fit(images(), batch_size=8, epochs=1, verbose=0, callbacks=[reconstructions])
     np.testing.assert_array_equal(reconstructions.images, images(10)[:4])
 

@@ -13,6 +13,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from conftest import py_batches
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.graph import keras_util
@@ -34,25 +35,10 @@ def blobs(n, seed):
     return x.astype("float32"), y.astype("int32")
 
 
-class Batches(keras.utils.PyDataset):
-    """Arrays as a PyDataset, as the PyDataset engine gives `fit` its data."""
-
-    def __init__(self, *arrays, batch_size=8):
-        super().__init__()
-        self.arrays, self.batch_size = arrays, batch_size
-
-    def __len__(self):
-        return -(-len(self.arrays[0]) // self.batch_size)
-
-    def __getitem__(self, i):
-        part = tuple(a[i * self.batch_size : (i + 1) * self.batch_size] for a in self.arrays)
-        return part if len(part) > 1 else part[0]
-
-
 def train_mlp(run, epochs=2, callbacks=(), **kwargs):
     """The MLP on blobs with default_callbacks and a PyDataset as validation data; returns the History."""
     x, y = blobs(48, seed=0)
-    val = Batches(*blobs(24, seed=1))
+    val = py_batches(*blobs(24, seed=1))
     model = build_mlp(
         input_shape=(4,), num_classes=3, hidden_units=(8,), dropout=0.0, optimizer="adam", learning_rate=0.01
     )
