@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 
 from recipes.models import _common as c
+from recipes.models._transpose import Conv2DTranspose
 
 _BASES = (4, 7)  # side of the generator's first feature map: 4 for 32/64, 7 for 28
 _SUPPORTED = "square, with a side of 4*2^k or 7*2^k (k >= 1; e.g. 28, 32, 64)"
@@ -39,12 +40,10 @@ def networks(input_shape, base, k, latent_dim, base_filters, kernel_size):
     x = keras.layers.ReLU(name="project_relu")(x)
     x = keras.layers.Reshape((base, base, widths[0]), name="project_reshape")(x)
     for i, filters in enumerate(widths[1:], start=1):
-        x = keras.layers.Conv2DTranspose(filters, use_bias=False, name=f"block{i}_convT", **conv)(x)
+        x = Conv2DTranspose(filters, use_bias=False, name=f"block{i}_convT", **conv)(x)
         x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
         x = keras.layers.ReLU(name=f"block{i}_relu")(x)
-    images = keras.layers.Conv2DTranspose(
-        input_shape[-1], activation="tanh", dtype=c.output_dtype(), name="output_convT", **conv
-    )(x)
+    images = Conv2DTranspose(input_shape[-1], activation="tanh", dtype=c.output_dtype(), name="output_convT", **conv)(x)
     generator = keras.Model(latent, images, name="generator")
 
     # Discriminator: strided convolutions, no batch norm on the input layer.

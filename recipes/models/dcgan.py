@@ -125,7 +125,7 @@ class DCGAN(keras.Model):
         """
         n = c.check_int("n", n)
         latent = keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None else seed)
-        return c.batched(lambda z: self.generator(z, training=False), ops.convert_to_numpy(latent), batch_size)
+        return c.batched(lambda z: c.infer(self.generator, z), ops.convert_to_numpy(latent), batch_size)
 
     def train_step(self, *args):
         """`train_step(data)` on TensorFlow and PyTorch, `train_step(state, data)` on JAX."""

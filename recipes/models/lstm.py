@@ -9,7 +9,9 @@ from recipes.spec import register_model
 
 # On a CPU, an unrolled LSTM of 8 steps trained 1.5x faster than the symbolic loop
 # (2 cores, TF 2.21; scripts/bench/train_throughput.py); long sequences would blow up
-# the graph, so only short ones are unrolled.
+# the graph, so only short ones are unrolled. Not on JAX: XLA's loop (lax.scan) was as fast
+# at 8 steps and 1.9x faster at 28, and compiled in 2 s where the unrolled step took 4.5-18 s
+# (LSTM 128, forward and backward; scripts/bench/jax_cpu.py).
 MAX_UNROLL_STEPS = 32
 POOLINGS = ("last", "max", "mean", "max_mean")
 
@@ -180,7 +182,8 @@ def build_lstm(
         unroll: unroll the recurrence into a fixed graph: `True`, `False`, or
             `"auto"`, which unrolls sequences of a known length up to
             `MAX_UNROLL_STEPS` when no GPU is visible (on a GPU, cuDNN's fused
-            kernel is faster and needs `unroll=False`). Unrolling changes speed and
+            kernel is faster and needs `unroll=False`), except on JAX, whose loop is
+            as fast and compiles sooner. Unrolling changes speed and
             memory, not the weights or the results. Defaults to `"auto"`.
         classifier_activation: `"auto"` (softmax, or one sigmoid unit when
             `num_classes=2`), `"softmax"` or `"sigmoid"`. Defaults to `"auto"`.
@@ -222,7 +225,8 @@ def build_lstm(
     if unroll == "auto":
         from recipes.hardware import has_gpu
 
-        unroll = input_shape[0] is not None and input_shape[0] <= MAX_UNROLL_STEPS and not has_gpu()
+        short = input_shape[0] is not None and input_shape[0] <= MAX_UNROLL_STEPS
+        unroll = short and keras.backend.backend() != "jax" and not has_gpu()
     elif not isinstance(unroll, bool):
         raise ValueError(f"unroll must be True, False or 'auto'. Received: unroll={unroll!r}")
     c.head_units(num_classes, classifier_activation)

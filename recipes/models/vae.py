@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from recipes.models import _common as c
+from recipes.models._transpose import Conv2DTranspose
 from recipes.spec import register_model
 
 
@@ -159,11 +160,11 @@ class VAE(keras.Model):
 
     def encode(self, x, batch_size=256):
         """Returns the mean code of each example of `x`, float32 `(n, latent_dim)`."""
-        return c.batched(lambda b: self.encoder(b, training=False)[0], x, batch_size)
+        return c.batched(lambda b: c.infer(self.encoder, b)[0], x, batch_size)
 
     def decode(self, z, batch_size=256):
         """Returns the decoded examples of the codes `z`, float32 in [0, 1]."""
-        return c.batched(lambda b: self.decoder(b, training=False), z, batch_size)
+        return c.batched(lambda b: c.infer(self.decoder, b), z, batch_size)
 
     def sample(self, n, seed=None, batch_size=256):
         """Decodes `n` codes drawn from the prior N(0, I); the same int `seed`, the same samples."""
@@ -318,8 +319,8 @@ def build_vae(
         x = keras.layers.Dense(math.prod(feature_shape), name="project_dense", **relu)(x)
         x = keras.layers.Reshape(feature_shape, name="project_reshape")(x)
         for i, f in enumerate(reversed(filters), start=1):
-            x = keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", name=f"block{i}_convT", **relu)(x)
-        outputs = keras.layers.Conv2DTranspose(
+            x = Conv2DTranspose(f, 3, strides=2, padding="same", name=f"block{i}_convT", **relu)(x)
+        outputs = Conv2DTranspose(
             input_shape[-1], 3, padding="same", activation="sigmoid", dtype=out_dtype, name="reconstruction"
         )(x)
     else:
