@@ -404,7 +404,13 @@ def test_info_in_a_job_shows_the_processes_and_every_device():
         "backend: jax | devices: CPU:0 (process 0), CPU:2048 (process 1) | strategy: data_parallel"
     )
     assert any("DataParallel over the 2 devices of 2 processes (this is process 0)" in line for line in lines)
-    assert lines[-1].startswith("job: process 0 of 2 (coordinator 127.0.0.1:")
+    job = next(line for line in lines if line.startswith("job: "))
+    assert job.startswith("job: process 0 of 2 (coordinator 127.0.0.1:")
+    assert lines[-2:] == [
+        "data engine: pydataset (data in memory on jax: PyDataset measured faster than tf.data; tf.data for image "
+        "files, texts and packed shards)",
+        "TensorBoard writer: tf.summary (TensorFlow is installed)",
+    ]
 
 
 @pytest.mark.job

@@ -191,6 +191,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     def __init__(self, backup_dir, delete_at_end=True, callbacks=()):
         super().__init__(backup_dir, double_checkpoint=True)
+        self.async_safe = self.save_freq == "epoch"  # its batch ends do nothing (see TerminateOnNaN)
         self.delete_at_end = delete_at_end
         self.callbacks = [c for c in callbacks if isinstance(c, ResumableState)]
         self._stopped_on_nan = False

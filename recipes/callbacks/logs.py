@@ -335,6 +335,9 @@ class TensorBoard(keras.callbacks.TensorBoard):
                 f"Received: profile_batch={profile_batch!r}"
             )
         super().__init__(*args, **kwargs)
+        # written once an epoch, no profile: nothing a batch's end does needs its logs at once, so
+        # Keras may dispatch batch ends asynchronously (see TerminateOnNaN)
+        self.async_safe = self.update_freq == "epoch" and not self._should_trace
 
     @property
     def _train_writer(self):
