@@ -390,7 +390,7 @@ def main(argv=None) -> int:
 
     try:
         COMMANDS[args.command](args)
-    except (ConfigError, TrainingError) as e:
+    except (ConfigError, TrainingError, _optional.MissingDependency) as e:  # the last: needs TensorFlow
         if os.environ.get("RECIPES_DEBUG"):
             raise
         line = f"recipes {args.command}: error: {first_line(e)}\n"
